@@ -1,0 +1,7 @@
+//! One module per subcommand group; each owns its clap arguments and its `run`.
+
+pub mod asr;
+pub mod demo;
+pub mod models;
+pub mod nlu;
+pub mod tts;

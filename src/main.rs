@@ -1,0 +1,69 @@
+//! `callbot`: the one binary that wires callbot's crates together.
+
+mod cli;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "callbot",
+    version,
+    about = "Offline outbound voicebot and dialer for banks"
+)]
+struct Cli {
+    /// Models directory (default: $CALLBOT_MODELS, else models/store in the source tree).
+    #[arg(long, global = true, env = "CALLBOT_MODELS")]
+    models: Option<PathBuf>,
+
+    /// Log filter, e.g. `info`, `debug`, `asr=debug` (also RUST_LOG).
+    #[arg(long, global = true, default_value = "warn")]
+    log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch, verify and convert the speech and language models.
+    #[command(subcommand)]
+    Models(cli::models::ModelsCommand),
+    /// Speech recognition.
+    #[command(subcommand)]
+    Asr(cli::asr::AsrCommand),
+    /// Intents, sentiment and entities.
+    #[command(subcommand)]
+    Nlu(cli::nlu::NluCommand),
+    /// Speech synthesis.
+    #[command(subcommand)]
+    Tts(cli::tts::TtsCommand),
+    /// Speak a bank sentence, transcribe it back and classify it, timing each stage.
+    Demo(cli::demo::DemoArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let models = callbot_models::ModelsDir::resolve(cli.models.as_deref());
+    let result = match cli.command {
+        Command::Models(c) => cli::models::run(c, &models),
+        Command::Asr(c) => cli::asr::run(c, &models),
+        Command::Nlu(c) => cli::nlu::run(c, &models),
+        Command::Tts(c) => cli::tts::run(c, &models),
+        Command::Demo(a) => cli::demo::run(a, &models),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
