@@ -132,8 +132,9 @@ fn spoken_customer_replies_are_understood() {
         ("put me through to someone real", "agent"),
         ("representative please", "agent"),
     ];
-    let classifier = nlu::IntentClassifier::train(embedder, examples, Default::default())
-        .expect("training from examples");
+    let classifier =
+        nlu::IntentClassifier::train(embedder, examples, nlu::TrainOptions::few_shot())
+            .expect("training from examples");
     let cases = [
         ("I can pay two hundred dollars today.", "will_pay"),
         ("I will pay you next Friday when I get paid.", "pay_later"),

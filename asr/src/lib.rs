@@ -7,6 +7,8 @@
 //!   cut to the utterance for speed, with guards that fall back to the full window.
 //! - [`Vad`]: Silero VAD v5 (ONNX Runtime), one speech probability per 32 ms window, streaming.
 //! - [`Endpointer`]: sans-IO state machine, probabilities in, `SpeechStart`/`SpeechEnd` out.
+//! - [`TurnDetector`]: VAD + endpointer + buffer over a live stream of 20 ms frames; yields
+//!   barge-in events and finished utterances at 16 kHz.
 //! - [`read_wav`], [`decode_ulaw`]/[`decode_alaw`], [`resample`]: getting audio in.
 //! - [`wer`]: word error rate with a text normaliser, for tests and benchmarks.
 //!
@@ -30,6 +32,7 @@ pub mod g711;
 pub mod resample;
 pub mod speech_set;
 pub mod transcriber;
+pub mod turn;
 pub mod utterance;
 pub mod vad;
 pub mod wav;
@@ -43,6 +46,7 @@ pub use transcriber::{
     FULL_AUDIO_CTX, GuardPolicy, Pass, Rejection, Segment, Timings, TranscribeOptions, Transcriber,
     TranscriberOptions, Transcript, WHISPER_SAMPLE_RATE, WindowPolicy,
 };
+pub use turn::{TurnDetector, TurnEvent};
 pub use vad::{VAD_FRAME_MS, Vad, VadRate};
 pub use wav::{Audio, G711Law, WavError, i16_to_f32, read_wav, read_wav_16k, write_g711_wav};
 

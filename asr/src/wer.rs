@@ -47,7 +47,9 @@ pub fn normalize(text: &str) -> String {
 
 /// [`normalize`], as a list of words.
 pub fn normalized_words(text: &str) -> Vec<String> {
-    let text = strip_annotations(&text.to_lowercase().replace(['’', '‘', '`'], "'"));
+    let text = spell_currency(&strip_annotations(
+        &text.to_lowercase().replace(['’', '‘', '`'], "'"),
+    ));
     let chars: Vec<char> = text.chars().collect();
     let mut cleaned = String::with_capacity(text.len() + 8);
     for (i, &c) in chars.iter().enumerate() {
@@ -75,6 +77,52 @@ pub fn normalized_words(text: &str) -> Vec<String> {
         }
     }
     words
+}
+
+/// "$1,250.50" -> "1250 dollars 50 cents": a recogniser writes amounts with symbols, a reference
+/// often in words, and the unit's position differs between the two.
+fn spell_currency(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let (unit, minor) = match c {
+            '$' => ("dollars", "cents"),
+            '£' => ("pounds", "pence"),
+            '€' => ("euros", "cents"),
+            _ => {
+                out.push(c);
+                continue;
+            }
+        };
+        if !chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push(' ');
+            continue;
+        }
+        let mut whole = String::new();
+        while let Some(&d) = chars.peek() {
+            match d {
+                '0'..='9' => whole.push(d),
+                ',' => {}
+                _ => break,
+            }
+            chars.next();
+        }
+        let mut cents = String::new();
+        if chars.peek() == Some(&'.') {
+            let mut ahead = chars.clone();
+            ahead.next();
+            let digits: String = ahead.take_while(char::is_ascii_digit).collect();
+            if digits.len() == 2 {
+                chars.nth(2);
+                cents = digits;
+            }
+        }
+        out.push_str(&format!(" {whole} {unit} "));
+        if !cents.is_empty() && cents != "00" {
+            out.push_str(&format!("{} {minor} ", cents.trim_start_matches('0')));
+        }
+    }
+    out
 }
 
 /// Removes `(…)`, `[…]` and `<…>` spans: stage directions and non-speech tags, never spoken
@@ -369,6 +417,20 @@ mod tests {
         assert_eq!(normalize("3D audio"), "three d audio");
         assert_eq!(normalize("twenty-one"), normalize("21"));
         assert_eq!(normalize("50%"), "fifty percent");
+    }
+
+    #[test]
+    fn currency_symbols_become_units() {
+        assert_eq!(
+            normalize("I can pay $200."),
+            "i can pay two hundred dollars"
+        );
+        assert_eq!(normalize("$1,200"), "one thousand two hundred dollars");
+        assert_eq!(normalize("$12.05 now"), "twelve dollars five cents now");
+        assert_eq!(normalize("$250.00"), "two hundred fifty dollars");
+        assert_eq!(normalize("£5.99"), "five pounds ninety nine pence");
+        assert_eq!(normalize("€20"), "twenty euros");
+        assert_eq!(normalize("costs $ a lot"), "costs a lot");
     }
 
     #[test]

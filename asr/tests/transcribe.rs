@@ -32,6 +32,11 @@ fn set_wer(name: &str, step: usize) -> (WordErrors, Vec<String>) {
         }
         total += e;
     }
+    eprintln!(
+        "{name}: WER {:.4} over {} words",
+        total.wer(),
+        total.reference_words
+    );
     (total, misses)
 }
 
@@ -60,12 +65,13 @@ fn jfk_exact_words() {
 
 #[test]
 fn asterisk_8k_prompts_wer() {
-    // Every 3rd of the 282 IVR prompts (8 kHz), to keep the test short; the bench runs them all.
-    // Measured here: 5.5% over 470 words (94 prompts); plain whisper.cpp with the full window
-    // is ~6% on the whole set (DESIGN.md). Misses are mostly lone words ("for" -> "4").
-    let (e, misses) = set_wer("asterisk-prompts-8k", 3);
+    // Every 4th of the 282 IVR prompts (8 kHz), to keep the test short; the bench runs them all.
+    // Measured here (1 thread): 4.8% over 459 words (71 prompts). On the whole set the bench
+    // measured 5.9% for this path and 5.2% for the plain full window (2 threads). Misses are
+    // mostly lone words ("for" -> "4", "comma" -> "Karma").
+    let (e, misses) = set_wer("asterisk-prompts-8k", 4);
     assert!(
-        e.wer() < 0.075,
+        e.wer() < 0.065,
         "WER {:.3} over {} words:\n{}",
         e.wer(),
         e.reference_words,
@@ -75,7 +81,8 @@ fn asterisk_8k_prompts_wer() {
 
 #[test]
 fn pocketsphinx_wer() {
-    // 11 clips, 16 kHz read speech. Measured here: 6.25% over 96 words (reference: 8.3%).
+    // 11 clips, 16 kHz read speech. Measured here: 7.3% over 96 words with 1 thread (6.25% with
+    // 2; the full window 5.2%). "clubs" -> "close" on the card clips is most of it.
     let (e, misses) = set_wer("pocketsphinx-testdata", 1);
     assert!(
         e.wer() < 0.095,

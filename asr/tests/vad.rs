@@ -127,3 +127,59 @@ fn endpointer_on_a_live_stream_reports_one_turn() {
         "end {end_ms} ms of {speech_ms}"
     );
 }
+
+#[test]
+fn turn_detector_cuts_utterances_out_of_a_call() {
+    // Two prompts in one 8 kHz stream with silence around them, fed as 20 ms RTP-sized frames.
+    let first =
+        read_wav(&speech_dir().join("asterisk-prompts-8k/wav/conf-getchannel.wav")).unwrap();
+    let second = read_wav(&speech_dir().join("asterisk-prompts-8k/wav/vm-helpexit.wav")).unwrap();
+    let silence = |s: f32| vec![0.0f32; (8000.0 * s) as usize];
+    let stream = [
+        silence(1.0),
+        first.samples.clone(),
+        silence(2.0),
+        second.samples.clone(),
+        silence(0.3),
+    ]
+    .concat();
+    let mut turns = asr::TurnDetector::new(vad(VadRate::Hz8000), EndpointerConfig::default());
+    let mut events = Vec::new();
+    for frame in stream.chunks(160) {
+        events.extend(turns.push(frame).unwrap());
+    }
+    events.extend(turns.finish().unwrap());
+    let utterances: Vec<&Vec<f32>> = events
+        .iter()
+        .filter_map(|e| match e {
+            asr::TurnEvent::Utterance { audio, .. } => Some(audio),
+            asr::TurnEvent::SpeechStarted { .. } => None,
+        })
+        .collect();
+    let starts = events
+        .iter()
+        .filter(|e| matches!(e, asr::TurnEvent::SpeechStarted { .. }))
+        .count();
+    assert_eq!(
+        (starts, utterances.len()),
+        (2, 2),
+        "{:?}",
+        events
+            .iter()
+            .map(|e| match e {
+                asr::TurnEvent::Utterance {
+                    start_ms, end_ms, ..
+                } => format!("utt {start_ms}..{end_ms}"),
+                asr::TurnEvent::SpeechStarted { start_ms } => format!("start {start_ms}"),
+            })
+            .collect::<Vec<_>>()
+    );
+    let opts = asr::TranscribeOptions::default();
+    for (audio, text) in utterances.iter().zip([
+        "Please enter the channel number followed by the pound key.",
+        "Press star for help or pound to exit.",
+    ]) {
+        let got = common::transcriber().transcribe(audio, &opts).unwrap().text;
+        assert_eq!(asr::wer::word_errors(text, &got).errors(), 0, "{got}");
+    }
+}

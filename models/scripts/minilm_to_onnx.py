@@ -9,8 +9,11 @@ OUT_DIR/reference.json, after checking the graph (run by onnx's own reference ev
 an independent NumPy forward pass to within 1e-4 on a padded batch of sentences.
 
 Graph: inputs `input_ids`, `attention_mask` (int64, [batch, seq]); outputs `sentence_embedding`
-(float32 [batch, 384], mean over the mask, L2-normalised) and `token_embeddings`
-(float32 [batch, seq, 384], the last hidden state). Token type ids are always 0.
+(float32 [batch, 384], mean over the mask, L2-normalised), `token_embeddings`
+(float32 [batch, seq, 384], the last hidden state) and `layer_embeddings` (float32 [batch, 6, 384],
+the mean over the mask of each transformer layer's output, not normalised; the last of them is
+`sentence_embedding` before normalisation). Intermediate layers give a linear intent head richer
+frozen features than the final pooled vector alone. Token type ids are always 0.
 """
 
 import json
@@ -88,7 +91,7 @@ def _layer_norm(x, w, b, eps):
 
 
 def reference_embedding(t, cfg, ids):
-    """One unpadded sentence -> its 384-d embedding, in float64."""
+    """One unpadded sentence -> (its 384-d embedding, [layers, 384] per-layer means), in float64."""
     eps = cfg["layer_norm_eps"]
     heads = cfg["num_attention_heads"]
     t = {k: v.astype(np.float64) for k, v in t.items() if v.dtype == np.float32}
@@ -100,6 +103,7 @@ def reference_embedding(t, cfg, ids):
     )
     x = _layer_norm(x, t["embeddings.LayerNorm.weight"], t["embeddings.LayerNorm.bias"], eps)
     d = x.shape[1] // heads
+    layer_means = []
     for i in range(cfg["num_hidden_layers"]):
         p = f"encoder.layer.{i}."
 
@@ -127,8 +131,9 @@ def reference_embedding(t, cfg, ids):
             t[p + "output.LayerNorm.bias"],
             eps,
         )
+        layer_means.append(x.mean(0))
     mean = x.mean(0)
-    return mean / np.linalg.norm(mean)
+    return mean / np.linalg.norm(mean), np.stack(layer_means)
 
 
 # ---------------------------------------------------------------- ONNX graph
@@ -190,6 +195,14 @@ def build_graph(t, cfg):
     split_shape = g.const("split_shape", np.array([0, 0, heads, d], np.int64))
     merge_shape = g.const("merge_shape", np.array([0, 0, width], np.int64))
     scale = g.const("scale", np.array(1.0 / np.sqrt(d), np.float32))
+    m = g.op("Unsqueeze", [maskf, g.const("axis_last", np.array([-1], np.int64))])  # [b, s, 1]
+    axis1 = g.const("axis1", np.array([1], np.int64))
+    count = g.op("Max", [g.op("ReduceSum", [m, axis1], keepdims=0), g.const("min_count", np.array(1e-9, np.float32))])
+
+    def masked_mean(h):  # [b, s, width] -> [b, width]
+        return g.op("Div", [g.op("ReduceSum", [g.op("Mul", [h, m]), axis1], keepdims=0), count])
+
+    layer_means = []
     for i in range(cfg["num_hidden_layers"]):
         p = f"encoder.layer.{i}."
 
@@ -210,13 +223,11 @@ def build_graph(t, cfg):
         h = g.op("Mul", [g.op("Mul", [h, g.const("half", np.array(0.5, np.float32))]),
                          g.op("Add", [erf, g.const("onef", np.array(1.0, np.float32))])])
         x = layer_norm(g.op("Add", [linear(h, p + "output.dense"), x]), p + "output.LayerNorm")
+        layer_means.append(masked_mean(x))
 
     g.op("Identity", [x], outputs=["token_embeddings"])
-    m = g.op("Unsqueeze", [maskf, g.const("axis_last", np.array([-1], np.int64))])  # [b, s, 1]
-    axis1 = g.const("axis1", np.array([1], np.int64))
-    summed = g.op("ReduceSum", [g.op("Mul", [x, m]), axis1], keepdims=0)  # [b, width]
-    count = g.op("Max", [g.op("ReduceSum", [m, axis1], keepdims=0), g.const("min_count", np.array(1e-9, np.float32))])
-    mean = g.op("Div", [summed, count])
+    mean = layer_means[-1]
+    g.op("Concat", [g.op("Unsqueeze", [lm, axis1]) for lm in layer_means], outputs=["layer_embeddings"], axis=1)
     sq = g.op("ReduceSum", [g.op("Mul", [mean, mean]), g.const("axis_m1", np.array([-1], np.int64))], keepdims=1)
     norm = g.op("Max", [g.op("Sqrt", [sq]), g.const("min_norm", np.array(1e-12, np.float32))])
     g.op("Div", [mean, norm], outputs=["sentence_embedding"])
@@ -231,6 +242,9 @@ def build_graph(t, cfg):
         [
             helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", width]),
             helper.make_tensor_value_info("token_embeddings", TensorProto.FLOAT, ["batch", "seq", width]),
+            helper.make_tensor_value_info(
+                "layer_embeddings", TensorProto.FLOAT, ["batch", cfg["num_hidden_layers"], width]
+            ),
         ],
         g.inits,
     )
@@ -253,15 +267,21 @@ def check_and_reference(model, t, cfg, model_dir):
     from onnx.reference import ReferenceEvaluator
 
     ids = tokenize(model_dir, REFERENCE_SENTENCES)
-    expected = np.stack([reference_embedding(t, cfg, i) for i in ids])
+    refs = [reference_embedding(t, cfg, i) for i in ids]
+    expected = np.stack([r[0] for r in refs])
+    expected_layers = np.stack([r[1] for r in refs])
     seq = max(len(i) for i in ids)
     input_ids = np.zeros((len(ids), seq), np.int64)
     mask = np.zeros((len(ids), seq), np.int64)
     for row, i in enumerate(ids):
         input_ids[row, : len(i)] = i
         mask[row, : len(i)] = 1
-    got, _tokens = ReferenceEvaluator(model).run(None, {"input_ids": input_ids, "attention_mask": mask})
-    diff = float(np.abs(got - expected).max())
+    got, _tokens, got_layers = ReferenceEvaluator(model).run(
+        None, {"input_ids": input_ids, "attention_mask": mask}
+    )
+    if got_layers.shape != expected_layers.shape:
+        raise ConversionError(f"layer_embeddings has shape {got_layers.shape}, expected {expected_layers.shape}")
+    diff = max(float(np.abs(got - expected).max()), float(np.abs(got_layers - expected_layers).max()))
     if not diff < TOLERANCE:
         raise ConversionError(f"ONNX graph differs from the NumPy reference by {diff:.2e} (> {TOLERANCE})")
     print(f"ONNX graph matches the NumPy reference: max |diff| {diff:.2e} over {len(ids)} sentences")

@@ -14,18 +14,31 @@ use nlu::data::{
     Example, accuracy_and_macro_f1, banking77_split, load_clinc150, sample_shots, stratified_split,
 };
 use nlu::intent::{calibrate_oos_threshold, oos_metrics};
-use nlu::{Embedder, EmbedderOptions, IntentModel, TrainOptions};
+use nlu::{Embedder, EmbedderOptions, FeatureSpec, IntentModel, TrainOptions};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data");
 
+/// All frozen views (see `Embedder::views_batch`: sentence, 6 layer means, max-pool), cached;
+/// composed into features by `FEAT` (e.g. `FEAT=4,3` or `FEAT=5,max`; empty = sentence only,
+/// unset = the default `FeatureSpec`).
 fn embed_cached(name: &str, rows: &[Example]) -> Array2<f32> {
-    let path = std::env::temp_dir().join(format!("nlu-tune-{name}-{}.f32", rows.len()));
+    const VIEWS: usize = 8 * 384;
+    let spec = match std::env::var("FEAT") {
+        Err(_) => FeatureSpec::default(),
+        Ok(v) => FeatureSpec {
+            layers: v.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+            max_pool: v.contains("max"),
+        },
+    };
+    eprintln!("features {spec:?}");
+    let path = std::env::temp_dir().join(format!("nlu-tune-views-{name}-{}.f32", rows.len()));
     if let Ok(bytes) = std::fs::read(&path) {
         let v: Vec<f32> = bytes
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        return Array2::from_shape_vec((rows.len(), 384), v).unwrap();
+        let views = Array2::from_shape_vec((rows.len(), VIEWS), v).unwrap();
+        return spec.compose(views.view(), 384, 6);
     }
     let dir = ModelsDir::resolve(None);
     let env = onnxruntime_environment(&dir).unwrap();
@@ -41,7 +54,8 @@ fn embed_cached(name: &str, rows: &[Example]) -> Array2<f32> {
     .unwrap();
     let t = std::time::Instant::now();
     let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
-    let m = e.embed_batch(&texts).unwrap();
+    let m = e.views_batch(&texts).unwrap();
+    assert_eq!(m.ncols(), VIEWS);
     eprintln!(
         "embedded {} in {:.1}s",
         rows.len(),
@@ -49,7 +63,7 @@ fn embed_cached(name: &str, rows: &[Example]) -> Array2<f32> {
     );
     let bytes: Vec<u8> = m.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(&path, bytes).unwrap();
-    m
+    spec.compose(m.view(), 384, 6)
 }
 
 fn eval(

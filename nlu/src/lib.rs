@@ -21,7 +21,7 @@ pub mod sentiment;
 mod understand;
 pub mod words;
 
-pub use embed::{Embedder, EmbedderOptions, cosine};
+pub use embed::{Embedder, EmbedderOptions, FeatureSpec, cosine};
 pub use entities::Entities;
 pub use error::NluError;
 pub use intent::{IntentClassifier, IntentModel, IntentResult, TrainOptions};

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
-use nlu::entities::{PartOfDay, extract_all, extract_when};
+use nlu::entities::{PartOfDay, extract_all, extract_when, extract_whens};
 
 /// Wednesday 12 March 2025, 10:30.
 fn now() -> NaiveDateTime {
@@ -158,4 +158,43 @@ fn all_at_once() {
     assert_eq!(e.digits.unwrap().digits, "4217");
     let json = serde_json::to_value(extract_all("tomorrow at 3pm", now(), &[] as &[&str])).unwrap();
     assert_eq!(json["when_resolved"], "2025-03-13 15:00:00");
+}
+
+#[test]
+fn committed_date_among_several() {
+    // (utterance, dates said in order, the one committed to)
+    let cases: [(&str, &[NaiveDate], NaiveDate); 6] = [
+        (
+            "I can't pay today, but I can pay two hundred and fifty dollars next Friday",
+            &[d(3, 12), d(3, 21)],
+            d(3, 21),
+        ),
+        (
+            "I won't manage it on Friday. Monday works",
+            &[d(3, 14), d(3, 17)],
+            d(3, 17),
+        ),
+        (
+            "I can pay tomorrow but not on Friday",
+            &[d(3, 13), d(3, 14)],
+            d(3, 13),
+        ),
+        ("I can't pay until next Friday", &[d(3, 21)], d(3, 21)),
+        (
+            "maybe Friday or Monday instead",
+            &[d(3, 14), d(3, 17)],
+            d(3, 17),
+        ),
+        ("the 3rd of April, 2025", &[d(4, 3)], d(4, 3)),
+    ];
+    for (text, all, want) in cases {
+        let got: Vec<Option<NaiveDate>> =
+            extract_whens(text, now()).iter().map(|w| w.date).collect();
+        let all: Vec<Option<NaiveDate>> = all.iter().copied().map(Some).collect();
+        assert_eq!(got, all, "{text:?}");
+        let e = extract_all::<&str>(text, now(), &[]);
+        assert_eq!(e.when.as_ref().and_then(|w| w.date), Some(want), "{text:?}");
+        assert_eq!(e.when_resolved.map(|r| r.date()), Some(want), "{text:?}");
+        assert_eq!(e.whens.len(), all.len(), "{text:?}");
+    }
 }

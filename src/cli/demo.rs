@@ -44,6 +44,7 @@ fn ms(d: Duration) -> String {
 struct Stack {
     voice: tts::Voice,
     whisper: asr::Transcriber,
+    vad: asr::Vad,
     nlu: nlu::Nlu,
 }
 
@@ -65,7 +66,8 @@ fn load(models: &ModelsDir, threads: usize) -> anyhow::Result<Stack> {
             ..Default::default()
         },
     )?;
-    println!("  load  recogniser (whisper)     {}", ms(t.elapsed()));
+    let vad = asr::Vad::new(&env, &models.silero_vad(), asr::VadRate::Hz16000)?;
+    println!("  load  recogniser (whisper+VAD) {}", ms(t.elapsed()));
     let t = Instant::now();
     let embedder = Arc::new(nlu::Embedder::new(
         &env,
@@ -77,7 +79,7 @@ fn load(models: &ModelsDir, threads: usize) -> anyhow::Result<Stack> {
         .deserialize()
         .collect::<Result<_, _>>()
         .context("examples/intents/payment_reminder.csv")?;
-    let classifier = nlu::IntentClassifier::train(embedder, &pairs, Default::default())?;
+    let classifier = nlu::IntentClassifier::train(embedder, &pairs, nlu::TrainOptions::few_shot())?;
     println!(
         "  load  NLU (MiniLM + {} examples) {}",
         pairs.len(),
@@ -86,6 +88,7 @@ fn load(models: &ModelsDir, threads: usize) -> anyhow::Result<Stack> {
     Ok(Stack {
         voice,
         whisper,
+        vad,
         nlu: nlu::Nlu::new(Some(classifier)),
     })
 }
@@ -148,7 +151,7 @@ pub fn run(args: DemoArgs, models: &ModelsDir) -> anyhow::Result<()> {
         "callbot demo — speech stack end to end (models: {})",
         models.root().display()
     );
-    let s = load(models, args.threads)?;
+    let mut s = load(models, args.threads)?;
     let now = chrono::Local::now().naive_local();
     let mut tape = Vec::new();
     let mut turn_latency = Vec::new();
@@ -158,12 +161,18 @@ pub fn run(args: DemoArgs, models: &ModelsDir) -> anyhow::Result<()> {
         let spoken = speak(&s.voice, "CUSTOMER", said, &mut tape)?;
         let line = telephone_line(&spoken)?;
         let t = Instant::now();
-        let heard = s
-            .whisper
-            .transcribe(&line, &asr::TranscribeOptions::default())?;
+        let heard = s.whisper.transcribe_utterance(
+            &line,
+            &mut s.vad,
+            &asr::TranscribeOptions::default(),
+        )?;
         let asr_time = t.elapsed();
+        let window = match heard.timings.passes.as_slice() {
+            [only] => format!("encoder window {}", only.audio_ctx),
+            passes => format!("{} passes, fell back to the full window", passes.len()),
+        };
         println!(
-            "        asr   heard {:?} in {} ({:.1} s of audio)",
+            "        asr   heard {:?} in {} ({:.1} s of audio, {window})",
             heard.text,
             ms(asr_time),
             line.len() as f64 / 16000.0

@@ -78,15 +78,16 @@ pub fn run(cmd: NluCommand, models: &ModelsDir) -> anyhow::Result<()> {
             let t = Instant::now();
             let texts: Vec<&str> = train.iter().map(|r| r.text.as_str()).collect();
             let intents: Vec<&str> = train.iter().map(|r| r.intent.as_str()).collect();
-            let train_emb = e.embed_batch(&texts)?;
+            let train_emb = e.features(&texts)?;
             let embed_s = t.elapsed().as_secs_f64();
             let t = Instant::now();
-            let model =
-                IntentModel::train(&texts, &intents, train_emb.view(), TrainOptions::default())?;
+            let distinct: std::collections::HashSet<&str> = intents.iter().copied().collect();
+            let options = TrainOptions::for_data(texts.len(), distinct.len());
+            let model = IntentModel::train(&texts, &intents, train_emb.view(), options)?;
             let fit_s = t.elapsed().as_secs_f64();
             let t = Instant::now();
             let test_texts: Vec<&str> = test.iter().map(|r| r.text.as_str()).collect();
-            let test_emb = e.embed_batch(&test_texts)?;
+            let test_emb = e.features(&test_texts)?;
             let predicted: Vec<String> = test_texts
                 .iter()
                 .enumerate()
@@ -132,10 +133,13 @@ pub fn run(cmd: NluCommand, models: &ModelsDir) -> anyhow::Result<()> {
                         .iter()
                         .map(|r| (r.text.as_str(), r.intent.as_str()))
                         .collect();
+                    let distinct: std::collections::HashSet<&str> =
+                        examples.iter().map(|e| e.1).collect();
+                    let options = TrainOptions::for_data(examples.len(), distinct.len());
                     Some(IntentClassifier::train(
                         embedder(models, 1)?,
                         &examples,
-                        TrainOptions::default(),
+                        options,
                     )?)
                 }
                 None => None,

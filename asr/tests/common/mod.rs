@@ -24,7 +24,12 @@ pub fn transcriber() -> &'static Transcriber {
     static T: OnceLock<Transcriber> = OnceLock::new();
     T.get_or_init(|| {
         let path = models().whisper_ggml();
-        Transcriber::new(&path, TranscriberOptions::default())
+        // One thread each: the test harness already runs tests in parallel on the 2 cores.
+        let options = TranscriberOptions {
+            threads: 1,
+            ..Default::default()
+        };
+        Transcriber::new(&path, options)
             .unwrap_or_else(|e| panic!("whisper model required for this test: {e}"))
     })
 }

@@ -72,6 +72,16 @@ impl TrainOptions {
             ..Self::default()
         }
     }
+
+    /// The defaults that suit this much data: [`TrainOptions::few_shot`] up to 20 examples per
+    /// intent on average (a flow's hand-written intents), [`TrainOptions::default`] above.
+    pub fn for_data(examples: usize, intents: usize) -> Self {
+        if examples <= 20 * intents.max(1) {
+            Self::few_shot()
+        } else {
+            Self::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -100,7 +110,8 @@ pub struct IntentModel {
 }
 
 impl IntentModel {
-    /// `embeddings` has one L2-normalised row per example text.
+    /// `embeddings` has one L2-normalised row per example text: [`Embedder::features`], or
+    /// [`Embedder::embed_batch`] for the sentence embedding alone. Classify with the same kind.
     pub fn train<S: AsRef<str>>(
         texts: &[S],
         intents: &[S],
@@ -316,7 +327,7 @@ impl IntentClassifier {
     ) -> Result<Self, NluError> {
         let texts: Vec<&str> = examples.iter().map(|e| e.0.as_ref()).collect();
         let intents: Vec<&str> = examples.iter().map(|e| e.1.as_ref()).collect();
-        let emb = embedder.embed_batch(&texts)?;
+        let emb = embedder.features(&texts)?;
         let model = IntentModel::train(&texts, &intents, emb.view(), opts)?;
         Ok(Self { embedder, model })
     }
@@ -334,7 +345,7 @@ impl IntentClassifier {
     }
 
     pub fn classify(&self, text: &str) -> Result<IntentResult, NluError> {
-        let e = self.embedder.embed_batch(&[text])?;
+        let e = self.embedder.features(&[text])?;
         Ok(self.model.classify(text, e.row(0)))
     }
 }
