@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
+    #[error("another `callbot models fetch` is running on {}; wait for it to finish", .0.display())]
+    Busy(PathBuf),
+
     #[error("{origin}: {message}")]
     Manifest { origin: String, message: String },
 

