@@ -99,14 +99,15 @@ const YES_WORDS: &[&str] = &[
     "definitely",
     "certainly",
     "correct",
-    "right",
     "affirmative",
     "indeed",
     "exactly",
     "uh-huh",
     "totally",
-    "fine",
 ];
+/// Words that answer a question only when they lead the reply: "right, go on" and "fine" are a
+/// yes, "call me right now" and "I'm fine with paying later" say nothing about the question.
+const LEADING_YES_WORDS: &[&str] = &["right", "fine"];
 const UNSURE: &[&str] = &[
     "not sure",
     "i'm not sure",
@@ -157,6 +158,9 @@ pub fn extract_yes_no(text: &str) -> Option<YesNo> {
     for w in YES_WORDS {
         consider(contains_phrase(&words, w), 1, YesNo::Yes);
     }
+    for w in LEADING_YES_WORDS {
+        consider(contains_phrase(&words[..1], w), 1, YesNo::Yes);
+    }
     best.map(|b| b.2)
 }
 
@@ -187,6 +191,8 @@ mod tests {
             "Yes, but not today",
             "sure thing",
             "alright then",
+            "right, go on",
+            "fine",
         ];
         let no = [
             "no",
@@ -214,6 +220,8 @@ mod tests {
             "who is this",
             "I don't know",
             "",
+            "my card was stolen, I want to talk to someone right now",
+            "what are your opening hours, fine print aside",
         ];
         for t in yes {
             assert_eq!(extract_yes_no(t), Some(YesNo::Yes), "{t}");
