@@ -104,28 +104,24 @@ fn nlu_eval_prints_accuracy_and_names_a_bad_row() {
         "text,category\nI would like to pay what I owe,pay\nmy credit card got stolen,lost_card\n",
     )
     .unwrap();
-    let out = callbot(&[
-        "nlu",
-        "eval",
-        "--train",
-        train.to_str().unwrap(),
-        "--test",
-        test.to_str().unwrap(),
-    ]);
+    let eval = || {
+        callbot(&[
+            "nlu",
+            "eval",
+            "--train",
+            train.to_str().unwrap(),
+            "--test",
+            test.to_str().unwrap(),
+        ])
+    };
+    let out = eval();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("accuracy 100.00%"), "{stdout}");
     assert!(stdout.contains("macro_f1"), "{stdout}");
 
     std::fs::write(&test, "text,category\nfine row,pay\nbroken row\n").unwrap();
-    let out = callbot(&[
-        "nlu",
-        "eval",
-        "--train",
-        train.to_str().unwrap(),
-        "--test",
-        test.to_str().unwrap(),
-    ]);
+    let out = eval();
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(
