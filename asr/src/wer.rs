@@ -8,37 +8,7 @@
 
 use std::ops::AddAssign;
 
-const ONES: [&str; 20] = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-];
-const TENS: [&str; 10] = [
-    "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
-];
-const SCALES: [(u64, &str); 4] = [
-    (1_000_000_000_000, "trillion"),
-    (1_000_000_000, "billion"),
-    (1_000_000, "million"),
-    (1_000, "thousand"),
-];
+use num2words::{Num2Err, Num2Words};
 
 /// Normalises text for scoring: lowercase words separated by single spaces.
 pub fn normalize(text: &str) -> String {
@@ -177,11 +147,7 @@ fn ordinal_value(token: &str) -> Option<u64> {
 
 fn expand(word: &str, out: &mut Vec<String>) {
     if let Some(n) = ordinal_value(word) {
-        let mut w = cardinal(n);
-        if let Some(last) = w.pop() {
-            w.push(ordinal_word(&last));
-        }
-        out.extend(w);
+        out.extend(number_words(Num2Words::new(n).ordinal().to_words(), n));
         return;
     }
     if word.chars().all(|c| c.is_ascii_digit()) {
@@ -190,7 +156,7 @@ fn expand(word: &str, out: &mut Vec<String>) {
             out.extend(
                 word.chars()
                     .filter_map(|c| c.to_digit(10))
-                    .map(|d| ONES[d as usize].to_string()),
+                    .flat_map(|d| cardinal(u64::from(d))),
             );
         } else if let Ok(n) = word.parse::<u64>() {
             out.extend(cardinal(n));
@@ -239,57 +205,21 @@ fn expand_contraction(word: &str) -> Vec<String> {
 
 /// Number words for `n`, e.g. 2024 -> "two thousand twenty four".
 pub fn cardinal(n: u64) -> Vec<String> {
-    let mut words = Vec::new();
-    if n == 0 {
-        words.push(ONES[0].to_string());
-        return words;
-    }
-    let mut rest = n;
-    for (scale, name) in SCALES {
-        if rest >= scale {
-            below_thousand(rest / scale, &mut words);
-            words.push(name.to_string());
-            rest %= scale;
-        }
-    }
-    if rest > 0 {
-        below_thousand(rest, &mut words);
-    }
-    words
+    number_words(Num2Words::new(n).to_words(), n)
 }
 
-fn below_thousand(n: u64, words: &mut Vec<String>) {
-    // Above a trillion the leading group can exceed 999; spell it recursively.
-    if n >= 1000 {
-        words.extend(cardinal(n));
-        return;
-    }
-    let (hundreds, rest) = (n / 100, n % 100);
-    if hundreds > 0 {
-        words.push(ONES[hundreds as usize].to_string());
-        words.push("hundred".to_string());
-    }
-    if rest >= 20 {
-        words.push(TENS[(rest / 10) as usize].to_string());
-        if rest % 10 > 0 {
-            words.push(ONES[(rest % 10) as usize].to_string());
-        }
-    } else if rest > 0 {
-        words.push(ONES[rest as usize].to_string());
-    }
-}
-
-fn ordinal_word(cardinal: &str) -> String {
-    match cardinal {
-        "one" => "first".into(),
-        "two" => "second".into(),
-        "three" => "third".into(),
-        "five" => "fifth".into(),
-        "eight" => "eighth".into(),
-        "nine" => "ninth".into(),
-        "twelve" => "twelfth".into(),
-        w if w.ends_with('y') => format!("{}ieth", &w[..w.len() - 1]),
-        w => format!("{w}th"),
+/// num2words' English split into the normaliser's words: hyphens become word breaks ("twenty-one"
+/// -> "twenty one", as hyphens in text do) and the British "and" goes ("one thousand and five"
+/// -> "one thousand five", the American reading). `Err` only for numbers beyond num2words'
+/// range, which a `u64` never reaches; the digits are then kept as one word.
+fn number_words(spelled: Result<String, Num2Err>, n: u64) -> Vec<String> {
+    match spelled {
+        Ok(words) => words
+            .split([' ', '-'])
+            .filter(|w| !w.is_empty() && *w != "and")
+            .map(str::to_string)
+            .collect(),
+        Err(_) => vec![n.to_string()],
     }
 }
 
@@ -441,6 +371,7 @@ mod tests {
         assert_eq!(normalize("12th"), "twelfth");
         assert_eq!(normalize("40th"), "fortieth");
         assert_eq!(normalize("100th"), "one hundredth");
+        assert_eq!(normalize("1001st"), "one thousand first");
         assert_eq!(normalize("the twenty-first"), normalize("the 21st"));
     }
 

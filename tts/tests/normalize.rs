@@ -226,6 +226,8 @@ fn numbers_percentages_ordinals() {
         ("the 22nd", "the twenty-second"),
         ("3rd", "third"),
         ("the 100th call", "the one hundredth call"),
+        // No British "and", in ordinals either.
+        ("the 1001st call", "the one thousand first call"),
         ("12%", "twelve percent"),
         ("4.5%", "four point five percent"),
         ("19.99 percent", "nineteen point nine nine percent"),
@@ -237,6 +239,7 @@ fn numbers_percentages_ordinals() {
         ("42", "forty-two"),
         ("0", "zero"),
         ("101", "one hundred one"),
+        ("1001", "one thousand one"),
         ("within 30 days", "within thirty days"),
     ]);
 }

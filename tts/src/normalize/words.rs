@@ -3,40 +3,8 @@
 //! prompt sound the same.
 
 use chrono::{Datelike, NaiveDate};
+use num2words::{Num2Err, Num2Words};
 
-const ONES: [&str; 20] = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-];
-const TENS: [&str; 10] = [
-    "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
-];
-const SCALES: [(u64, &str); 6] = [
-    (1_000_000_000_000_000_000, "quintillion"),
-    (1_000_000_000_000_000, "quadrillion"),
-    (1_000_000_000_000, "trillion"),
-    (1_000_000_000, "billion"),
-    (1_000_000, "million"),
-    (1_000, "thousand"),
-];
 const MONTHS: [&str; 12] = [
     "January",
     "February",
@@ -81,65 +49,35 @@ impl Currency {
     }
 }
 
-fn below_thousand(n: u64, out: &mut Vec<String>) {
-    let (hundreds, rest) = (n / 100, n % 100);
-    if hundreds > 0 {
-        out.push(format!("{} hundred", ONES[hundreds as usize]));
-    }
-    if rest >= 20 {
-        let (t, o) = (rest / 10, rest % 10);
-        if o == 0 {
-            out.push(TENS[t as usize].to_string());
-        } else {
-            out.push(format!("{}-{}", TENS[t as usize], ONES[o as usize]));
-        }
-    } else if rest > 0 {
-        out.push(ONES[rest as usize].to_string());
+/// num2words' English in en-US style: it says "one thousand and five", the British way; an en-US
+/// prompt drops the "and" ("one thousand five"). Hyphens ("forty-two") stay, as written English
+/// has them. `Err` only for numbers beyond num2words' range, which a `u64` never
+/// reaches; the digits are then left for espeak to read.
+fn en_us(spelled: Result<String, Num2Err>, n: u64) -> String {
+    match spelled {
+        Ok(words) => words
+            .split(' ')
+            .filter(|w| *w != "and")
+            .collect::<Vec<_>>()
+            .join(" "),
+        Err(_) => n.to_string(),
     }
 }
 
 /// "1250" → "one thousand two hundred fifty" (American style: no "and", no commas, so no pauses).
 pub fn cardinal(n: u64) -> String {
-    if n == 0 {
-        return "zero".to_string();
-    }
-    let mut words = Vec::new();
-    let mut rest = n;
-    for (scale, name) in SCALES {
-        if rest >= scale {
-            below_thousand(rest / scale, &mut words);
-            words.push(name.to_string());
-            rest %= scale;
-        }
-    }
-    below_thousand(rest, &mut words);
-    words.join(" ")
+    en_us(Num2Words::new(n).to_words(), n)
 }
 
 /// 15 → "fifteenth", 21 → "twenty-first", 100 → "one hundredth".
 pub fn ordinal(n: u64) -> String {
-    let words = cardinal(n);
-    // Only the last word (after a space or hyphen) changes.
-    let split = words.rfind([' ', '-']).map_or(0, |i| i + 1);
-    let (head, last) = words.split_at(split);
-    let last = match last {
-        "one" => "first".to_string(),
-        "two" => "second".to_string(),
-        "three" => "third".to_string(),
-        "five" => "fifth".to_string(),
-        "eight" => "eighth".to_string(),
-        "nine" => "ninth".to_string(),
-        "twelve" => "twelfth".to_string(),
-        w if w.ends_with('y') => format!("{}ieth", &w[..w.len() - 1]),
-        w => format!("{w}th"),
-    };
-    format!("{head}{last}")
+    en_us(Num2Words::new(n).ordinal().to_words(), n)
 }
 
 /// One word per digit; other characters are ignored. "4217" → "four two one seven".
-fn digit_words(s: &str) -> Vec<&'static str> {
+fn digit_words(s: &str) -> Vec<String> {
     s.chars()
-        .filter_map(|c| c.to_digit(10).map(|d| ONES[d as usize]))
+        .filter_map(|c| c.to_digit(10).map(|d| cardinal(u64::from(d))))
         .collect()
 }
 
@@ -174,7 +112,7 @@ pub fn speak_digits(code: &str) -> String {
 
 fn char_word(c: char) -> String {
     match c.to_digit(10) {
-        Some(d) => ONES[d as usize].to_string(),
+        Some(d) => cardinal(u64::from(d)),
         None => c.to_ascii_uppercase().to_string(),
     }
 }
@@ -224,21 +162,12 @@ pub fn speak_money_cents(cents: i64, currency: Currency) -> String {
 }
 
 /// Years the American way: 2026 → "twenty twenty-six", 2005 → "two thousand five",
-/// 1984 → "nineteen eighty-four", 1900 → "nineteen hundred".
+/// 1984 → "nineteen eighty-four", 1900 → "nineteen hundred", 1905 → "nineteen oh five". The sign
+/// is ignored (a bank never says "BC").
 pub fn speak_year(year: i32) -> String {
-    let y = year.unsigned_abs() as u64;
-    let (hi, lo) = (y / 100, y % 100);
-    if !(1100..10_000).contains(&y)
-        || (2000..2010).contains(&y)
-        || lo == 0 && y.is_multiple_of(1000)
-    {
-        return cardinal(y);
-    }
-    match lo {
-        0 => format!("{} hundred", cardinal(hi)),
-        1..=9 => format!("{} oh {}", cardinal(hi), cardinal(lo)),
-        _ => format!("{} {}", cardinal(hi), cardinal(lo)),
-    }
+    let y = u64::from(year.unsigned_abs());
+    // num2words writes "nineteen oh-five"; spelled like a clock time's "nine oh five" instead.
+    en_us(Num2Words::new(y).year().to_words(), y).replace("oh-", "oh ")
 }
 
 /// en-US long date: 2026-03-15 → "March fifteenth, twenty twenty-six".
