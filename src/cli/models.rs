@@ -42,7 +42,10 @@ fn fetch(models: &ModelsDir, force: bool, python: PathBuf) -> anyhow::Result<()>
     };
     let report = callbot_models::fetch(models, &opts)
         .with_context(|| format!("fetching models into {}", models.root().display()))?;
-    if report.nothing_to_do() {
+    let espeak = models.espeak_ng_data();
+    let espeak_installed = tts::install_espeak_ng_data(&espeak)
+        .with_context(|| format!("installing espeak-ng data into {}", espeak.display()))?;
+    if report.nothing_to_do() && !espeak_installed {
         eprintln!("all models present and verified, nothing to do");
     } else {
         for (name, outcome) in &report.models {
@@ -52,12 +55,9 @@ fn fetch(models: &ModelsDir, force: bool, python: PathBuf) -> anyhow::Result<()>
             };
             eprintln!("{name}: {what}");
         }
-    }
-    let espeak = models.espeak_ng_data();
-    let installed = tts::install_espeak_ng_data(&espeak)
-        .with_context(|| format!("installing espeak-ng data into {}", espeak.display()))?;
-    if installed {
-        eprintln!("espeak-ng-data: installed");
+        if espeak_installed {
+            eprintln!("espeak-ng-data: installed");
+        }
     }
     eprintln!("models directory: {}", models.root().display());
     Ok(())
