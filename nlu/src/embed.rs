@@ -182,7 +182,7 @@ impl Embedder {
             batch_size: opts.batch_size.max(1),
             features: opts.features,
         };
-        let probe = me.run(&["hello"], layers)?;
+        let probe = me.run(&["hello"], layers, false)?;
         me.dim = probe.0.ncols();
         me.layer_count = probe.1.map_or(0, |l| l.shape()[1]);
         Ok(me)
@@ -202,10 +202,16 @@ impl Embedder {
     /// The intent features of the [`FeatureSpec`] given at construction, one unit-length row
     /// per text.
     pub fn features<S: AsRef<str>>(&self, texts: &[S]) -> Result<Array2<f32>, NluError> {
-        let views = self.views_batch(texts)?;
-        Ok(self
-            .features
-            .compose(views.view(), self.dim, self.layer_count))
+        let spec = &self.features;
+        let wants_layers = spec.layers.iter().any(|&l| l < self.layer_count);
+        // The per-turn path: the sentence embedding is the first block of the views, so it
+        // alone composes the same features without extracting layers or pooling tokens.
+        let views = if wants_layers || spec.max_pool {
+            self.views_batch(texts)?
+        } else {
+            self.embed_batch(texts)?
+        };
+        Ok(spec.compose(views.view(), self.dim, self.layer_count))
     }
 
     pub fn feature_spec(&self) -> &FeatureSpec {
@@ -216,7 +222,8 @@ impl Embedder {
     /// [`Embedder::views_dim`]); [`FeatureSpec::compose`] picks from them.
     pub fn views_batch<S: AsRef<str>>(&self, texts: &[S]) -> Result<Array2<f32>, NluError> {
         self.batched(texts, |batch| {
-            let (sentence, layers, max_last) = self.run(batch, self.layer_count > 0)?;
+            let (sentence, layers, max_last) = self.run(batch, self.layer_count > 0, true)?;
+            let max_last = max_last.unwrap_or_else(|| Array2::zeros(sentence.dim()));
             let mut blocks = vec![sentence.view()];
             if let Some(l) = &layers {
                 blocks.extend(l.axis_iter(Axis(1)));
@@ -243,7 +250,7 @@ impl Embedder {
     /// One row per text, in the order given. Texts are grouped by length so that little padding
     /// is computed.
     pub fn embed_batch<S: AsRef<str>>(&self, texts: &[S]) -> Result<Array2<f32>, NluError> {
-        self.batched(texts, |batch| Ok(self.run(batch, false)?.0))
+        self.batched(texts, |batch| Ok(self.run(batch, false, false)?.0))
     }
 
     fn batched<S: AsRef<str>>(
@@ -267,13 +274,22 @@ impl Embedder {
         Ok(out)
     }
 
-    /// (sentence embedding, per-layer means when `layers`, last layer's max over real tokens).
+    /// (sentence embedding, per-layer means when `layers`, last layer's max over real tokens when
+    /// `max_pool` and the graph has `token_embeddings`).
     #[allow(clippy::type_complexity)]
     fn run(
         &self,
         batch: &[&str],
         layers: bool,
-    ) -> Result<(Array2<f32>, Option<ndarray::Array3<f32>>, Array2<f32>), NluError> {
+        max_pool: bool,
+    ) -> Result<
+        (
+            Array2<f32>,
+            Option<ndarray::Array3<f32>>,
+            Option<Array2<f32>>,
+        ),
+        NluError,
+    > {
         let enc = self
             .tokenizer
             .encode_batch(batch.to_vec(), true)
@@ -331,8 +347,13 @@ impl Embedder {
         } else {
             None
         };
-        let mut max_last = Array2::<f32>::zeros(sentence.dim());
-        if let Some(tokens) = outputs.get("token_embeddings") {
+        let tokens = if max_pool {
+            outputs.get("token_embeddings")
+        } else {
+            None
+        };
+        let max_last = if let Some(tokens) = tokens {
+            let mut max_last = Array2::<f32>::zeros(sentence.dim());
             let arr = tokens.try_extract_array::<f32>().map_err(inf)?;
             let view: ArrayView3<f32> = arr
                 .into_dimensionality()
@@ -346,7 +367,10 @@ impl Embedder {
                 }
                 out.mapv_inplace(|v| if v.is_finite() { v } else { 0.0 });
             }
-        }
+            Some(max_last)
+        } else {
+            None
+        };
         Ok((sentence, layer_means, max_last))
     }
 }
