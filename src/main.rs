@@ -39,6 +39,9 @@ enum Command {
     /// Speech synthesis.
     #[command(subcommand)]
     Tts(cli::tts::TtsCommand),
+    /// Dialog flows: validate, simulate (chat), run conversation tests, print the JSON Schema.
+    #[command(subcommand)]
+    Flow(cli::flow::FlowCommand),
     /// Speak a bank sentence, transcribe it back and classify it, timing each stage.
     Demo(cli::demo::DemoArgs),
 }
@@ -57,6 +60,7 @@ fn main() -> std::process::ExitCode {
         Command::Asr(c) => cli::asr::run(c, &models),
         Command::Nlu(c) => cli::nlu::run(c, &models),
         Command::Tts(c) => cli::tts::run(c, &models),
+        Command::Flow(c) => cli::flow::run(c, &models),
         Command::Demo(a) => cli::demo::run(a, &models),
     };
     match result {

@@ -1,3 +1,10 @@
-//! Composes the leaf crates per call; dialer, campaigns, DNC, agent queue and storage.
+//! Composes callbot's leaf crates for a call.
 //!
-//! Not built yet (issues 5–7). This crate is an empty placeholder in the workspace.
+//! Built so far: [`flow_nlu`], which puts the NLU (`nlu`) in front of the flow interpreter
+//! (`dialog-flows`): a flow's intents are learnt from the example utterances declared in the flow,
+//! and each caller turn is understood in the context of the step that is listening. The per-call
+//! voice pipeline, dialer, queues and storage are not built yet (issues 5–7).
+
+pub mod flow_nlu;
+
+pub use flow_nlu::FlowNlu;

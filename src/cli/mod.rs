@@ -2,6 +2,7 @@
 
 pub mod asr;
 pub mod demo;
+pub mod flow;
 pub mod models;
 pub mod nlu;
 pub mod tts;
