@@ -96,6 +96,15 @@ fn strsim_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// "a" or "an" before a step kind.
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
 pub(crate) fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     chars
@@ -375,7 +384,7 @@ impl Decoder {
             self.err(
                 p,
                 "schema",
-                format!("a `{action_key}` step cannot also `say`: put the text in the question or in a step before it"),
+                format!("{} `{action_key}` step cannot also `say`: put the text in the question or in a step before it", article(action_key)),
             );
         }
         if action_key == "say" && n.get("say").is_none() && n.get("disclose").is_none() {
@@ -404,7 +413,7 @@ impl Decoder {
                         kn.pos,
                         "schema",
                         format!(
-                            "`{k}` belongs to an `ask` step; step `{name}` is a `{action_key}` step"
+                            "`{k}` belongs to an `ask` step; step `{name}` is {} `{action_key}` step", article(action_key)
                         ),
                     );
                 }
@@ -450,7 +459,10 @@ impl Decoder {
                 self.err(
                     kn.pos,
                     "schema",
-                    format!("a `{action_key}` step does not continue with `next`"),
+                    format!(
+                        "{} `{action_key}` step does not continue with `next`",
+                        article(action_key)
+                    ),
                 );
             }
             None
@@ -1120,31 +1132,8 @@ impl Decoder {
     }
 }
 
-/// yaml-rust2 marks a block mapping at the `:` after its first key; errors about the whole mapping
-/// (a missing key, an `else` item out of place) should point at the mapping's first key instead.
-fn block_maps_at_first_key(n: &mut Node) {
-    match &mut n.value {
-        Y::Map(m) => {
-            if let Some((k, _)) = m.first()
-                && k.pos < n.pos
-            {
-                n.pos = k.pos;
-            }
-            for (k, v) in m.iter_mut() {
-                block_maps_at_first_key(k);
-                block_maps_at_first_key(v);
-            }
-        }
-        Y::Seq(items) => items.iter_mut().for_each(block_maps_at_first_key),
-        _ => {}
-    }
-}
-
 /// Read a flow from its YAML tree. Returns the flow when there were no schema errors.
 pub fn decode(root: &Node, file: &Path) -> Result<Flow, Vec<Diagnostic>> {
-    let mut root = root.clone();
-    block_maps_at_first_key(&mut root);
-    let root = &root;
     let mut d = Decoder {
         diags: Vec::new(),
         steps: Vec::new(),
@@ -1336,10 +1325,10 @@ pub fn decode(root: &Node, file: &Path) -> Result<Flow, Vec<Diagnostic>> {
         }
         settings.no_match = s
             .get("no_match")
-            .and_then(|r| d.retry(r, "settings", "no_match"));
+            .and_then(|r| d.retry(r, "settings.defaults", "no_match"));
         settings.no_input = s
             .get("no_input")
-            .and_then(|r| d.retry(r, "settings", "no_input"));
+            .and_then(|r| d.retry(r, "settings.defaults", "no_input"));
     }
     let mut intents: BTreeMap<String, IntentDecl> = BTreeMap::new();
     if let Some(i) = root.get("intents")

@@ -178,6 +178,14 @@ impl Builder {
                             ),
                         ));
                     }
+                    // A block mapping is reported where its first key starts (the parser marks
+                    // it at the first `:`).
+                    if let Value::Map(entries) = &map.value
+                        && entries.is_empty()
+                        && node.pos < map.pos
+                    {
+                        map.pos = node.pos;
+                    }
                     *key = Some(node);
                 }
                 Some(k) => {
