@@ -1,3 +1,15 @@
-//! SIP user agent, SDP, RTP/RTCP, G.711 and DTMF.
-//!
-//! Not built yet (issue 4). This crate is an empty placeholder in the workspace.
+//! SIP user agent, SDP offer/answer, RTP/RTCP media with G.711 and DTMF, and call-progress
+//! classification. Protocol cores are sans-IO (messages and time in, messages and events out);
+//! thin tokio shells put them on sockets.
+
+pub mod dtmf;
+pub mod g711;
+pub mod goertzel;
+pub mod jitter;
+pub mod media;
+pub mod progress;
+pub mod rtcp;
+pub mod rtp;
+pub mod sdp;
+pub mod sip;
+pub mod tones;

@@ -1,0 +1,251 @@
+//! Interoperability with SIPp (Debian's `sip-tester`), a third-party SIP implementation, on
+//! 127.0.0.1: callbot's user agent places calls to SIPp acting as a trunk that answers, is busy,
+//! rejects, does not answer or challenges for credentials, and takes a call from SIPp as a caller.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use telephony::sip::Uri;
+use telephony::sip::transport::UdpAgent;
+use telephony::sip::ua::{CallEvent, Credentials};
+
+const OFFER: &str = "v=0\r\no=callbot 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n";
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(name)
+}
+
+/// A free UDP port on 127.0.0.1 (bound and released; SIPp binds it right after).
+fn free_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.local_addr().expect("addr").port()
+}
+
+struct Sipp(Child);
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sipp(args: &[&str]) -> Sipp {
+    let child = Command::new("sipp")
+        .args(args)
+        .args([
+            "-nostdin",
+            "-timeout",
+            "30s",
+            "-timeout_error",
+            "-max_recv_loops",
+            "100",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp is installed (Debian package sip-tester; .ci/setup installs it)");
+    // Give SIPp time to bind its socket.
+    std::thread::sleep(Duration::from_millis(300));
+    Sipp(child)
+}
+
+fn sipp_uas(scenario_arg: &[&str]) -> (Sipp, SocketAddr) {
+    let port = free_port();
+    let p = port.to_string();
+    let mut args = vec!["-i", "127.0.0.1", "-p", &p, "-m", "1"];
+    args.extend_from_slice(scenario_arg);
+    let s = sipp(&args);
+    (s, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+fn finished_ok(mut s: Sipp) -> bool {
+    for _ in 0..100 {
+        if let Ok(Some(status)) = s.0.try_wait() {
+            return status.success();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+async fn event(agent: &mut UdpAgent) -> CallEvent {
+    tokio::time::timeout(Duration::from_secs(20), agent.next_event())
+        .await
+        .expect("an event in time")
+        .expect("agent running")
+        .1
+}
+
+async fn agent() -> UdpAgent {
+    UdpAgent::bind("127.0.0.1:0".parse().expect("addr"), "callbot")
+        .await
+        .expect("bind")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_to_sipp_is_answered_acked_and_hung_up() {
+    let (s, addr) = sipp_uas(&["-sn", "uas"]);
+    let mut a = agent().await;
+    let target = Uri::parse(&format!("sip:4155550100@{addr}")).expect("uri");
+    let call = a
+        .invite(addr, target, OFFER.as_bytes().to_vec(), None)
+        .await
+        .expect("call");
+    let e = event(&mut a).await;
+    assert!(
+        matches!(e, CallEvent::Progress { status: 180, .. }),
+        "{e:?}"
+    );
+    let e = event(&mut a).await;
+    let CallEvent::Answered { sdp } = e else {
+        panic!("{e:?}")
+    };
+    assert!(
+        String::from_utf8_lossy(&sdp).contains("m=audio"),
+        "SDP answer"
+    );
+    a.hangup(call);
+    assert_eq!(event(&mut a).await, CallEvent::Ended { remote: false });
+    assert!(
+        finished_ok(s),
+        "SIPp counted the call as successful (ACK and BYE as expected)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_not_found_unavailable_and_declined_are_reported_and_acked() {
+    for (file, code) in [
+        ("uas_busy.xml", 486),
+        ("uas_notfound.xml", 404),
+        ("uas_unavailable.xml", 503),
+        ("uas_decline.xml", 603),
+    ] {
+        let sf = scenario(file);
+        let (s, addr) = sipp_uas(&["-sf", sf.to_str().expect("path")]);
+        let mut a = agent().await;
+        let target = Uri::parse(&format!("sip:4155550100@{addr}")).expect("uri");
+        a.invite(addr, target, OFFER.as_bytes().to_vec(), None)
+            .await
+            .expect("call");
+        let e = event(&mut a).await;
+        assert!(
+            matches!(e, CallEvent::Failed { status, .. } if status == code),
+            "{file}: {e:?}"
+        );
+        assert!(finished_ok(s), "{file}: SIPp received our ACK");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_call_is_cancelled() {
+    let sf = scenario("uas_noanswer.xml");
+    let (s, addr) = sipp_uas(&["-sf", sf.to_str().expect("path")]);
+    let mut a = agent().await;
+    let target = Uri::parse(&format!("sip:4155550100@{addr}")).expect("uri");
+    let call = a
+        .invite(addr, target, OFFER.as_bytes().to_vec(), None)
+        .await
+        .expect("call");
+    assert!(matches!(
+        event(&mut a).await,
+        CallEvent::Progress { status: 180, .. }
+    ));
+    // The dialer's no-answer timeout (shortened here) hangs up a ringing call: CANCEL.
+    a.hangup(call);
+    let e = event(&mut a).await;
+    assert!(matches!(e, CallEvent::Failed { status: 487, .. }), "{e:?}");
+    assert!(finished_ok(s), "SIPp got CANCEL and the ACK for 487");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_challenge_is_answered_with_digest_credentials() {
+    let sf = scenario("uas_auth.xml");
+    let (s, addr) = sipp_uas(&["-sf", sf.to_str().expect("path")]);
+    let mut a = agent().await;
+    let target = Uri::parse(&format!("sip:4155550100@{addr}")).expect("uri");
+    let creds = Credentials {
+        username: "callbot".into(),
+        password: "s3cret".into(),
+    };
+    let call = a
+        .invite(addr, target, OFFER.as_bytes().to_vec(), Some(creds))
+        .await
+        .expect("call");
+    let e = event(&mut a).await;
+    assert!(
+        matches!(e, CallEvent::Answered { .. }),
+        "SIPp verified the digest: {e:?}"
+    );
+    a.hangup(call);
+    assert_eq!(event(&mut a).await, CallEvent::Ended { remote: false });
+    assert!(finished_ok(s));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_from_sipp_is_answered_and_ended_by_the_caller() {
+    let mut a = agent().await;
+    let ours = a.local_addr().to_string();
+    let port = free_port().to_string();
+    let s = sipp(&[
+        "-sn",
+        "uac",
+        &ours,
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-m",
+        "1",
+        "-d",
+        "200",
+    ]);
+    let (call, e) = tokio::time::timeout(Duration::from_secs(20), a.next_event())
+        .await
+        .expect("in time")
+        .expect("event");
+    let CallEvent::Incoming { sdp, .. } = e else {
+        panic!("{e:?}")
+    };
+    assert!(String::from_utf8_lossy(&sdp).contains("m=audio"));
+    a.accept(call, OFFER.as_bytes().to_vec());
+    assert_eq!(event(&mut a).await, CallEvent::Confirmed);
+    assert_eq!(event(&mut a).await, CallEvent::Ended { remote: true });
+    assert!(
+        finished_ok(s),
+        "SIPp's call succeeded: 200 OK, ACK, BYE answered"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_transfer_by_refer_reports_the_notified_result() {
+    let sf = scenario("uas_refer.xml");
+    let (s, addr) = sipp_uas(&["-sf", sf.to_str().expect("path")]);
+    let mut a = agent().await;
+    let target = Uri::parse(&format!("sip:4155550100@{addr}")).expect("uri");
+    let call = a
+        .invite(addr, target, OFFER.as_bytes().to_vec(), None)
+        .await
+        .expect("call");
+    assert!(matches!(event(&mut a).await, CallEvent::Answered { .. }));
+    a.refer(
+        call,
+        Uri::parse("sip:+14155550199@pbx.bank.test").expect("uri"),
+    );
+    assert_eq!(event(&mut a).await, CallEvent::ReferAccepted);
+    assert_eq!(
+        event(&mut a).await,
+        CallEvent::ReferProgress { status: 200 }
+    );
+    a.hangup(call);
+    assert_eq!(event(&mut a).await, CallEvent::Ended { remote: false });
+    assert!(
+        finished_ok(s),
+        "SIPp saw REFER, our 200 for its NOTIFY, and the BYE"
+    );
+}
