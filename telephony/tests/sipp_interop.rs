@@ -249,3 +249,134 @@ async fn a_cold_transfer_by_refer_reports_the_notified_result() {
         "SIPp saw REFER, our 200 for its NOTIFY, and the BYE"
     );
 }
+
+/// A-law samples of the `data` chunk of a WAV with format tag 6 (hound cannot read A-law).
+fn alaw_wav(path: &Path) -> Vec<i16> {
+    let bytes = std::fs::read(path).expect("wav");
+    let mut i = 12;
+    while i + 8 <= bytes.len() {
+        let id = &bytes[i..i + 4];
+        let len =
+            u32::from_le_bytes([bytes[i + 4], bytes[i + 5], bytes[i + 6], bytes[i + 7]]) as usize;
+        if id == b"data" {
+            let end = (i + 8 + len).min(bytes.len());
+            return bytes[i + 8..end]
+                .iter()
+                .map(|&b| telephony::g711::alaw_to_linear(b))
+                .collect();
+        }
+        i += 8 + len + (len & 1);
+    }
+    panic!("no data chunk in {}", path.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_plays_g711_audio_and_rfc2833_dtmf_from_pcaps_into_a_call() {
+    use telephony::media::{DtmfSource, MediaConfig, MediaEvent, MediaSession};
+    use telephony::sdp::{self, LocalMedia, Origin, Sdp};
+
+    let mut a = agent().await;
+    let ours = a.local_addr().to_string();
+    let port = free_port().to_string();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/sipp/scenarios");
+    // SIPp resolves the scenario's pcap paths against its working directory.
+    let child = Command::new("sipp")
+        .current_dir(&dir)
+        .args([
+            "-sf",
+            "uac_pcap.xml",
+            &ours,
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-m",
+            "1",
+        ])
+        .args(["-nostdin", "-timeout", "30s", "-timeout_error"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp");
+    let s = Sipp(child);
+    let (call, e) = tokio::time::timeout(Duration::from_secs(20), a.next_event())
+        .await
+        .expect("in time")
+        .expect("event");
+    let CallEvent::Incoming { sdp: offer, .. } = e else {
+        panic!("{e:?}")
+    };
+    let offer = Sdp::parse_bytes(&offer).expect("offer");
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("rtp");
+    let local = LocalMedia::new(
+        "127.0.0.1".parse().expect("ip"),
+        socket.local_addr().expect("addr").port(),
+    );
+    let (answer, neg) = sdp::answer(
+        &offer,
+        &local,
+        &Origin::new("callbot", 2, 1, "127.0.0.1".parse().expect("ip")),
+    )
+    .expect("answer");
+    assert_eq!(neg.codec, sdp::Codec::Pcma, "SIPp offers only PCMA");
+    assert!(neg.remote_addr.is_loopback(), "media only to loopback");
+    let cfg = MediaConfig {
+        codec: telephony::g711::Codec::Pcma,
+        dtmf_payload_type: neg.telephone_event,
+        ..MediaConfig::default()
+    };
+    let mut session = MediaSession::start(
+        socket,
+        SocketAddr::new(neg.remote_addr, neg.remote_port),
+        cfg,
+    )
+    .expect("media");
+    a.accept(call, answer.to_string().into_bytes());
+    let mut audio = Vec::new();
+    let mut digits = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        tokio::select! {
+            f = session.frames.recv() => if let Some(f) = f { audio.extend_from_slice(&f.samples) },
+            ev = session.events.recv() => if let Some(MediaEvent::Dtmf { digit, source }) = ev {
+                assert_eq!(source, DtmfSource::Rfc4733);
+                digits.push(digit);
+            },
+            e = a.next_event() => if matches!(e, Some((_, CallEvent::Ended { remote: true }))) { break },
+            _ = tokio::time::sleep_until(deadline) => panic!("SIPp never hung up"),
+        }
+    }
+    session.stop().await;
+    assert_eq!(
+        digits,
+        vec!['1'],
+        "the RFC 2833 digit of dtmf_2833_1.pcap, exactly once"
+    );
+    let reference = alaw_wav(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/sipp/g711a_decoded.wav"),
+    );
+    // Compare a 1 s window from the middle of the reference against what arrived.
+    let w = &reference[reference.len() / 2 - 4000..reference.len() / 2 + 4000];
+    let ew: f64 = w.iter().map(|&x| f64::from(x).powi(2)).sum();
+    let mut best = 0.0f64;
+    for lag in 0..audio.len().saturating_sub(w.len()) {
+        let g = &audio[lag..lag + w.len()];
+        let dot: f64 = w
+            .iter()
+            .zip(g)
+            .map(|(a, b)| f64::from(*a) * f64::from(*b))
+            .sum();
+        let eg: f64 = g.iter().map(|&x| f64::from(x).powi(2)).sum();
+        if eg > 0.0 {
+            best = best.max(dot / (ew.sqrt() * eg.sqrt()));
+        }
+    }
+    assert!(
+        best > 0.99,
+        "the pcap's audio arrived intact: correlation {best:.4}"
+    );
+    assert!(finished_ok(s));
+}
