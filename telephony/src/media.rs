@@ -198,6 +198,17 @@ impl SendJitterStats {
         self.hist[b] += 1;
     }
 
+    /// Add another session's figures (for totals over many calls).
+    pub fn merge(&mut self, other: &SendJitterStats) {
+        self.ticks += other.ticks;
+        self.max_us = self.max_us.max(other.max_us);
+        self.over_5ms += other.over_5ms;
+        self.sum_us += other.sum_us;
+        for (a, b) in self.hist.iter_mut().zip(&other.hist) {
+            *a += b;
+        }
+    }
+
     /// Mean lateness, µs.
     pub fn mean_us(&self) -> f64 {
         if self.ticks == 0 {

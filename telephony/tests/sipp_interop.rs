@@ -380,3 +380,72 @@ async fn sipp_plays_g711_audio_and_rfc2833_dtmf_from_pcaps_into_a_call() {
     );
     assert!(finished_ok(s));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_over_tcp_both_ways() {
+    use telephony::sip::transport::SipTransport;
+    // callbot → SIPp over TCP.
+    let port = free_port();
+    let p = port.to_string();
+    let s = sipp(&[
+        "-sn",
+        "uas",
+        "-t",
+        "t1",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &p,
+        "-m",
+        "1",
+    ]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut a = agent().await;
+    let target = Uri::parse(&format!("sip:4155550100@{addr};transport=tcp")).expect("uri");
+    let call = a
+        .invite_over(
+            addr,
+            SipTransport::Tcp,
+            target,
+            OFFER.as_bytes().to_vec(),
+            None,
+        )
+        .await
+        .expect("TCP connection and INVITE");
+    assert!(matches!(
+        event(&mut a).await,
+        CallEvent::Progress { status: 180, .. }
+    ));
+    assert!(matches!(event(&mut a).await, CallEvent::Answered { .. }));
+    a.hangup(call);
+    assert_eq!(event(&mut a).await, CallEvent::Ended { remote: false });
+    assert!(finished_ok(s), "SIPp completed the call over TCP");
+
+    // SIPp → callbot over TCP.
+    let ours = a.local_addr().to_string();
+    let p2 = free_port().to_string();
+    let s = sipp(&[
+        "-sn",
+        "uac",
+        "-t",
+        "t1",
+        &ours,
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &p2,
+        "-m",
+        "1",
+        "-d",
+        "200",
+    ]);
+    let (call, e) = tokio::time::timeout(Duration::from_secs(20), a.next_event())
+        .await
+        .expect("in time")
+        .expect("event");
+    assert!(matches!(e, CallEvent::Incoming { .. }), "{e:?}");
+    a.accept(call, OFFER.as_bytes().to_vec());
+    assert_eq!(event(&mut a).await, CallEvent::Confirmed);
+    assert_eq!(event(&mut a).await, CallEvent::Ended { remote: true });
+    assert!(finished_ok(s), "SIPp's call over TCP succeeded");
+}

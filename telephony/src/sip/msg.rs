@@ -280,6 +280,50 @@ pub fn header_end(data: &[u8]) -> Option<usize> {
     data.windows(2).position(|w| w == b"\n\n").map(|i| i + 2)
 }
 
+/// On a stream (TCP), how many bytes the next message takes: `Ok(Some(n))` when `buf` holds a
+/// whole message of `n` bytes (leading CRLF keep-alives included), `Ok(None)` when more bytes are
+/// needed, `Err` when the stream cannot be framed (no or bad Content-Length, or a header section
+/// over 64 KiB): the connection must be closed (RFC 3261 §18.3).
+pub fn stream_frame_len(buf: &[u8]) -> Result<Option<usize>, String> {
+    let skip = buf
+        .iter()
+        .take_while(|b| **b == b'\r' || **b == b'\n')
+        .count();
+    let rest = &buf[skip..];
+    if rest.is_empty() {
+        return Ok(if skip > 0 { Some(skip) } else { None });
+    }
+    let Some(end) = header_end(rest) else {
+        return if rest.len() > 65_536 {
+            Err("header section too long".into())
+        } else {
+            Ok(None)
+        };
+    };
+    let head = String::from_utf8_lossy(&rest[..end]);
+    let mut length = None;
+    for line in head.split('\n') {
+        if let Some((name, value)) = line.split_once(':') {
+            let n = name.trim().to_ascii_lowercase();
+            if n == "content-length" || n == "l" {
+                let v = value
+                    .trim()
+                    .parse::<usize>()
+                    .map_err(|_| format!("bad Content-Length `{}`", value.trim()))?;
+                if length.is_some_and(|l| l != v) {
+                    return Err("conflicting Content-Length headers".into());
+                }
+                length = Some(v);
+            }
+        }
+    }
+    let Some(len) = length else {
+        return Err("no Content-Length on a stream".into());
+    };
+    let total = skip + end + len;
+    Ok((buf.len() >= total).then_some(total))
+}
+
 /// Parse one message. `Err` says whether to answer (a request with a status) or drop.
 pub fn parse(data: &[u8], framing: Framing) -> Result<Message, ParseError> {
     let Some(end) = header_end(data) else {
@@ -832,5 +876,27 @@ impl Response {
 
     pub fn to(&self) -> Option<NameAddr> {
         self.headers.get("To").and_then(|v| NameAddr::parse(v).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_a_stream() {
+        let m = b"OPTIONS sip:a@b SIP/2.0\r\nl: 4\r\n\r\nbody";
+        assert_eq!(stream_frame_len(&m[..10]), Ok(None));
+        assert_eq!(stream_frame_len(&m[..m.len() - 1]), Ok(None));
+        assert_eq!(stream_frame_len(m), Ok(Some(m.len())));
+        let mut two = b"\r\n\r\n".to_vec();
+        two.extend_from_slice(m);
+        two.extend_from_slice(m);
+        assert_eq!(stream_frame_len(&two), Ok(Some(4 + m.len())));
+        assert_eq!(stream_frame_len(b"\r\n"), Ok(Some(2)));
+        assert!(stream_frame_len(b"OPTIONS sip:a@b SIP/2.0\r\n\r\n").is_err());
+        assert!(
+            stream_frame_len(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n").is_err()
+        );
     }
 }

@@ -1,24 +1,37 @@
-//! The tokio shell around [`UserAgent`]: one UDP socket, one task. Commands go in through a
-//! handle; call events come out of a channel. The task only moves bytes and time between the
-//! socket and the sans-IO core.
+//! The tokio shell around [`UserAgent`]: a UDP socket and a TCP listener on the same address, one
+//! task. Commands go in through a handle; call events come out of a channel. The task only moves
+//! bytes and time between the sockets and the sans-IO core; TCP connections (opened for calls
+//! placed over TCP, or accepted) are framed by Content-Length and each has a reader task.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
+use super::msg::stream_frame_len;
 use super::transaction::TimerConfig;
 use super::ua::{CallEvent, CallId, Credentials, UaConfig, UaOutput, UserAgent};
 use super::uri::Uri;
 
+/// Which transport a call's signalling uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SipTransport {
+    Udp,
+    Tcp,
+}
+
 enum Command {
     Invite {
         next_hop: SocketAddr,
+        transport: SipTransport,
         target: Uri,
         sdp: Vec<u8>,
         credentials: Option<Credentials>,
-        reply: oneshot::Sender<CallId>,
+        reply: oneshot::Sender<Option<CallId>>,
     },
     Hangup(CallId),
     Accept(CallId, Vec<u8>),
@@ -26,7 +39,12 @@ enum Command {
     Refer(CallId, Uri),
 }
 
-/// A running SIP user agent on a UDP socket.
+enum Inbound {
+    Message(SocketAddr, Vec<u8>),
+    Closed(SocketAddr),
+}
+
+/// A running SIP user agent on UDP and TCP.
 pub struct UdpAgent {
     local: SocketAddr,
     commands: mpsc::UnboundedSender<Command>,
@@ -34,10 +52,12 @@ pub struct UdpAgent {
 }
 
 impl UdpAgent {
-    /// Bind `addr` (port 0 picks one) and start the agent's task on the current runtime.
+    /// Bind `addr` (port 0 picks one) for UDP and TCP and start the agent's task on the current
+    /// runtime.
     pub async fn bind(addr: SocketAddr, user: &str) -> std::io::Result<UdpAgent> {
         let socket = UdpSocket::bind(addr).await?;
         let local = socket.local_addr()?;
+        let listener = TcpListener::bind(local).await?;
         let ua = UserAgent::new(UaConfig {
             local,
             user: user.to_string(),
@@ -46,7 +66,7 @@ impl UdpAgent {
         });
         let (ctx, crx) = mpsc::unbounded_channel();
         let (etx, erx) = mpsc::unbounded_channel();
-        tokio::spawn(run(socket, ua, crx, etx));
+        tokio::spawn(run(socket, listener, ua, crx, etx));
         Ok(UdpAgent {
             local,
             commands: ctx,
@@ -58,10 +78,23 @@ impl UdpAgent {
         self.local
     }
 
-    /// Place a call; returns its id once the INVITE is on its way.
+    /// Place a call over UDP; returns its id once the INVITE is on its way.
     pub async fn invite(
         &self,
         next_hop: SocketAddr,
+        target: Uri,
+        sdp: Vec<u8>,
+        credentials: Option<Credentials>,
+    ) -> Option<CallId> {
+        self.invite_over(next_hop, SipTransport::Udp, target, sdp, credentials)
+            .await
+    }
+
+    /// Place a call over the given transport (`None` when a TCP connection cannot be opened).
+    pub async fn invite_over(
+        &self,
+        next_hop: SocketAddr,
+        transport: SipTransport,
         target: Uri,
         sdp: Vec<u8>,
         credentials: Option<Credentials>,
@@ -70,13 +103,14 @@ impl UdpAgent {
         self.commands
             .send(Command::Invite {
                 next_hop,
+                transport,
                 target,
                 sdp,
                 credentials,
                 reply,
             })
             .ok()?;
-        rx.await.ok()
+        rx.await.ok().flatten()
     }
 
     pub fn hangup(&self, call: CallId) {
@@ -104,8 +138,46 @@ impl UdpAgent {
     }
 }
 
+/// Read framed messages from one TCP connection until it closes or cannot be framed.
+fn spawn_reader(
+    mut read: tokio::net::tcp::OwnedReadHalf,
+    peer: SocketAddr,
+    inbound: mpsc::UnboundedSender<Inbound>,
+) {
+    tokio::spawn(async move {
+        let mut buf: Vec<u8> = Vec::with_capacity(4096);
+        let mut chunk = vec![0u8; 16_384];
+        loop {
+            match read.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            loop {
+                match stream_frame_len(&buf) {
+                    Ok(Some(len)) => {
+                        let msg: Vec<u8> = buf.drain(..len).collect();
+                        if msg.iter().any(|b| !b.is_ascii_whitespace())
+                            && inbound.send(Inbound::Message(peer, msg)).is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!("closing SIP connection from {peer}: {e}");
+                        let _ = inbound.send(Inbound::Closed(peer));
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = inbound.send(Inbound::Closed(peer));
+    });
+}
+
 async fn run(
     socket: UdpSocket,
+    listener: TcpListener,
     mut ua: UserAgent,
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<(CallId, CallEvent)>,
@@ -113,9 +185,11 @@ async fn run(
     let mut buf = vec![0u8; 65_535];
     // SIP timers are hundreds of milliseconds; a 10 ms tick is precise enough and keeps the cost
     // of timer bookkeeping independent of the traffic.
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(10));
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_gc = Instant::now();
+    let mut writers: HashMap<SocketAddr, OwnedWriteHalf> = HashMap::new();
+    let (in_tx, mut in_rx) = mpsc::unbounded_channel::<Inbound>();
     loop {
         let outputs = tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
@@ -125,11 +199,44 @@ async fn run(
                     Vec::new()
                 }
             },
+            a = listener.accept() => {
+                if let Ok((stream, peer)) = a {
+                    let (read, write) = stream.into_split();
+                    writers.insert(peer, write);
+                    ua.set_reliable(peer, true);
+                    spawn_reader(read, peer, in_tx.clone());
+                }
+                Vec::new()
+            }
+            m = in_rx.recv() => match m {
+                Some(Inbound::Message(peer, data)) => ua.on_datagram(&data, peer, Instant::now()),
+                Some(Inbound::Closed(peer)) => {
+                    writers.remove(&peer);
+                    ua.set_reliable(peer, false);
+                    Vec::new()
+                }
+                None => Vec::new(),
+            },
             c = commands.recv() => match c {
                 None => return,
-                Some(Command::Invite { next_hop, target, sdp, credentials, reply }) => {
+                Some(Command::Invite { next_hop, transport, target, sdp, credentials, reply }) => {
+                    if transport == SipTransport::Tcp && !writers.contains_key(&next_hop) {
+                        match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(next_hop)).await {
+                            Ok(Ok(stream)) => {
+                                let (read, write) = stream.into_split();
+                                writers.insert(next_hop, write);
+                                ua.set_reliable(next_hop, true);
+                                spawn_reader(read, next_hop, in_tx.clone());
+                            }
+                            _ => {
+                                tracing::warn!("cannot open a SIP TCP connection to {next_hop}");
+                                let _ = reply.send(None);
+                                continue;
+                            }
+                        }
+                    }
                     let (id, out) = ua.invite(next_hop, target, None, sdp, credentials, Instant::now());
-                    let _ = reply.send(id);
+                    let _ = reply.send(Some(id));
                     out
                 }
                 Some(Command::Hangup(id)) => ua.hangup(id, Instant::now()),
@@ -142,7 +249,13 @@ async fn run(
         for o in outputs {
             match o {
                 UaOutput::Send { to, data } => {
-                    if let Err(e) = socket.send_to(&data, to).await {
+                    if let Some(w) = writers.get_mut(&to) {
+                        if let Err(e) = w.write_all(&data).await {
+                            tracing::warn!("SIP TCP send to {to} failed: {e}");
+                            writers.remove(&to);
+                            ua.set_reliable(to, false);
+                        }
+                    } else if let Err(e) = socket.send_to(&data, to).await {
                         tracing::warn!("SIP send to {to} failed: {e}");
                     }
                 }
@@ -151,7 +264,7 @@ async fn run(
                 }
             }
         }
-        if last_gc.elapsed() >= std::time::Duration::from_secs(1) {
+        if last_gc.elapsed() >= Duration::from_secs(1) {
             ua.collect_garbage();
             last_gc = Instant::now();
         }

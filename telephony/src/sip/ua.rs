@@ -131,6 +131,8 @@ pub struct UserAgent {
     servers: HashMap<String, (Option<CallId>, SocketAddr, ServerTransaction)>,
     /// Calls by their SIP Call-ID, for in-dialog requests.
     by_call_id: HashMap<String, CallId>,
+    /// Peers reached over a reliable stream (TCP): no retransmissions, `TCP` in Via.
+    reliable: std::collections::HashSet<SocketAddr>,
     /// Registrar bindings: user → (source address, expiry).
     bindings: HashMap<String, (SocketAddr, Instant)>,
     accounts: HashMap<String, String>,
@@ -151,6 +153,7 @@ impl UserAgent {
             clients: HashMap::new(),
             servers: HashMap::new(),
             by_call_id: HashMap::new(),
+            reliable: std::collections::HashSet::new(),
             bindings: HashMap::new(),
             accounts: HashMap::new(),
             realm: "callbot".into(),
@@ -158,12 +161,46 @@ impl UserAgent {
         }
     }
 
-    fn via(&self, branch: &str) -> String {
-        format!("SIP/2.0/UDP {};branch={branch};rport", self.cfg.local)
+    /// Our Contact and the transport token for a call's peer.
+    fn peer_info(&self, call: CallId) -> (String, &'static str) {
+        match self.calls.get(&call) {
+            Some(c) => (self.contact(c.peer), self.proto(c.peer)),
+            None => (format!("<sip:{}@{}>", self.cfg.user, self.cfg.local), "UDP"),
+        }
     }
 
-    fn contact(&self) -> String {
-        format!("<sip:{}@{}>", self.cfg.user, self.cfg.local)
+    /// Mark `peer` as reached over a stream transport (TCP), or not. The I/O shell calls this
+    /// when it opens or accepts a connection.
+    pub fn set_reliable(&mut self, peer: SocketAddr, reliable: bool) {
+        if reliable {
+            self.reliable.insert(peer);
+        } else {
+            self.reliable.remove(&peer);
+        }
+    }
+
+    fn proto(&self, peer: SocketAddr) -> &'static str {
+        if self.reliable.contains(&peer) {
+            "TCP"
+        } else {
+            "UDP"
+        }
+    }
+
+    fn via(&self, peer: SocketAddr, branch: &str) -> String {
+        format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            self.proto(peer),
+            self.cfg.local
+        )
+    }
+
+    fn contact(&self, peer: SocketAddr) -> String {
+        if self.reliable.contains(&peer) {
+            format!("<sip:{}@{};transport=tcp>", self.cfg.user, self.cfg.local)
+        } else {
+            format!("<sip:{}@{}>", self.cfg.user, self.cfg.local)
+        }
     }
 
     /// Place a call to `target` through `next_hop` with an SDP offer.
@@ -180,7 +217,7 @@ impl UserAgent {
         self.next_call += 1;
         let local_tag = token();
         let mut h = Headers::default();
-        h.push("Via", self.via(&format!("z9hG4bK{}", token())));
+        h.push("Via", self.via(next_hop, &format!("z9hG4bK{}", token())));
         h.push("Max-Forwards", "70");
         let from = match from_display {
             Some(d) => format!(
@@ -199,7 +236,7 @@ impl UserAgent {
         h.push("To", format!("<{target}>"));
         h.push("Call-ID", format!("{}@{}", token(), self.cfg.local.ip()));
         h.push("CSeq", "1 INVITE");
-        h.push("Contact", self.contact());
+        h.push("Contact", self.contact(next_hop));
         h.push("Allow", ALLOWED);
         h.push("User-Agent", self.cfg.user_agent.clone());
         if !sdp.is_empty() {
@@ -249,7 +286,8 @@ impl UserAgent {
             .unwrap_or_default();
         let key = super::transaction::key(&branch, &req.method);
         let is_invite = req.method == Method::Invite;
-        let (tx, outs) = ClientTransaction::new(req, false, self.cfg.timers, now);
+        let (tx, outs) =
+            ClientTransaction::new(req, self.reliable.contains(&to), self.cfg.timers, now);
         self.clients.insert(key.clone(), (call, to, tx));
         if is_invite && let Some(c) = self.calls.get_mut(&call) {
             c.invite_tx = Some(key.clone());
@@ -259,7 +297,7 @@ impl UserAgent {
 
     /// Hang up: CANCEL before an answer, BYE after.
     pub fn hangup(&mut self, call: CallId, now: Instant) -> Vec<UaOutput> {
-        let contact = self.contact();
+        let (contact, proto) = self.peer_info(call);
         let local = self.cfg.local;
         let Some(c) = self.calls.get_mut(&call) else {
             return Vec::new();
@@ -279,7 +317,7 @@ impl UserAgent {
             }
             (Phase::Confirmed, _) => {
                 let peer = c.peer;
-                let via = format!("SIP/2.0/UDP {local};branch=z9hG4bK{};rport", token());
+                let via = format!("SIP/2.0/{proto} {local};branch=z9hG4bK{};rport", token());
                 let Some(d) = c.dialog.as_mut() else {
                     return Vec::new();
                 };
@@ -296,7 +334,7 @@ impl UserAgent {
 
     /// Answer an inbound call with an SDP answer.
     pub fn accept(&mut self, call: CallId, sdp: Vec<u8>, now: Instant) -> Vec<UaOutput> {
-        let contact = self.contact();
+        let (contact, _) = self.peer_info(call);
         let Some(c) = self.calls.get_mut(&call) else {
             return Vec::new();
         };
@@ -375,7 +413,7 @@ impl UserAgent {
         body: Vec<u8>,
         now: Instant,
     ) -> Vec<UaOutput> {
-        let contact = self.contact();
+        let (contact, proto) = self.peer_info(call);
         let local = self.cfg.local;
         let Some(c) = self.calls.get_mut(&call) else {
             return Vec::new();
@@ -384,7 +422,7 @@ impl UserAgent {
             return Vec::new();
         }
         let peer = c.peer;
-        let via = format!("SIP/2.0/UDP {local};branch=z9hG4bK{};rport", token());
+        let via = format!("SIP/2.0/{proto} {local};branch=z9hG4bK{};rport", token());
         let Some(d) = c.dialog.as_mut() else {
             return Vec::new();
         };
@@ -409,7 +447,7 @@ impl UserAgent {
 
     /// Cold transfer: ask the other side to call `target` (REFER, RFC 3515).
     pub fn refer(&mut self, call: CallId, target: &Uri, now: Instant) -> Vec<UaOutput> {
-        let by = self.contact();
+        let (by, _) = self.peer_info(call);
         self.in_dialog(
             call,
             Method::Refer,
@@ -436,7 +474,7 @@ impl UserAgent {
         self.next_call += 1;
         let local_tag = token();
         let mut h = Headers::default();
-        h.push("Via", self.via(&format!("z9hG4bK{}", token())));
+        h.push("Via", self.via(next_hop, &format!("z9hG4bK{}", token())));
         h.push("Max-Forwards", "70");
         h.push(
             "From",
@@ -510,7 +548,7 @@ impl UserAgent {
     ) -> (CallId, Vec<UaOutput>) {
         let uri = Uri::sip(None, domain, None);
         let aor = format!("<sip:{}@{domain}>", self.cfg.user);
-        let contact = format!("{};expires={expires}", self.contact());
+        let contact = format!("{};expires={expires}", self.contact(registrar));
         self.standalone(
             registrar,
             Method::Register,
@@ -643,15 +681,16 @@ impl UserAgent {
     /// A response reached the transaction user.
     fn on_response(&mut self, call: CallId, resp: Response, now: Instant) -> Vec<UaOutput> {
         let mut out = Vec::new();
+        let (contact, proto) = self.peer_info(call);
         let Some((_, method)) = resp.cseq() else {
             return out;
         };
         let via = format!(
-            "SIP/2.0/UDP {};branch=z9hG4bK{};rport",
+            "SIP/2.0/{proto} {};branch=z9hG4bK{};rport",
             self.cfg.local,
             token()
         );
-        let contact = self.contact();
+
         let Some(c) = self.calls.get_mut(&call) else {
             return out;
         };
@@ -920,7 +959,8 @@ impl UserAgent {
     ) -> Vec<UaOutput> {
         let id = self.next_call;
         self.next_call += 1;
-        let mut tx = ServerTransaction::new(r.clone(), false, self.cfg.timers);
+        let mut tx =
+            ServerTransaction::new(r.clone(), self.reliable.contains(&from), self.cfg.timers);
         let trying = r.response(100, "Trying", None);
         let mut out = Vec::new();
         for o in tx.respond(trying, now) {
@@ -1010,7 +1050,8 @@ impl UserAgent {
             return self.on_register(r, key, from, now);
         }
         let found = self.dialog_call(&r);
-        let mut tx = ServerTransaction::new(r.clone(), false, self.cfg.timers);
+        let mut tx =
+            ServerTransaction::new(r.clone(), self.reliable.contains(&from), self.cfg.timers);
         let mut out = Vec::new();
         let (resp, event) = match (r.method.clone(), found) {
             (Method::Options, _) => {
@@ -1096,7 +1137,8 @@ impl UserAgent {
         from: SocketAddr,
         now: Instant,
     ) -> Vec<UaOutput> {
-        let mut tx = ServerTransaction::new(r.clone(), false, self.cfg.timers);
+        let mut tx =
+            ServerTransaction::new(r.clone(), self.reliable.contains(&from), self.cfg.timers);
         let user = r.to().and_then(|t| t.uri.user.clone()).unwrap_or_default();
         let resp = if !self.accounts.is_empty() && !self.digest_ok(&r, &user) {
             let mut resp = r.response(401, "Unauthorized", Some(&token()));

@@ -1,0 +1,171 @@
+//! Concurrent calls with RTP both ways against SIPp on loopback.
+//!
+//! `cargo bench -p telephony --bench media_calls [-- CALLS HOLD_SECONDS]` (defaults 1000 calls,
+//! 20 s). SIPp answers with its built-in `uas` scenario and echoes every RTP packet back to its
+//! sender (`-rtp_echo`); callbot sets each call up over SIP at 200 calls/s and runs one
+//! `MediaSession` per call: 20 ms paced G.711 packets out, jitter buffer and decoding in. Prints
+//! the RTP send-time jitter over all calls (lateness against the ideal 20 ms schedule), packets
+//! sent and received, and callbot's CPU and memory.
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use telephony::g711::Codec;
+use telephony::media::{MediaConfig, MediaSession, SendJitterStats};
+use telephony::sdp::{self, LocalMedia, Origin, Sdp};
+use telephony::sip::Uri;
+use telephony::sip::transport::UdpAgent;
+use telephony::sip::ua::CallEvent;
+
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(") ").next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(11) + t(12)) / 100.0
+}
+
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let calls: usize = args.first().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let hold: u64 = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(20);
+    let free = || {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(0)
+    };
+    let (sip_port, media_port) = (free(), free());
+    let mut sipp = match Command::new("sipp")
+        .args([
+            "-sn",
+            "uas",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &sip_port.to_string(),
+            "-mp",
+            &media_port.to_string(),
+            "-rtp_echo",
+            "-nostdin",
+            "-max_socket",
+            "10000",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sipp not found ({e}); install Debian's sip-tester");
+            return;
+        }
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let peer = SocketAddr::from(([127, 0, 0, 1], sip_port));
+        let mut agent = UdpAgent::bind("127.0.0.1:0".parse().expect("addr"), "bench").await.expect("bind");
+        let mut sessions: Vec<MediaSession> = Vec::new();
+        let mut ids = Vec::new();
+        let rss0 = rss_mib();
+        let setup_start = Instant::now();
+        for i in 0..calls {
+            let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("rtp socket");
+            let port = socket.local_addr().expect("addr").port();
+            let local = LocalMedia::new("127.0.0.1".parse().expect("ip"), port);
+            let offer = sdp::make_offer(&local, &Origin::new("bench", i as u64 + 1, 1, "127.0.0.1".parse().expect("ip")));
+            let target = Uri::parse(&format!("sip:{}@{peer}", 4_155_550_000u64 + i as u64)).expect("uri");
+            let Some(id) = agent.invite(peer, target, offer.to_string().into_bytes(), None).await else { break };
+            let answer = loop {
+                match tokio::time::timeout(Duration::from_secs(10), agent.next_event()).await {
+                    Ok(Some((cid, CallEvent::Answered { sdp }))) if cid == id => break Some(sdp),
+                    Ok(Some((_, CallEvent::Failed { .. } | CallEvent::Timeout))) | Err(_) | Ok(None) => break None,
+                    Ok(Some(_)) => {}
+                }
+            };
+            let Some(answer) = answer.and_then(|a| Sdp::parse_bytes(&a).ok()) else {
+                eprintln!("call {i} failed to set up");
+                continue;
+            };
+            let Ok(neg) = sdp::negotiated_from_answer(&offer, &answer) else { continue };
+            // SIPp's answer carries its media port on 127.0.0.1.
+            let remote = SocketAddr::new("127.0.0.1".parse().expect("ip"), neg.remote_port);
+            let cfg = MediaConfig { codec: if neg.codec == sdp::Codec::Pcmu { Codec::Pcmu } else { Codec::Pcma }, inbound_capacity: 8, ..MediaConfig::default() };
+            match MediaSession::start(socket, remote, cfg) {
+                Ok(s) => sessions.push(s),
+                Err(e) => eprintln!("media {i}: {e}"),
+            }
+            ids.push(id);
+            // 200 calls/s set-up pacing.
+            let due = setup_start + Duration::from_millis(5 * (i as u64 + 1));
+            tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+        }
+        let up = sessions.len();
+        println!("{up} calls up with media after {:.1} s", setup_start.elapsed().as_secs_f64());
+        let cpu0 = cpu_seconds();
+        let t0 = Instant::now();
+        // Drain decoded frames as an ASR consumer would, without blocking.
+        let mut drained = 0u64;
+        while t0.elapsed() < Duration::from_secs(hold) {
+            for s in sessions.iter_mut() {
+                while let Ok(f) = s.frames.try_recv() {
+                    drained += f.samples.len() as u64 / 160;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let cpu = cpu_seconds() - cpu0;
+        let secs = t0.elapsed().as_secs_f64();
+        let mut jitter = SendJitterStats::default();
+        let (mut sent, mut received, mut lost) = (0u64, 0u64, 0i64);
+        for s in &sessions {
+            let st = s.handle.stats();
+            jitter.merge(&st.send_jitter);
+            sent += st.rtp_sent;
+            received += st.rtp_received;
+            lost += st.reception.lost;
+        }
+        println!("hold {secs:.1} s: RTP sent {sent}, received {received} (echoed), lost {lost}, frames consumed {drained}");
+        println!(
+            "send jitter over {} sends: mean {:.0} µs, p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs, >5 ms {}",
+            jitter.ticks,
+            jitter.mean_us(),
+            jitter.percentile_us(0.5),
+            jitter.percentile_us(0.99),
+            jitter.percentile_us(0.999),
+            jitter.max_us,
+            jitter.over_5ms
+        );
+        println!("callbot CPU {:.0}% of one core during the hold ({:.1} µs per call-second); RSS {:.0} MiB (+{:.0} MiB for the calls)",
+            100.0 * cpu / secs, 1e6 * cpu / secs / up.max(1) as f64, rss_mib(), rss_mib() - rss0);
+        for id in ids {
+            agent.hangup(id);
+        }
+        for mut s in sessions {
+            s.stop().await;
+        }
+    });
+    let _ = sipp.kill();
+    let _ = sipp.wait();
+}
