@@ -138,10 +138,12 @@ fn main() {
         let cpu = cpu_seconds() - cpu0;
         let secs = t0.elapsed().as_secs_f64();
         let mut jitter = SendJitterStats::default();
+        let mut interval = SendJitterStats::default();
         let (mut sent, mut received, mut lost) = (0u64, 0u64, 0i64);
         for s in &sessions {
             let st = s.handle.stats();
             jitter.merge(&st.send_jitter);
+            interval.merge(&st.send_interval_jitter);
             sent += st.rtp_sent;
             received += st.rtp_received;
             lost += st.reception.lost;
@@ -156,6 +158,14 @@ fn main() {
             jitter.percentile_us(0.999),
             jitter.max_us,
             jitter.over_5ms
+        );
+        println!(
+            "send interval deviation from 20 ms: mean {:.0} µs, p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
+            interval.mean_us(),
+            interval.percentile_us(0.5),
+            interval.percentile_us(0.99),
+            interval.percentile_us(0.999),
+            interval.max_us
         );
         println!("callbot CPU {:.0}% of one core during the hold ({:.1} µs per call-second); RSS {:.0} MiB (+{:.0} MiB for the calls)",
             100.0 * cpu / secs, 1e6 * cpu / secs / up.max(1) as f64, rss_mib(), rss_mib() - rss0);

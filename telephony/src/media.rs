@@ -296,6 +296,9 @@ pub struct MediaStats {
     pub rtt_ms: Option<f64>,
     /// Lateness of our sends against the 20 ms schedule.
     pub send_jitter: SendJitterStats,
+    /// How far each interval between two consecutive sends was from 20 ms (send-side jitter in
+    /// the RFC 3550 sense: a constant lateness does not count).
+    pub send_interval_jitter: SendJitterStats,
 }
 
 enum Command {
@@ -473,6 +476,7 @@ impl MediaSession {
             dtmf_queue: VecDeque::new(),
             dtmf: None,
             dtmf_cooldown: 0,
+            last_send: None,
             dtmf_rx: DtmfReceiver::new(),
             inband,
             last_frame: None,
@@ -530,6 +534,8 @@ struct Counters {
 }
 
 struct MediaLoop {
+    /// When the previous packet went out (for the send-interval statistics).
+    last_send: Option<Instant>,
     cfg: MediaConfig,
     transport: Transport,
     sender: RtpSender,
@@ -663,8 +669,22 @@ impl MediaLoop {
         } else {
             self.sender.skip(SAMPLES_PER_FRAME);
         }
-        let lateness = Instant::now().saturating_duration_since(scheduled);
-        lock(&self.stats).send_jitter.record(lateness);
+        let sent_at = Instant::now();
+        let lateness = sent_at.saturating_duration_since(scheduled);
+        {
+            let mut stats = lock(&self.stats);
+            stats.send_jitter.record(lateness);
+            if let Some(prev) = self.last_send {
+                let interval = sent_at.saturating_duration_since(prev);
+                let deviation = if interval > PTIME {
+                    interval - PTIME
+                } else {
+                    PTIME - interval
+                };
+                stats.send_interval_jitter.record(deviation);
+            }
+        }
+        self.last_send = Some(sent_at);
         self.play_out();
         self.publish();
     }
