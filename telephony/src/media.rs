@@ -676,11 +676,7 @@ impl MediaLoop {
             stats.send_jitter.record(lateness);
             if let Some(prev) = self.last_send {
                 let interval = sent_at.saturating_duration_since(prev);
-                let deviation = if interval > PTIME {
-                    interval - PTIME
-                } else {
-                    PTIME - interval
-                };
+                let deviation = interval.abs_diff(PTIME);
                 stats.send_interval_jitter.record(deviation);
             }
         }

@@ -201,3 +201,89 @@ async fn run_in_namespace() {
     );
     assert!(c_out > 0.99, "callbot → baresip correlation {c_out:.4}");
 }
+
+#[test]
+fn baresip_registers_with_digest_at_the_registrar() {
+    if std::env::var_os("CALLBOT_IN_NETNS").is_none() {
+        let exe = std::env::current_exe().expect("test binary");
+        let setup = format!(
+            "ip link set lo up && ip link add cb0 type veth peer name cb1 && ip addr add {NS_ADDR}/24 dev cb0 && ip link set cb0 up && ip link set cb1 up && exec \"$0\" --exact baresip_registers_with_digest_at_the_registrar --nocapture --test-threads 1"
+        );
+        let status = Command::new("unshare")
+            .args(["-n", "sh", "-c", &setup])
+            .arg(&exe)
+            .env("CALLBOT_IN_NETNS", "1")
+            .status()
+            .expect("unshare runs (needs root)");
+        assert!(status.success(), "the test inside the namespace failed");
+        return;
+    }
+    use std::collections::HashMap;
+    use std::time::Instant;
+    use telephony::sip::transaction::TimerConfig;
+    use telephony::sip::ua::{UaConfig, UaOutput, UserAgent};
+
+    // callbot's user agent as registrar, driven by hand over a plain socket.
+    let socket =
+        std::net::UdpSocket::bind(SocketAddr::new(IpAddr::V4(NS_ADDR), 5060)).expect("bind 5060");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let mut ua = UserAgent::new(UaConfig {
+        local: socket.local_addr().expect("addr"),
+        user: "registrar".into(),
+        user_agent: "callbot-test".into(),
+        timers: TimerConfig::default(),
+    });
+    ua.set_registrar_accounts(
+        "callbot",
+        HashMap::from([("agent7".to_string(), "s3cret".to_string())]),
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("config"),
+        format!("module_path /usr/lib/baresip/modules\nsip_listen {NS_ADDR}:5090\naudio_player alsa,null\naudio_source alsa,null\naudio_alert alsa,null\nmodule g711.so\nmodule alsa.so\nmodule_app account.so\nmodule_app menu.so\n"),
+    )
+    .expect("config");
+    std::fs::write(
+        dir.path().join("accounts"),
+        format!(
+            "<sip:agent7@{NS_ADDR}>;auth_pass=s3cret;outbound=\"sip:{NS_ADDR}:5060\";regint=600\n"
+        ),
+    )
+    .expect("accounts");
+    let mut baresip = Command::new("baresip")
+        .args(["-4", "-f"])
+        .arg(dir.path())
+        .args(["-t", "10"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("baresip");
+    let mut buf = vec![0u8; 65_535];
+    let start = Instant::now();
+    let mut registered = None;
+    while start.elapsed() < Duration::from_secs(8) && registered.is_none() {
+        let outs = match socket.recv_from(&mut buf) {
+            Ok((n, from)) => ua.on_datagram(&buf[..n], from, Instant::now()),
+            Err(_) => ua.on_timer(Instant::now()),
+        };
+        for o in outs {
+            if let UaOutput::Send { to, data } = o {
+                socket.send_to(&data, to).expect("send");
+            }
+        }
+        registered = ua.lookup("agent7", Instant::now());
+    }
+    let _ = baresip.kill();
+    let _ = baresip.wait();
+    let at = registered.expect("baresip registered agent7 after the digest challenge");
+    assert_eq!(
+        at.ip(),
+        IpAddr::V4(NS_ADDR),
+        "bound to the address the REGISTER came from"
+    );
+    assert!(ua.lookup("nobody", Instant::now()).is_none());
+}

@@ -1,6 +1,7 @@
 //! SIP: messages, transactions, dialogs and the user agent.
 
 pub mod dialog;
+pub mod keepalive;
 pub mod msg;
 pub mod transaction;
 pub mod transport;
