@@ -698,7 +698,9 @@ impl UserAgent {
             Method::Invite => {
                 let code = resp.status;
                 if code < 200 {
-                    if code > 100 {
+                    // Provisionals matter only while the call is being set up (not for a
+                    // re-INVITE in an established call).
+                    if code > 100 && matches!(c.phase, Phase::Calling | Phase::Early) {
                         let first_early = c.phase == Phase::Calling;
                         c.phase = Phase::Early;
                         let sdp = (!resp.body.is_empty()).then(|| resp.body.clone());
