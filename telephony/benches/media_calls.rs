@@ -7,8 +7,9 @@
 //! the RTP send-time jitter over all calls (lateness against the ideal 20 ms schedule), packets
 //! sent and received, and callbot's CPU and memory.
 
+mod common;
+
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use telephony::g711::Codec;
@@ -17,14 +18,6 @@ use telephony::sdp::{self, LocalMedia, Origin, Sdp};
 use telephony::sip::Uri;
 use telephony::sip::transport::UdpAgent;
 use telephony::sip::ua::CallEvent;
-
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(") ").next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (t(11) + t(12)) / 100.0
-}
 
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -38,51 +31,15 @@ fn rss_mib() -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let args = common::args();
     let calls: usize = args.first().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let hold: u64 = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(20);
-    let free = || {
-        std::net::UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .map(|a| a.port())
-            .unwrap_or(0)
+    let (sip_port, media_port) = (common::free_port(), common::free_port());
+    let mp = media_port.to_string();
+    let Some(mut sipp) = common::sipp_uas(sip_port, &["-mp", &mp, "-rtp_echo"]) else {
+        return;
     };
-    let (sip_port, media_port) = (free(), free());
-    let mut sipp = match Command::new("sipp")
-        .args([
-            "-sn",
-            "uas",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &sip_port.to_string(),
-            "-mp",
-            &media_port.to_string(),
-            "-rtp_echo",
-            "-nostdin",
-            "-max_socket",
-            "10000",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("sipp not found ({e}); install Debian's sip-tester");
-            return;
-        }
-    };
-    std::thread::sleep(Duration::from_millis(300));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::runtime();
     rt.block_on(async move {
         let peer = SocketAddr::from(([127, 0, 0, 1], sip_port));
         let mut agent = UdpAgent::bind("127.0.0.1:0".parse().expect("addr"), "bench").await.expect("bind");
@@ -123,7 +80,7 @@ fn main() {
         }
         let up = sessions.len();
         println!("{up} calls up with media after {:.1} s", setup_start.elapsed().as_secs_f64());
-        let cpu0 = cpu_seconds();
+        let cpu0 = common::cpu_seconds();
         let t0 = Instant::now();
         // Drain decoded frames as an ASR consumer would, without blocking.
         let mut drained = 0u64;
@@ -135,7 +92,7 @@ fn main() {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let cpu = cpu_seconds() - cpu0;
+        let cpu = common::cpu_seconds() - cpu0;
         let secs = t0.elapsed().as_secs_f64();
         let mut jitter = SendJitterStats::default();
         let mut interval = SendJitterStats::default();

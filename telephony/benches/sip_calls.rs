@@ -6,9 +6,10 @@
 //! up at once. Prints calls completed, failures, the achieved rate, setup latency percentiles and
 //! the CPU time callbot's process used per call.
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use telephony::sip::Uri;
@@ -17,61 +18,21 @@ use telephony::sip::ua::CallEvent;
 
 const OFFER: &str = "v=0\r\no=callbot 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\n";
 
-/// CPU seconds (user + system) used by this process so far, from /proc/self/stat.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(") ").next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let args = common::args();
     let calls: usize = args.first().and_then(|v| v.parse().ok()).unwrap_or(2000);
     let rate: f64 = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(200.0);
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(45070);
-    let mut sipp = match Command::new("sipp")
-        .args([
-            "-sn",
-            "uas",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-nostdin",
-            "-max_socket",
-            "10000",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("sipp not found ({e}); install Debian's sip-tester");
-            return;
-        }
+    let port = common::free_port();
+    let Some(mut sipp) = common::sipp_uas(port, &[]) else {
+        return;
     };
-    std::thread::sleep(Duration::from_millis(300));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::runtime();
     rt.block_on(async move {
         let peer: SocketAddr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut agent = UdpAgent::bind("127.0.0.1:0".parse().expect("addr"), "bench")
             .await
             .expect("bind");
-        let cpu0 = cpu_seconds();
+        let cpu0 = common::cpu_seconds();
         let start = Instant::now();
         let mut started: HashMap<u64, Instant> = HashMap::new();
         let mut setup = Vec::new();
@@ -123,7 +84,7 @@ fn main() {
             }
         }
         let secs = start.elapsed().as_secs_f64();
-        let cpu = cpu_seconds() - cpu0;
+        let cpu = common::cpu_seconds() - cpu0;
         setup.sort();
         let pct = |p: f64| {
             setup

@@ -671,18 +671,12 @@ impl MediaLoop {
         }
         let sent_at = Instant::now();
         let lateness = sent_at.saturating_duration_since(scheduled);
-        {
-            let mut stats = lock(&self.stats);
-            stats.send_jitter.record(lateness);
-            if let Some(prev) = self.last_send {
-                let interval = sent_at.saturating_duration_since(prev);
-                let deviation = interval.abs_diff(PTIME);
-                stats.send_interval_jitter.record(deviation);
-            }
-        }
+        let deviation = self
+            .last_send
+            .map(|prev| sent_at.saturating_duration_since(prev).abs_diff(PTIME));
         self.last_send = Some(sent_at);
         self.play_out();
-        self.publish();
+        self.publish_with(Some((lateness, deviation)));
     }
 
     /// Pull queued audio until a frame is ready, stopping at a digit so order is kept.
@@ -962,8 +956,20 @@ impl MediaLoop {
     }
 
     fn publish(&mut self) {
+        self.publish_with(None);
+    }
+
+    /// Copy the counters into the shared stats, with this tick's send timing if any (one lock
+    /// per tick).
+    fn publish_with(&mut self, send_timing: Option<(Duration, Option<Duration>)>) {
         let c = &self.counters;
         let mut s = lock(&self.stats);
+        if let Some((lateness, deviation)) = send_timing {
+            s.send_jitter.record(lateness);
+            if let Some(d) = deviation {
+                s.send_interval_jitter.record(d);
+            }
+        }
         s.remote_ssrc = c.remote_ssrc;
         s.rtp_sent = c.rtp_sent;
         s.rtp_received = c.rtp_received;

@@ -123,6 +123,26 @@ struct Call {
     confirmed: bool,
 }
 
+impl Call {
+    fn new(peer: SocketAddr, outbound: bool, invite: Request, local_tag: String) -> Self {
+        Call {
+            peer,
+            phase: Phase::Calling,
+            outbound,
+            invite,
+            invite_tx: None,
+            server_tx: None,
+            dialog: None,
+            credentials: None,
+            auth_tries: 0,
+            cancel_requested: false,
+            local_tag,
+            reoffer_tx: None,
+            confirmed: false,
+        }
+    }
+}
+
 pub struct UserAgent {
     cfg: UaConfig,
     next_call: CallId,
@@ -203,6 +223,17 @@ impl UserAgent {
         }
     }
 
+    /// Register a call under a new id, indexed by its SIP Call-ID.
+    fn add_call(&mut self, call: Call) -> CallId {
+        let id = self.next_call;
+        self.next_call += 1;
+        if let Some(cid) = call.invite.call_id() {
+            self.by_call_id.insert(cid.to_string(), id);
+        }
+        self.calls.insert(id, call);
+        id
+    }
+
     /// Place a call to `target` through `next_hop` with an SDP offer.
     pub fn invite(
         &mut self,
@@ -213,8 +244,6 @@ impl UserAgent {
         credentials: Option<Credentials>,
         now: Instant,
     ) -> (CallId, Vec<UaOutput>) {
-        let id = self.next_call;
-        self.next_call += 1;
         let local_tag = token();
         let mut h = Headers::default();
         h.push("Via", self.via(next_hop, &format!("z9hG4bK{}", token())));
@@ -248,27 +277,9 @@ impl UserAgent {
             headers: h,
             body: sdp,
         };
-        if let Some(cid) = invite.call_id() {
-            self.by_call_id.insert(cid.to_string(), id);
-        }
-        self.calls.insert(
-            id,
-            Call {
-                peer: next_hop,
-                phase: Phase::Calling,
-                outbound: true,
-                invite: invite.clone(),
-                invite_tx: None,
-                server_tx: None,
-                dialog: None,
-                credentials,
-                auth_tries: 0,
-                cancel_requested: false,
-                local_tag,
-                reoffer_tx: None,
-                confirmed: false,
-            },
-        );
+        let mut call = Call::new(next_hop, true, invite.clone(), local_tag);
+        call.credentials = credentials;
+        let id = self.add_call(call);
         let out = self.start_client(id, next_hop, invite, now);
         (id, out)
     }
@@ -470,8 +481,6 @@ impl UserAgent {
         credentials: Option<Credentials>,
         now: Instant,
     ) -> (CallId, Vec<UaOutput>) {
-        let id = self.next_call;
-        self.next_call += 1;
         let local_tag = token();
         let mut h = Headers::default();
         h.push("Via", self.via(next_hop, &format!("z9hG4bK{}", token())));
@@ -497,27 +506,9 @@ impl UserAgent {
             headers: h,
             body: Vec::new(),
         };
-        if let Some(cid) = req.call_id() {
-            self.by_call_id.insert(cid.to_string(), id);
-        }
-        self.calls.insert(
-            id,
-            Call {
-                peer: next_hop,
-                phase: Phase::Calling,
-                outbound: true,
-                invite: req.clone(),
-                invite_tx: None,
-                server_tx: None,
-                dialog: None,
-                credentials,
-                auth_tries: 0,
-                cancel_requested: false,
-                local_tag,
-                reoffer_tx: None,
-                confirmed: false,
-            },
-        );
+        let mut call = Call::new(next_hop, true, req.clone(), local_tag);
+        call.credentials = credentials;
+        let id = self.add_call(call);
         let out = self.start_client(id, next_hop, req, now);
         (id, out)
     }
@@ -959,47 +950,19 @@ impl UserAgent {
         from: SocketAddr,
         now: Instant,
     ) -> Vec<UaOutput> {
-        let id = self.next_call;
-        self.next_call += 1;
-        let mut tx =
-            ServerTransaction::new(r.clone(), self.reliable.contains(&from), self.cfg.timers);
-        let trying = r.response(100, "Trying", None);
-        let mut out = Vec::new();
-        for o in tx.respond(trying, now) {
-            if let TxOutput::SendResponse(resp) = o {
-                out.push(UaOutput::Send {
-                    to: from,
-                    data: resp.to_bytes(),
-                });
-            }
-        }
-        self.servers.insert(key.clone(), (Some(id), from, tx));
         let event = CallEvent::Incoming {
             from: r.headers.get("From").unwrap_or("").to_string(),
             to: r.headers.get("To").unwrap_or("").to_string(),
             sdp: r.body.clone(),
         };
-        if let Some(cid) = r.call_id() {
-            self.by_call_id.insert(cid.to_string(), id);
-        }
-        self.calls.insert(
-            id,
-            Call {
-                peer: from,
-                phase: Phase::Calling,
-                outbound: false,
-                invite: r,
-                invite_tx: None,
-                server_tx: Some(key),
-                dialog: None,
-                credentials: None,
-                auth_tries: 0,
-                cancel_requested: false,
-                local_tag: token(),
-                reoffer_tx: None,
-                confirmed: false,
-            },
-        );
+        let mut tx =
+            ServerTransaction::new(r.clone(), self.reliable.contains(&from), self.cfg.timers);
+        let trying = tx.respond(r.response(100, "Trying", None), now);
+        let mut call = Call::new(from, false, r, token());
+        call.server_tx = Some(key.clone());
+        let id = self.add_call(call);
+        let mut out = self.tx_outputs(id, from, trying, now);
+        self.servers.insert(key, (Some(id), from, tx));
         out.push(UaOutput::Event { call: id, event });
         out
     }
@@ -1115,14 +1078,8 @@ impl UserAgent {
             }
             (_, Some(_)) => (r.response(501, "Not Implemented", None), None),
         };
-        for o in tx.respond(resp, now) {
-            if let TxOutput::SendResponse(resp) = o {
-                out.push(UaOutput::Send {
-                    to: from,
-                    data: resp.to_bytes(),
-                });
-            }
-        }
+        let sent = tx.respond(resp, now);
+        out.extend(self.tx_outputs(found.unwrap_or(0), from, sent, now));
         self.servers.insert(key, (found, from, tx));
         if let Some((call, event)) = event {
             out.push(UaOutput::Event { call, event });
@@ -1182,15 +1139,8 @@ impl UserAgent {
             resp.headers.push("Expires", expires.to_string());
             resp
         };
-        let mut out = Vec::new();
-        for o in tx.respond(resp, now) {
-            if let TxOutput::SendResponse(resp) = o {
-                out.push(UaOutput::Send {
-                    to: from,
-                    data: resp.to_bytes(),
-                });
-            }
-        }
+        let sent = tx.respond(resp, now);
+        let out = self.tx_outputs(0, from, sent, now);
         self.servers.insert(key, (None, from, tx));
         out
     }
