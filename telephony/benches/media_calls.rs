@@ -1,7 +1,8 @@
 //! Concurrent calls with RTP both ways against SIPp on loopback.
 //!
-//! `cargo bench -p telephony --bench media_calls [-- CALLS HOLD_SECONDS]` (defaults 1000 calls,
-//! 20 s). SIPp answers with its built-in `uas` scenario and echoes every RTP packet back to its
+//! `cargo bench -p telephony --bench media_calls [-- CALLS HOLD_SECONDS [rt]]` (defaults 1000
+//! calls, 20 s; `rt` asks for realtime priority for the media workers, which needs root or
+//! CAP_SYS_NICE). SIPp answers with its built-in `uas` scenario and echoes every RTP packet back to its
 //! sender (`-rtp_echo`); callbot sets each call up over SIP at 200 calls/s and runs one
 //! `MediaSession` per call: 20 ms paced G.711 packets out, jitter buffer and decoding in. Prints
 //! the RTP send-time jitter over all calls (lateness against the ideal 20 ms schedule), packets
@@ -13,7 +14,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use telephony::g711::Codec;
-use telephony::media::{MediaConfig, MediaSession, SendJitterStats};
+use telephony::media::{
+    MediaConfig, MediaSession, SchedulerConfig, SendJitterStats, WorkerPriority,
+    configure_scheduler,
+};
 use telephony::sdp::{self, LocalMedia, Origin, Sdp};
 use telephony::sip::Uri;
 use telephony::sip::transport::UdpAgent;
@@ -34,11 +38,26 @@ fn main() {
     let args = common::args();
     let calls: usize = args.first().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let hold: u64 = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(20);
+    let priority = match args.get(2).map(String::as_str) {
+        Some("rt") => WorkerPriority::Realtime(50),
+        _ => WorkerPriority::Normal,
+    };
+    match configure_scheduler(SchedulerConfig {
+        workers: 0,
+        priority,
+    }) {
+        Ok(info) => println!(
+            "media scheduler: {} workers, {} with realtime priority (asked: {priority:?})",
+            info.workers, info.realtime_workers
+        ),
+        Err(e) => println!("media scheduler: {e}"),
+    }
     let (sip_port, media_port) = (common::free_port(), common::free_port());
     let mp = media_port.to_string();
     let Some(mut sipp) = common::sipp_uas(sip_port, &["-mp", &mp, "-rtp_echo"]) else {
         return;
     };
+    let sipp_pid = sipp.id();
     let rt = common::runtime();
     rt.block_on(async move {
         let peer = SocketAddr::from(([127, 0, 0, 1], sip_port));
@@ -80,7 +99,9 @@ fn main() {
         }
         let up = sessions.len();
         println!("{up} calls up with media after {:.1} s", setup_start.elapsed().as_secs_f64());
-        let cpu0 = common::cpu_seconds();
+        let sipp_pid = sipp_pid.to_string();
+        let rcvbuf0 = common::udp_rcvbuf_errors();
+        let (cpu0, sipp_cpu0, load0) = (common::cpu_seconds(), common::cpu_seconds_of(&sipp_pid), common::load_average());
         let t0 = Instant::now();
         // Drain decoded frames as an ASR consumer would, without blocking.
         let mut drained = 0u64;
@@ -93,6 +114,7 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let cpu = common::cpu_seconds() - cpu0;
+        let sipp_cpu = common::cpu_seconds_of(&sipp_pid) - sipp_cpu0;
         let secs = t0.elapsed().as_secs_f64();
         let mut jitter = SendJitterStats::default();
         let mut interval = SendJitterStats::default();
@@ -126,6 +148,9 @@ fn main() {
         );
         println!("callbot CPU {:.0}% of one core during the hold ({:.1} µs per call-second); RSS {:.0} MiB (+{:.0} MiB for the calls)",
             100.0 * cpu / secs, 1e6 * cpu / secs / up.max(1) as f64, rss_mib(), rss_mib() - rss0);
+        println!("UDP datagrams dropped on full receive buffers during the hold (all sockets): {}", common::udp_rcvbuf_errors() - rcvbuf0);
+        println!("SIPp (RTP echo) CPU {:.0}% of one core; load average (1 min) {load0:.2} before the hold, {:.2} after",
+            100.0 * sipp_cpu / secs, common::load_average());
         for id in ids {
             agent.hangup(id);
         }

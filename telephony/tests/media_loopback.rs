@@ -412,3 +412,54 @@ async fn replays_a_30ms_capture_as_20ms_frames() {
     // 1.8 s of audio is 90 frames of 20 ms.
     assert!(real >= 85, "only {real} real frames of 90");
 }
+
+/// Barge-in: `clear_audio` stops the queued audio within one 20 ms tick, and the session keeps
+/// sending silence on its schedule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clear_audio_stops_outgoing_audio_within_a_tick() {
+    use telephony::rtp::RtpPacket;
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut s =
+        MediaSession::start(sock, peer.local_addr().unwrap(), config(Codec::Pcmu, 8)).unwrap();
+    // 10 s of tone queued, as a TTS prompt would be.
+    s.handle.send_audio(tone(80_000)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let snapshot = std::time::Instant::now();
+    let before = s.handle.stats().audio_frames_sent;
+    s.handle.clear_audio().unwrap();
+    let ticks_meanwhile = snapshot.elapsed().as_millis() as u64 / 20;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = s.handle.stats();
+    let _ = s.stop().await;
+    assert!(before >= 5, "only {before} audio frames before the clear");
+    // The snapshot may lag the wire by one tick, and the clear takes effect at the next tick.
+    assert!(
+        after.audio_frames_sent <= before + 2 + ticks_meanwhile,
+        "{} audio frames sent after the clear (snapshot {before})",
+        after.audio_frames_sent
+    );
+    assert!(
+        after.rtp_sent >= after.audio_frames_sent + 5,
+        "silence went on"
+    );
+    // On the wire: once silence starts, no audio follows.
+    let mut buf = [0u8; 2048];
+    let mut kinds = Vec::new();
+    while let Ok((n, _)) = peer.try_recv_from(&mut buf) {
+        if telephony::rtp::is_rtcp(&buf[..n]) {
+            continue;
+        }
+        let p = RtpPacket::parse(&buf[..n]).unwrap();
+        if p.payload_type == Codec::Pcmu.payload_type() {
+            kinds.push(p.payload.iter().all(|&b| b == Codec::Pcmu.silence_byte()));
+        }
+    }
+    let first_silence = kinds.iter().position(|&silent| silent).unwrap();
+    assert!(first_silence >= 5, "{kinds:?}");
+    assert!(
+        kinds[first_silence..].iter().all(|&silent| silent),
+        "{kinds:?}"
+    );
+    assert_eq!(first_silence as u64, after.audio_frames_sent);
+}
