@@ -7,9 +7,9 @@
 //! Time is the audio itself (samples pushed), so the detector never reads a clock.
 //!
 //! The cues, in the order they are checked on each frame:
-//! 1. **Beep** — a steady pure tone (one Goertzel filter of a 300–2100 Hz bank holding most of
-//!    the frame's energy, same frequency frame after frame) lasting [`BeepConfig::min_ms`]:
-//!    machine. Tone frames never count as speech.
+//! 1. **Beep** — a steady pure tone (one Goertzel filter of a 390–2100 Hz bank holding most of
+//!    the frame's energy, same frequency and level frame after frame) lasting
+//!    [`BeepConfig::min_ms`]: machine. Tone frames never count as speech.
 //! 2. **Words** — when the greeting pauses, or every [`AmdConfig::transcribe_every_ms`] while it
 //!    goes on, the greeting so far is handed out for transcription; a machine phrase
 //!    ([`MACHINE_CUES`]: "leave a message", "after the tone", "not available", "you've
@@ -157,6 +157,9 @@ struct ToneRun {
     end_ms: u64,
     hz: f32,
     frames: u32,
+    /// Quietest and loudest frame after the first.
+    min_rms: f32,
+    max_rms: f32,
 }
 
 impl ToneRun {
@@ -299,11 +302,23 @@ impl AmdDetector {
         let b = &self.config.beep;
         let mut ended = None;
         let is_beep = |r: &ToneRun| (b.min_ms..=b.max_ms).contains(&r.duration());
+        let steady = |r: &ToneRun, t: &ToneFrame| {
+            let (lo, hi) = if r.frames == 1 {
+                (t.rms, t.rms)
+            } else {
+                (r.min_rms.min(t.rms), r.max_rms.max(t.rms))
+            };
+            (t.hz - r.hz).abs() <= b.max_drift_hz && hi <= lo * b.max_level_ratio
+        };
         match (tone, self.tone) {
-            (Some(t), Some(mut r))
-                if (t.hz - r.hz).abs() <= b.max_drift_hz && start_ms <= r.end_ms + 20 =>
-            {
+            (Some(t), Some(mut r)) if start_ms <= r.end_ms + 20 && steady(&r, &t) => {
                 r.hz = (r.hz * r.frames as f32 + t.hz) / (r.frames + 1) as f32;
+                if r.frames == 1 {
+                    (r.min_rms, r.max_rms) = (t.rms, t.rms);
+                } else {
+                    r.min_rms = r.min_rms.min(t.rms);
+                    r.max_rms = r.max_rms.max(t.rms);
+                }
                 r.frames += 1;
                 r.end_ms = end_ms;
                 self.tone = Some(r);
@@ -320,6 +335,8 @@ impl AmdDetector {
                     end_ms,
                     hz: t.hz,
                     frames: 1,
+                    min_rms: t.rms,
+                    max_rms: t.rms,
                 });
             }
             (None, Some(r)) => {
