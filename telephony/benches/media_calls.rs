@@ -100,7 +100,7 @@ fn main() {
         let up = sessions.len();
         println!("{up} calls up with media after {:.1} s", setup_start.elapsed().as_secs_f64());
         let sipp_pid = sipp_pid.to_string();
-        let rcvbuf0 = common::udp_rcvbuf_errors();
+        let (rcvbuf0, sipp_drops0) = (common::udp_rcvbuf_errors(), common::udp_socket_drops(media_port));
         let (cpu0, sipp_cpu0, load0) = (common::cpu_seconds(), common::cpu_seconds_of(&sipp_pid), common::load_average());
         let t0 = Instant::now();
         // Drain decoded frames as an ASR consumer would, without blocking.
@@ -148,7 +148,11 @@ fn main() {
         );
         println!("callbot CPU {:.0}% of one core during the hold ({:.1} µs per call-second); RSS {:.0} MiB (+{:.0} MiB for the calls)",
             100.0 * cpu / secs, 1e6 * cpu / secs / up.max(1) as f64, rss_mib(), rss_mib() - rss0);
-        println!("UDP datagrams dropped on full receive buffers during the hold (all sockets): {}", common::udp_rcvbuf_errors() - rcvbuf0);
+        println!(
+            "UDP datagrams dropped on full receive buffers during the hold: {} in all, {} of them by SIPp's echo socket",
+            common::udp_rcvbuf_errors() - rcvbuf0,
+            common::udp_socket_drops(media_port) - sipp_drops0
+        );
         println!("SIPp (RTP echo) CPU {:.0}% of one core; load average (1 min) {load0:.2} before the hold, {:.2} after",
             100.0 * sipp_cpu / secs, common::load_average());
         for id in ids {

@@ -101,3 +101,22 @@ pub fn udp_rcvbuf_errors() -> u64 {
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0)
 }
+
+/// Datagrams dropped so far by the UDP socket(s) bound to local `port` (the `drops` column of
+/// /proc/net/udp).
+#[allow(dead_code)]
+pub fn udp_socket_drops(port: u16) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    let port = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let local = f.get(1)?;
+            local
+                .ends_with(&port)
+                .then(|| f.last()?.parse::<u64>().ok())?
+        })
+        .sum()
+}
