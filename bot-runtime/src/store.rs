@@ -89,7 +89,7 @@ impl std::fmt::Display for Backend {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The URL is not one the store can open.
-    #[error("unsupported database URL {url:?}: {reason}")]
+    #[error("unsupported database URL {url}: {reason}")]
     UnsupportedUrl {
         /// The URL, password redacted.
         url: String,
@@ -116,11 +116,13 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    /// Bringing the schema up to date failed (the message names the migration where known).
-    #[error("migrating database {url} failed: {source}")]
+    /// Bringing the schema up to date failed.
+    #[error("migrating database {url} failed{migration}: {source}")]
     Migrate {
         /// The URL, password redacted.
         url: String,
+        /// ` at migration N (description)` when one migration failed, else empty.
+        migration: String,
         /// sqlx's migration error.
         #[source]
         source: MigrateError,
@@ -241,17 +243,16 @@ impl Store {
             (Backend::Sqlite, Some(_)) => options.max_connections(4),
             (Backend::Postgres, _) => options.max_connections(10),
         };
-        if let Some(file) = &sqlite_file {
-            if let Some(dir) = Path::new(file)
+        if let Some(file) = &sqlite_file
+            && let Some(dir) = Path::new(file)
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                    url: shown.clone(),
-                    dir: dir.display().to_string(),
-                    source,
-                })?;
-            }
+        {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                url: shown.clone(),
+                dir: dir.display().to_string(),
+                source,
+            })?;
         }
         // One direct connection first: the pool would retry a refused connection until its
         // acquire timeout and then report only "timed out", hiding the cause.
@@ -285,6 +286,7 @@ impl Store {
             .await
             .map_err(|source| StoreError::Migrate {
                 url: shown.clone(),
+                migration: failed_migration(&source),
                 source,
             })?;
         Ok(Store {
@@ -764,6 +766,17 @@ impl CallColumns {
             recording,
             turns,
         })
+    }
+}
+
+/// ` at migration N (description)` for an error in one migration, else empty.
+fn failed_migration(error: &MigrateError) -> String {
+    let MigrateError::ExecuteMigration(_, version) = error else {
+        return String::new();
+    };
+    match MIGRATOR.iter().find(|m| m.version == *version) {
+        Some(m) => format!(" at migration {version} ({})", m.description),
+        None => format!(" at migration {version}"),
     }
 }
 
