@@ -42,7 +42,7 @@ enum Command {
     /// Dialog flows: validate, simulate (chat), run conversation tests, print the JSON Schema.
     #[command(subcommand)]
     Flow(cli::flow::FlowCommand),
-    /// Speak a bank sentence, transcribe it back and classify it, timing each stage.
+    /// A small campaign over real SIP on loopback: simulated customer phones, live transcripts.
     Demo(cli::demo::DemoArgs),
 }
 

@@ -1,10 +1,28 @@
 //! Composes callbot's leaf crates for a call.
 //!
-//! Built so far: [`flow_nlu`], which puts the NLU (`nlu`) in front of the flow interpreter
-//! (`dialog-flows`): a flow's intents are learnt from the example utterances declared in the flow,
-//! and each caller turn is understood in the context of the step that is listening. The per-call
-//! voice pipeline, dialer, queues and storage are not built yet (issues 5–7).
+//! - [`flow_nlu`]: the NLU (`nlu`) in front of the flow interpreter (`dialog-flows`): a flow's
+//!   intents are learnt from the example utterances declared in the flow, and each caller turn is
+//!   understood in the context of the step that is listening.
+//! - [`record`]: the call record (transcript with timings, path, outcome, latencies, recording).
+//! - [`store`]: call records in SQLite or PostgreSQL through sqlx, with migrations.
+//! - [`amd`]: answering-machine detection on the first seconds after answer.
+//! - [`turn`]: turn-taking (endpointing, speculative recognition, barge-in), sans-IO.
+//! - [`playout`]: the robot's speech queue fed to the media session, sans-IO.
 
+pub mod amd;
+pub mod call;
+pub mod demo;
+pub mod engines;
 pub mod flow_nlu;
+pub mod metrics;
+pub mod playout;
+pub mod prompts;
+pub mod record;
+pub mod recorder;
+pub mod runtime;
+pub mod sim;
+pub mod store;
+pub mod turn;
 
 pub use flow_nlu::FlowNlu;
+pub use record::{CallRecord, Direction, RecordingRef, Speaker, StageLatency, TurnRecord};

@@ -24,6 +24,9 @@ pub struct Flow {
     /// Mandatory disclosures, all of which must be spoken before any other content.
     pub disclosures: Vec<Disclosure>,
     pub settings: Settings,
+    /// The message left on an answering machine; `None` hangs up instead (see
+    /// [`crate::Call::answering_machine`]).
+    pub voicemail: Option<Template>,
     /// Intents by example utterances (flow-declared ones plus the built-in handler intents).
     pub intents: BTreeMap<String, IntentDecl>,
     pub handlers: BTreeMap<Handler, TargetRef>,

@@ -20,6 +20,7 @@ const TOP_KEYS: &[&str] = &[
     "lead",
     "compliance",
     "settings",
+    "voicemail",
     "intents",
     "handlers",
     "start",
@@ -1330,6 +1331,19 @@ pub fn decode(root: &Node, file: &Path) -> Result<Flow, Vec<Diagnostic>> {
             .get("no_input")
             .and_then(|r| d.retry(r, "settings.defaults", "no_input"));
     }
+    let voicemail = root.get("voicemail").and_then(|v| {
+        let m = d.map(v, "`voicemail` (e.g. `voicemail: { message: \"…\" }`)")?;
+        d.keys(m, &["message"], "`voicemail`");
+        let message = v.get("message");
+        if message.is_none() {
+            d.err(
+                v.pos,
+                "missing-key",
+                "`voicemail` needs `message`: what to leave on an answering machine (leave out `voicemail` to hang up instead)",
+            );
+        }
+        message.and_then(|t| d.template(t, "the voicemail message"))
+    });
     let mut intents: BTreeMap<String, IntentDecl> = BTreeMap::new();
     if let Some(i) = root.get("intents")
         && let Some(m) = d.map(i, "`intents`")
@@ -1540,6 +1554,7 @@ pub fn decode(root: &Node, file: &Path) -> Result<Flow, Vec<Diagnostic>> {
         lead,
         disclosures,
         settings,
+        voicemail,
         intents,
         handlers,
         start,

@@ -191,6 +191,9 @@ enum State {
     Ended,
 }
 
+/// The step name recorded for a voicemail left on an answering machine.
+pub const VOICEMAIL_STEP: &str = "voicemail";
+
 /// One call running one flow version.
 #[derive(Debug, Clone)]
 pub struct Call {
@@ -358,6 +361,35 @@ impl Call {
         }
     }
 
+    /// The call reached an answering machine (the runtime's detector decided, and the greeting
+    /// and beep are over). With a `voicemail` message in the flow, every mandatory disclosure
+    /// and then the message are spoken, outcome `voicemail_left`; without one, the call ends
+    /// with outcome `machine` (the dialer retries later). Whatever the flow had started saying
+    /// is dropped by the runtime; nothing else happens in the call afterwards.
+    pub fn answering_machine(&mut self, now: NaiveDateTime) -> Vec<CallAction> {
+        self.now = now;
+        let mut out = Vec::new();
+        if self.state == State::Ended && self.outcome.is_some() {
+            return out;
+        }
+        self.path.push(VOICEMAIL_STEP.to_string());
+        let flow = Arc::clone(&self.flow);
+        match &flow.voicemail {
+            Some(message) => {
+                self.delivered.clear();
+                for d in &flow.disclosures {
+                    let text = self.render(&d.text);
+                    self.speak_as(VOICEMAIL_STEP.into(), text, Some(d.name.clone()), &mut out);
+                }
+                let text = self.render(message);
+                self.speak_as(VOICEMAIL_STEP.into(), text, None, &mut out);
+                self.end("voicemail_left", VOICEMAIL_STEP, &mut out);
+            }
+            None => self.end("machine", VOICEMAIL_STEP, &mut out),
+        }
+        out
+    }
+
     /// Feed one event at time `now`; returns what to do.
     pub fn handle(&mut self, event: Event, now: NaiveDateTime) -> Vec<CallAction> {
         self.now = now;
@@ -468,13 +500,23 @@ impl Call {
         disclosure: Option<String>,
         out: &mut Vec<CallAction>,
     ) {
+        let step_name = self.flow.steps[step].name.clone();
+        self.speak_as(step_name, text, disclosure, out);
+    }
+
+    fn speak_as(
+        &mut self,
+        step_name: String,
+        text: String,
+        disclosure: Option<String>,
+        out: &mut Vec<CallAction>,
+    ) {
         let id = self.next_id;
         self.next_id += 1;
         if let Some(d) = &disclosure {
             self.disclosure_ids.insert(id, d.clone());
             self.delivered.insert(d.clone());
         }
-        let step_name = self.flow.steps[step].name.clone();
         self.transcript.push(TranscriptLine {
             speaker: Speaker::Bot,
             text: text.clone(),

@@ -29,7 +29,7 @@ pub use ast::Flow;
 pub use error::{Diagnostic, FlowErrors, Pos};
 pub use interp::{
     Call, CallAction, Entities, Event, LeadError, Listen, Speaker, Speech, TranscriptLine,
-    TransferSummary, Utterance, WebhookRequest,
+    TransferSummary, Utterance, VOICEMAIL_STEP, WebhookRequest,
 };
 pub use registry::{FlowRegistry, RegistryError};
 pub use validate::validate;

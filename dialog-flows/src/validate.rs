@@ -470,6 +470,13 @@ pub fn validate(flow: &Flow) -> Vec<Diagnostic> {
             }
         }
     }
+    if let Some(message) = &flow.voicemail {
+        for (path, pos) in message.names() {
+            if let Some(dynamic) = check_name(path, pos, &mut diags) {
+                diags.push(Diagnostic::new(pos, "use-before-set", format!("the voicemail message uses `{dynamic}`, which is not known when a machine answers: use lead and bank fields only")));
+            }
+        }
+    }
     let defined = must_analysis(&g, start, &|_| Vec::new(), true);
     for (i, s) in flow.steps.iter().enumerate() {
         if !reach[i] {

@@ -698,3 +698,50 @@ fn a_low_confidence_intent_is_a_no_match() {
     assert_eq!(said(&a)[0], "Sorry, I didn't understand.");
     assert_eq!(call.current_step(), Some("remind"));
 }
+
+#[test]
+fn an_answering_machine_gets_the_disclosures_and_the_voicemail_message() {
+    let flow = load("card_payment_reminder.yaml");
+    let (mut call, greeting) = Call::start(flow, &reminder_lead(), now()).expect("lead is valid");
+    assert!(!greeting.is_empty());
+    let actions = call.answering_machine(now());
+    let texts = said(&actions);
+    assert_eq!(
+        texts.len(),
+        4,
+        "three disclosures and the message: {texts:?}"
+    );
+    assert!(texts[0].contains("Northwind Bank"), "{texts:?}");
+    assert!(texts[3].contains("This message is for Ana"), "{texts:?}");
+    assert!(texts[3].contains("one eight zero zero"), "{texts:?}");
+    assert!(
+        matches!(actions.last(), Some(CallAction::End { outcome }) if outcome == "voicemail_left")
+    );
+    assert_eq!(call.outcome(), Some("voicemail_left"));
+    assert_eq!(
+        call.path().last().map(String::as_str),
+        Some(dialog_flows::VOICEMAIL_STEP)
+    );
+    assert!(
+        call.answering_machine(now()).is_empty(),
+        "a finished call does nothing more"
+    );
+}
+
+#[test]
+fn without_a_voicemail_message_a_machine_ends_the_call() {
+    let flow = load("collections.yaml");
+    assert!(flow.voicemail.is_none());
+    let lead = lead(serde_json::json!({
+        "first_name": "Ben", "balance": 950, "minimum_payment": 50, "days_overdue": 20,
+        "account_last4": "0042"
+    }));
+    let (mut call, _) = Call::start(flow, &lead, now()).expect("lead is valid");
+    let actions = call.answering_machine(now());
+    assert_eq!(
+        actions,
+        vec![CallAction::End {
+            outcome: "machine".into()
+        }]
+    );
+}

@@ -20,6 +20,7 @@ const TOP_KEYS: &[&str] = &[
     "lead",
     "compliance",
     "settings",
+    "voicemail",
     "intents",
     "handlers",
     "start",

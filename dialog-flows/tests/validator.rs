@@ -1464,3 +1464,30 @@ fn every_shipped_flow_loads() {
         }
     }
 }
+
+#[test]
+fn voicemail_message_is_checked_like_a_disclosure() {
+    let ok = accepted(&base_with(
+        "settings:\n",
+        "voicemail:\n  message: \"A message for {{lead.first_name}} from {{bank.name}}.\"\nsettings:\n",
+    ));
+    assert!(ok.voicemail.is_some());
+    // A slot is never known when a machine answers.
+    only(
+        &base_with(
+            "settings:\n",
+            "voicemail:\n  message: \"You owe {{slots.amount}}.\"\nsettings:\n",
+        ),
+        "unknown-slot",
+        13,
+        23,
+        "no step collects slot `amount`",
+    );
+    has(
+        &base_with("settings:\n", "voicemail:\n  text: \"Hi\"\nsettings:\n"),
+        "unknown-key",
+        13,
+        3,
+        "unknown key `text`",
+    );
+}

@@ -109,6 +109,34 @@ impl PhraseCache {
         }
     }
 
+    /// The cached audio of `text`, if any (memory, then disk); never renders.
+    pub fn get(&self, voice: &Voice, text: &str, rate: OutputRate) -> Option<Arc<Audio>> {
+        let key = PhraseKey::of_normalized(voice, &normalize(text), rate);
+        if let Ok(Some(audio)) = self.memory_get(key) {
+            self.memory_hits.fetch_add(1, Ordering::Relaxed);
+            return Some(audio);
+        }
+        let audio = Arc::new(self.disk_get(key)?);
+        self.disk_hits.fetch_add(1, Ordering::Relaxed);
+        let _ = self.memory_put(key, audio.clone());
+        Some(audio)
+    }
+
+    /// Stores audio rendered elsewhere (e.g. streamed sentence by sentence) for `text`.
+    pub fn insert(
+        &self,
+        voice: &Voice,
+        text: &str,
+        rate: OutputRate,
+        audio: Audio,
+    ) -> Result<Arc<Audio>, TtsError> {
+        let key = PhraseKey::of_normalized(voice, &normalize(text), rate);
+        let audio = Arc::new(audio);
+        self.disk_put(key, &audio)?;
+        self.memory_put(key, audio.clone())?;
+        Ok(audio)
+    }
+
     /// The audio of `text`, rendered by `voice` at `rate` unless already cached.
     pub fn get_or_render(
         &self,

@@ -44,11 +44,26 @@ enum Inbound {
     Closed(SocketAddr),
 }
 
-/// A running SIP user agent on UDP and TCP.
+/// A running SIP user agent on UDP and TCP. Its commands are [`AgentHandle`]'s (through
+/// `Deref`); [`UdpAgent::split`] separates the cloneable command side from the event stream.
 pub struct UdpAgent {
+    handle: AgentHandle,
+    events: mpsc::UnboundedReceiver<(CallId, CallEvent)>,
+}
+
+/// The command side of a [`UdpAgent`]: cloneable, usable from any task.
+#[derive(Clone)]
+pub struct AgentHandle {
     local: SocketAddr,
     commands: mpsc::UnboundedSender<Command>,
-    events: mpsc::UnboundedReceiver<(CallId, CallEvent)>,
+}
+
+impl std::ops::Deref for UdpAgent {
+    type Target = AgentHandle;
+
+    fn deref(&self) -> &AgentHandle {
+        &self.handle
+    }
 }
 
 impl UdpAgent {
@@ -68,12 +83,27 @@ impl UdpAgent {
         let (etx, erx) = mpsc::unbounded_channel();
         tokio::spawn(run(socket, listener, ua, crx, etx));
         Ok(UdpAgent {
-            local,
-            commands: ctx,
+            handle: AgentHandle {
+                local,
+                commands: ctx,
+            },
             events: erx,
         })
     }
 
+    /// The next call event (None when the agent stopped).
+    pub async fn next_event(&mut self) -> Option<(CallId, CallEvent)> {
+        self.events.recv().await
+    }
+
+    /// The command handle and the event stream, for a dispatcher task that owns the events
+    /// while other tasks place and end calls.
+    pub fn split(self) -> (AgentHandle, mpsc::UnboundedReceiver<(CallId, CallEvent)>) {
+        (self.handle, self.events)
+    }
+}
+
+impl AgentHandle {
     pub fn local_addr(&self) -> SocketAddr {
         self.local
     }
@@ -130,11 +160,6 @@ impl UdpAgent {
     /// Cold transfer of an established call to `target` (REFER).
     pub fn refer(&self, call: CallId, target: Uri) {
         let _ = self.commands.send(Command::Refer(call, target));
-    }
-
-    /// The next call event (None when the agent stopped).
-    pub async fn next_event(&mut self) -> Option<(CallId, CallEvent)> {
-        self.events.recv().await
     }
 }
 

@@ -1,0 +1,1063 @@
+//! One robot conversation on an answered call: the per-call pipeline.
+//!
+//! ```text
+//! RTP ─► MediaSession (jitter buffer, G.711 decode) ─► 20 ms frames ─► Silero VAD (8 kHz)
+//!     ─► [AMD while undecided] ─► TurnTaker ─► whisper (speculative / final, bounded pool)
+//!     ─► FlowNlu ─► dialog_flows::Call ─► phrase cache / Piper streaming ─► Playout
+//!     ─► MediaHandle (paced 20 ms RTP) ;  both legs ─► Recorder ;  the record ─► CallRecord
+//! ```
+//!
+//! The session is one tokio task; models run on the blocking pool (whisper behind the engines'
+//! gate, Piper behind the voice's lock) and report back through channels, so the task never waits
+//! on a model: barge-in, DTMF and the media tick are handled while recognition runs.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDateTime, Utc};
+use dialog_flows::ast::SlotType;
+use dialog_flows::{Call, CallAction, Event, Flow, Listen, Utterance};
+use telephony::media::{MediaEvent, MediaSession, PcmFrame};
+use telephony::sip::transport::AgentHandle;
+use telephony::sip::ua::{CallEvent, CallId};
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+
+use crate::amd::{AmdAction, AmdConfig, AmdDetector, AmdVerdict};
+use crate::engines::Engines;
+use crate::playout::{Playout, PlayoutEvent};
+use crate::record::{CallRecord, Speaker, StageLatency, TurnRecord};
+use crate::recorder::Recorder;
+use crate::turn::{Expect, FinishedTurn, Purpose, Transcript, TurnAction, TurnConfig, TurnTaker};
+
+/// How the robot answers a call.
+#[derive(Clone)]
+pub struct CallSetup {
+    /// Identity of the call, filled in by the caller (direction, phone, campaign, lead).
+    pub record: CallRecord,
+    pub flow: Arc<Flow>,
+    pub lead: serde_json::Map<String, serde_json::Value>,
+    /// Run answering-machine detection before the robot speaks.
+    pub amd: bool,
+    pub amd_config: AmdConfig,
+    /// Where to write the recording (`None`: no recording).
+    pub recording_dir: Option<PathBuf>,
+    pub turn: TurnConfig,
+    /// Live transcript and events, for a console or the demo.
+    pub live: Option<mpsc::UnboundedSender<LiveEvent>>,
+    /// The call is ended by the robot after this long.
+    pub max_duration: Duration,
+}
+
+/// The SIP side of the call.
+pub struct SipLeg {
+    pub agent: AgentHandle,
+    pub call: CallId,
+    pub events: mpsc::UnboundedReceiver<CallEvent>,
+}
+
+/// Something that happened in a call, as it happens.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LiveEvent {
+    /// The robot said (or started saying, when `interrupted`) `text`.
+    Bot {
+        call: String,
+        text: String,
+        at_ms: u64,
+        interrupted: bool,
+    },
+    /// The customer said `text`; `latency` of the robot's answer, when it answered.
+    Customer {
+        call: String,
+        text: String,
+        at_ms: u64,
+        intent: Option<String>,
+    },
+    /// The robot's answer to the last customer line started playing.
+    Latency {
+        call: String,
+        latency: StageLatency,
+    },
+    /// The customer spoke over the robot; its audio stopped at `stopped_ms`.
+    BargeIn {
+        call: String,
+        at_ms: u64,
+        stopped_ms: u64,
+    },
+    Amd {
+        call: String,
+        verdict: String,
+    },
+    Ended {
+        call: String,
+        outcome: Option<String>,
+    },
+}
+
+enum AsrPurpose {
+    Turn(Purpose),
+    Amd,
+}
+
+/// The NLU of a transcript in the context of what was listened for: the utterance, its time in
+/// ms, and whether it already answers the question.
+type Parsed = (Utterance, u32, bool);
+
+struct AsrDone {
+    job: u64,
+    purpose: AsrPurpose,
+    text: String,
+    asr_ms: u32,
+    parsed: Option<Parsed>,
+}
+
+enum TtsMsg {
+    Audio(u64, Vec<i16>),
+    Done(u64),
+    Failed(u64, String),
+}
+
+struct PendingLatency {
+    turn: usize,
+    speech_end_ms: u64,
+    endpoint_ms: u64,
+    asr_ms: u32,
+    nlu_ms: u32,
+    flow_ms: u32,
+    flow_done_ms: u64,
+    /// Speeches queued in answer (the first to start playing ends the measurement).
+    speeches: Vec<u64>,
+}
+
+struct BotLine {
+    text: String,
+    step: String,
+    start_ms: Option<u64>,
+}
+
+enum AmdState {
+    Off,
+    Listening(Box<AmdDetector>),
+    /// A machine; waiting for the end of its greeting to leave the message.
+    AwaitingBeep(Box<AmdDetector>, u64),
+}
+
+struct Session {
+    engines: Arc<Engines>,
+    flow: Arc<Flow>,
+    call: Call,
+    live: Option<mpsc::UnboundedSender<LiveEvent>>,
+    id: String,
+    started: Instant,
+    vad: asr::Vad,
+    vad_buf: Vec<f32>,
+    last_prob: f32,
+    stream_origin_ms: Option<u64>,
+    stream_samples: u64,
+    turn: TurnTaker,
+    turn_cfg: TurnConfig,
+    listen: Option<Listen>,
+    playout: Playout,
+    robot_speaking: bool,
+    recorder: Recorder,
+    amd: AmdState,
+    amd_verdict: Option<String>,
+    held: Vec<CallAction>,
+    asr_tx: mpsc::UnboundedSender<AsrDone>,
+    tts_tx: mpsc::UnboundedSender<TtsMsg>,
+    media: telephony::media::MediaHandle,
+    next_job: u64,
+    /// Parsed results of recognition jobs, by job id (the turn's text may reuse them).
+    parsed: HashMap<u64, (String, Option<Parsed>)>,
+    last_asr: Option<(u64, u32)>,
+    bot_lines: HashMap<u64, BotLine>,
+    turns: Vec<TurnRecord>,
+    pending: Option<PendingLatency>,
+    dtmf: String,
+    dtmf_at: Option<u64>,
+    ending: bool,
+    finished: bool,
+    ended_by: Option<&'static str>,
+    max_ms: u64,
+}
+
+fn now_local() -> NaiveDateTime {
+    chrono::Local::now().naive_local()
+}
+
+fn ms_u32(d: Duration) -> u32 {
+    d.as_millis().min(u128::from(u32::MAX)) as u32
+}
+
+/// What the flow is listening for, as the turn-taker sees it.
+pub fn expectation(l: &Listen) -> Expect {
+    if l.confirming {
+        return Expect::YesNo;
+    }
+    match l.slot {
+        Some(SlotType::YesNo) => Expect::YesNo,
+        Some(SlotType::Date | SlotType::Time | SlotType::DateTime) => Expect::Value,
+        Some(SlotType::Amount | SlotType::Number) => Expect::Value,
+        Some(SlotType::Digits) => Expect::Digits,
+        Some(SlotType::Choice) => Expect::Intent,
+        Some(SlotType::Text) => Expect::Text,
+        None => {
+            let own: Vec<&String> = l
+                .intents
+                .iter()
+                .filter(|i| {
+                    !dialog_flows::ast::Handler::ALL
+                        .iter()
+                        .any(|(name, _)| name == i)
+                })
+                .collect();
+            if !own.is_empty() && own.iter().all(|i| *i == "yes" || *i == "no") {
+                Expect::YesNo
+            } else {
+                Expect::Intent
+            }
+        }
+    }
+}
+
+/// Whether `u` already answers what `l` listens for (so the turn may end early).
+pub fn answers(l: &Listen, u: &Utterance, min_confidence: f32) -> bool {
+    if u.escalate {
+        return true;
+    }
+    let e = &u.entities;
+    if l.confirming {
+        return e.yes_no.is_some();
+    }
+    match l.slot {
+        Some(SlotType::YesNo) => e.yes_no.is_some(),
+        Some(SlotType::Date) => e.date.is_some(),
+        Some(SlotType::Time) => e.time.is_some(),
+        Some(SlotType::DateTime) => e.datetime.is_some(),
+        Some(SlotType::Amount) => e.amount.is_some(),
+        Some(SlotType::Number) => e.number.is_some(),
+        Some(SlotType::Digits) => false,
+        Some(SlotType::Choice) => e.choice.is_some(),
+        Some(SlotType::Text) => false,
+        None => {
+            let yes_no_expected = l.intents.iter().any(|i| i == "yes" || i == "no");
+            (yes_no_expected && e.yes_no.is_some())
+                || (u.intent.is_some() && u.confidence >= min_confidence + 0.1)
+        }
+    }
+}
+
+fn to_i16(samples: &[f32]) -> Vec<i16> {
+    samples
+        .iter()
+        .map(|&s| (s.clamp(-1.0, 1.0) * 32767.0) as i16)
+        .collect()
+}
+
+impl Session {
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn emit(&self, e: LiveEvent) {
+        if let Some(tx) = &self.live {
+            let _ = tx.send(e);
+        }
+    }
+
+    fn on_frame(&mut self, frame: PcmFrame) -> Vec<CallAction> {
+        let now = self.now_ms();
+        let origin = *self.stream_origin_ms.get_or_insert(now.saturating_sub(20));
+        let at_ms = origin + self.stream_samples / 8;
+        self.stream_samples += frame.samples.len() as u64;
+        self.recorder.customer(at_ms, &frame.samples);
+        self.vad_buf
+            .extend(frame.samples.iter().map(|&s| f32::from(s) / 32768.0));
+        let mut turn_actions = Vec::new();
+        let window = asr::VadRate::Hz8000.window_len();
+        let mut consumed = 0;
+        while self.vad_buf.len() - consumed >= window {
+            let prob = match self.vad.process(&self.vad_buf[consumed..consumed + window]) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(call = %self.id, error = %e, "VAD failed on a window");
+                    0.0
+                }
+            };
+            consumed += window;
+            self.last_prob = prob;
+            let end_ms = at_ms + 20 - ((self.vad_buf.len() - consumed) as u64 / 8);
+            if matches!(self.amd, AmdState::Off) {
+                turn_actions.extend(self.turn.vad(end_ms, prob));
+            }
+        }
+        self.vad_buf.drain(..consumed);
+        let mut flow_actions = Vec::new();
+        let amd_actions = match &mut self.amd {
+            AmdState::Off => Vec::new(),
+            AmdState::Listening(d) | AmdState::AwaitingBeep(d, _) => {
+                d.push_frame(&frame.samples, self.last_prob)
+            }
+        };
+        for a in amd_actions {
+            flow_actions.extend(self.on_amd(a));
+        }
+        for a in turn_actions {
+            flow_actions.extend(self.on_turn(a));
+        }
+        flow_actions
+    }
+
+    fn on_amd(&mut self, action: AmdAction) -> Vec<CallAction> {
+        match action {
+            AmdAction::Transcribe { pcm } => {
+                let job = self.next_job;
+                self.next_job += 1;
+                self.transcribe(job, pcm, AsrPurpose::Amd, None);
+                Vec::new()
+            }
+            AmdAction::Verdict(v) => {
+                let label = v.label().to_string();
+                tracing::info!(call = %self.id, verdict = %label, at_ms = v.at_ms(), "answering-machine detection");
+                self.emit(LiveEvent::Amd {
+                    call: self.id.clone(),
+                    verdict: label.clone(),
+                });
+                self.amd_verdict = Some(label);
+                match v {
+                    AmdVerdict::Machine { .. } => {
+                        let state = std::mem::replace(&mut self.amd, AmdState::Off);
+                        if let AmdState::Listening(d) = state
+                            && self.flow.voicemail.is_some()
+                        {
+                            self.amd = AmdState::AwaitingBeep(d, self.now_ms());
+                            return Vec::new();
+                        }
+                        self.held.clear();
+                        self.call.answering_machine(now_local())
+                    }
+                    _ => {
+                        self.amd = AmdState::Off;
+                        self.turn = TurnTaker::new(self.turn_cfg.clone());
+                        std::mem::take(&mut self.held)
+                    }
+                }
+            }
+            AmdAction::ReadyForMessage { at_ms, after_beep } => {
+                if !matches!(self.amd, AmdState::AwaitingBeep(..)) {
+                    return Vec::new();
+                }
+                tracing::info!(call = %self.id, at_ms, after_beep, "leaving the voicemail message");
+                self.amd = AmdState::Off;
+                self.held.clear();
+                self.call.answering_machine(now_local())
+            }
+        }
+    }
+
+    fn transcribe(&mut self, job: u64, pcm: Vec<i16>, purpose: AsrPurpose, listen: Option<Listen>) {
+        let engines = self.engines.clone();
+        let tx = self.asr_tx.clone();
+        let flow = self.flow.clone();
+        let id = self.id.clone();
+        let prompt = listen
+            .as_ref()
+            .filter(|l| !l.hints.is_empty())
+            .map(|l| l.hints.join(", "));
+        tokio::spawn(async move {
+            let Ok(_permit) = engines.asr_gate.clone().acquire_owned().await else {
+                return;
+            };
+            let engines2 = engines.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let _span = tracing::debug_span!("asr", call = %id, job).entered();
+                let t = Instant::now();
+                let audio: Vec<f32> = pcm.iter().map(|&s| f32::from(s) / 32768.0).collect();
+                let audio16 = asr::resample(&audio, 8000, 16000)?;
+                let text = engines2
+                    .whisper
+                    .transcribe(
+                        &audio16,
+                        &asr::TranscribeOptions {
+                            prompt,
+                            full_window: false,
+                        },
+                    )?
+                    .text;
+                let asr_ms = ms_u32(t.elapsed());
+                let parsed = match (&purpose, &listen) {
+                    (AsrPurpose::Turn(Purpose::Backchannel) | AsrPurpose::Amd, _) => None,
+                    (_, l) if !text.trim().is_empty() => {
+                        let t = Instant::now();
+                        let nlu = engines2.flow_nlu(&flow).ok();
+                        nlu.and_then(|n| n.parse(l.as_ref(), &text, now_local()).ok())
+                            .map(|u| {
+                                let complete = l
+                                    .as_ref()
+                                    .is_some_and(|l| answers(l, &u, flow.settings.min_confidence));
+                                (u, ms_u32(t.elapsed()), complete)
+                            })
+                    }
+                    _ => None,
+                };
+                Ok::<_, asr::AsrError>(AsrDone {
+                    job,
+                    purpose,
+                    text,
+                    asr_ms,
+                    parsed,
+                })
+            })
+            .await;
+            match result {
+                Ok(Ok(done)) => {
+                    let _ = tx.send(done);
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "speech recognition failed"),
+                Err(e) => tracing::warn!(error = %e, "speech recognition task failed"),
+            }
+        });
+    }
+
+    fn audio_between(&self, start_ms: u64, end_ms: u64) -> Vec<i16> {
+        let a = self.recorder.customer_audio();
+        let s = ((start_ms * 8) as usize).min(a.len());
+        let e = ((end_ms * 8) as usize).clamp(s, a.len());
+        a[s..e].to_vec()
+    }
+
+    fn on_turn(&mut self, action: TurnAction) -> Vec<CallAction> {
+        let now = self.now_ms();
+        match action {
+            TurnAction::Transcribe {
+                job,
+                start_ms,
+                end_ms,
+                purpose,
+            } => {
+                let pcm = self.audio_between(start_ms, end_ms);
+                let listen = self.listen.clone();
+                self.transcribe(job, pcm, AsrPurpose::Turn(purpose), listen);
+                Vec::new()
+            }
+            TurnAction::PauseRobot { at_ms } => {
+                let _ = self.media.clear_audio();
+                self.playout.pause(now);
+                tracing::debug!(call = %self.id, at_ms, stopped_ms = now, "robot paused");
+                Vec::new()
+            }
+            TurnAction::ResumeRobot { .. } => {
+                self.playout.resume();
+                Vec::new()
+            }
+            TurnAction::BargeIn { at_ms } => self.barge_in(at_ms, now),
+            TurnAction::Partial { text } => {
+                tracing::debug!(call = %self.id, %text, "partial");
+                Vec::new()
+            }
+            TurnAction::Utterance(t) => self.utterance(t),
+            TurnAction::NoInput { .. } => self.call.handle(Event::NoInput, now_local()),
+        }
+    }
+
+    fn barge_in(&mut self, at_ms: u64, now: u64) -> Vec<CallAction> {
+        let _ = self.media.clear_audio();
+        let unheard = self.playout.interrupt(now);
+        self.engines.metrics.barge_ins.inc();
+        self.emit(LiveEvent::BargeIn {
+            call: self.id.clone(),
+            at_ms,
+            stopped_ms: now,
+        });
+        let mut ids = Vec::new();
+        for u in unheard {
+            ids.push(u.id);
+            if let Some(line) = self.bot_lines.remove(&u.id)
+                && let Some(start) = line.start_ms
+            {
+                self.push_bot_line(line, start, now, true);
+            }
+        }
+        self.set_robot_speaking(false, now);
+        self.call
+            .handle(Event::BargeIn { unheard: ids }, now_local())
+    }
+
+    fn push_bot_line(&mut self, line: BotLine, start_ms: u64, end_ms: u64, interrupted: bool) {
+        self.emit(LiveEvent::Bot {
+            call: self.id.clone(),
+            text: line.text.clone(),
+            at_ms: start_ms,
+            interrupted,
+        });
+        self.turns.push(TurnRecord {
+            seq: 0,
+            speaker: Speaker::Bot,
+            text: line.text,
+            start_ms,
+            end_ms,
+            step: Some(line.step),
+            intent: None,
+            confidence: None,
+            sentiment: None,
+            interrupted,
+            latency: None,
+        });
+    }
+
+    fn utterance(&mut self, t: FinishedTurn) -> Vec<CallAction> {
+        // Reuse the NLU of the job whose text is the turn's text.
+        let (asr_ms, reused) = match self.last_asr {
+            Some((job, ms)) => (
+                ms,
+                self.parsed
+                    .remove(&job)
+                    .and_then(|(text, p)| (text.trim() == t.text).then_some(p).flatten()),
+            ),
+            None => (0, None),
+        };
+        self.parsed.clear();
+        let (u, nlu_ms) = match reused {
+            Some((u, ms, _)) => (u, ms),
+            None => {
+                let started = Instant::now();
+                let u = self
+                    .engines
+                    .flow_nlu(&self.flow)
+                    .ok()
+                    .and_then(|n| n.parse(self.listen.as_ref(), &t.text, now_local()).ok())
+                    .unwrap_or_else(|| Utterance::text(&t.text));
+                (u, ms_u32(started.elapsed()))
+            }
+        };
+        self.emit(LiveEvent::Customer {
+            call: self.id.clone(),
+            text: t.text.clone(),
+            at_ms: t.start_ms,
+            intent: u.intent.clone(),
+        });
+        let step = self.call.current_step().map(str::to_string);
+        self.turns.push(TurnRecord {
+            seq: 0,
+            speaker: Speaker::Customer,
+            text: t.text.clone(),
+            start_ms: t.start_ms,
+            end_ms: t.speech_end_ms,
+            step,
+            intent: u.intent.clone(),
+            confidence: u.intent.as_ref().map(|_| f64::from(u.confidence)),
+            sentiment: Some(f64::from(u.sentiment)),
+            interrupted: false,
+            latency: None,
+        });
+        let flow_started = Instant::now();
+        let actions = self.call.handle(Event::Utterance(u), now_local());
+        let flow_ms = ms_u32(flow_started.elapsed());
+        self.pending = Some(PendingLatency {
+            turn: self.turns.len() - 1,
+            speech_end_ms: t.speech_end_ms,
+            endpoint_ms: t.endpoint_ms,
+            asr_ms,
+            nlu_ms,
+            flow_ms,
+            flow_done_ms: self.now_ms(),
+            speeches: actions
+                .iter()
+                .filter_map(|a| match a {
+                    CallAction::Speak(s) => Some(s.id),
+                    _ => None,
+                })
+                .collect(),
+        });
+        actions
+    }
+
+    fn on_asr(&mut self, done: AsrDone) -> Vec<CallAction> {
+        let now = self.now_ms();
+        match done.purpose {
+            AsrPurpose::Amd => {
+                let actions = match &mut self.amd {
+                    AmdState::Listening(d) | AmdState::AwaitingBeep(d, _) => {
+                        d.transcript(&done.text)
+                    }
+                    AmdState::Off => Vec::new(),
+                };
+                actions.into_iter().flat_map(|a| self.on_amd(a)).collect()
+            }
+            AsrPurpose::Turn(_) => {
+                let complete = done.parsed.as_ref().is_some_and(|p| p.2);
+                self.last_asr = Some((done.job, done.asr_ms));
+                self.parsed
+                    .insert(done.job, (done.text.clone(), done.parsed));
+                let actions = self.turn.transcript(
+                    done.job,
+                    Transcript {
+                        text: done.text,
+                        complete,
+                    },
+                    now,
+                );
+                actions.into_iter().flat_map(|a| self.on_turn(a)).collect()
+            }
+        }
+    }
+
+    fn set_robot_speaking(&mut self, speaking: bool, now: u64) {
+        if self.robot_speaking != speaking {
+            self.robot_speaking = speaking;
+            self.turn.robot_speaking(speaking, now);
+        }
+    }
+
+    fn execute(&mut self, actions: Vec<CallAction>) {
+        let mut queue: std::collections::VecDeque<CallAction> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            let follow = self.execute_one(action);
+            queue.extend(follow);
+        }
+    }
+
+    fn execute_one(&mut self, action: CallAction) -> Vec<CallAction> {
+        match action {
+            CallAction::Speak(s) => {
+                self.bot_lines.insert(
+                    s.id,
+                    BotLine {
+                        text: s.text.clone(),
+                        step: s.step.clone(),
+                        start_ms: None,
+                    },
+                );
+                self.playout.push(s.id);
+                self.synthesize(s.id, s.text);
+                Vec::new()
+            }
+            CallAction::Listen(l) => {
+                self.turn.listen(expectation(&l), l.timeout_ms);
+                self.listen = Some(l);
+                Vec::new()
+            }
+            CallAction::End { outcome } => {
+                tracing::info!(call = %self.id, %outcome, "flow ended");
+                self.ending = true;
+                self.turn.stop_listening();
+                self.listen = None;
+                Vec::new()
+            }
+            CallAction::Transfer(summary) => {
+                // Agent queues are not part of this runtime yet: no agent can take the call.
+                tracing::info!(call = %self.id, queue = %summary.queue, reason = %summary.reason, "transfer requested; no agent is available");
+                self.call.handle(
+                    Event::TransferFailed {
+                        reason: format!("no agent is logged in to queue `{}`", summary.queue),
+                    },
+                    now_local(),
+                )
+            }
+            CallAction::Webhook(w) => {
+                tracing::warn!(call = %self.id, url = %w.url, "webhooks are not enabled in this runtime");
+                self.call.handle(
+                    Event::WebhookResult {
+                        id: w.id,
+                        result: Err("webhooks are not enabled in this runtime".into()),
+                    },
+                    now_local(),
+                )
+            }
+            CallAction::SendDtmf { digits } => {
+                let media = self.media.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = media.send_dtmf(&digits, 120).await {
+                        tracing::warn!(error = %e, "sending DTMF failed");
+                    }
+                });
+                Vec::new()
+            }
+            CallAction::ScheduleCallback { at, note } => {
+                tracing::info!(call = %self.id, at = ?at, note = ?note, "callback requested");
+                Vec::new()
+            }
+            CallAction::AddDnc { reason } => {
+                tracing::info!(call = %self.id, %reason, "do-not-call requested");
+                Vec::new()
+            }
+            CallAction::Log { step, message } => {
+                tracing::debug!(call = %self.id, %step, %message, "flow");
+                Vec::new()
+            }
+        }
+    }
+
+    fn synthesize(&mut self, id: u64, text: String) {
+        let engines = &self.engines;
+        if let Some(audio) = engines
+            .cache
+            .get(&engines.voice, &text, tts::OutputRate::TELEPHONY)
+        {
+            self.playout.append(id, &to_i16(&audio.samples));
+            self.playout.rendered(id);
+            return;
+        }
+        let engines = self.engines.clone();
+        let tx = self.tts_tx.clone();
+        let call = self.id.clone();
+        tokio::task::spawn_blocking(move || {
+            let _span = tracing::debug_span!("tts", call = %call, id).entered();
+            let mut whole: Vec<f32> = Vec::new();
+            for chunk in engines
+                .voice
+                .synthesize_stream(&text, tts::OutputRate::TELEPHONY)
+            {
+                match chunk {
+                    Ok(a) => {
+                        whole.extend_from_slice(&a.samples);
+                        if tx.send(TtsMsg::Audio(id, to_i16(&a.samples))).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(TtsMsg::Failed(id, e.to_string()));
+                        return;
+                    }
+                }
+            }
+            let _ = tx.send(TtsMsg::Done(id));
+            let audio = tts::Audio {
+                samples: whole,
+                sample_rate: tts::TELEPHONY_RATE,
+            };
+            if let Err(e) =
+                engines
+                    .cache
+                    .insert(&engines.voice, &text, tts::OutputRate::TELEPHONY, audio)
+            {
+                tracing::debug!(error = %e, "could not cache a rendered prompt");
+            }
+        });
+    }
+
+    fn on_tts(&mut self, msg: TtsMsg) {
+        match msg {
+            TtsMsg::Audio(id, samples) => self.playout.append(id, &samples),
+            TtsMsg::Done(id) => self.playout.rendered(id),
+            TtsMsg::Failed(id, e) => {
+                tracing::warn!(call = %self.id, id, error = %e, "speech synthesis failed");
+                self.playout.rendered(id);
+            }
+        }
+    }
+
+    fn on_tick(&mut self) -> Vec<CallAction> {
+        let now = self.now_ms();
+        let (frames, events) = self.playout.poll(now);
+        let n = frames.len() as u64;
+        let first_at = self.playout.fed_until().saturating_sub(n * 20);
+        for (i, frame) in frames.into_iter().enumerate() {
+            self.recorder.robot(first_at + i as u64 * 20, &frame);
+            if let Err(e) = self.media.try_send_audio(frame) {
+                tracing::warn!(call = %self.id, error = %e, "robot audio dropped");
+            }
+        }
+        for e in events {
+            match e {
+                PlayoutEvent::Started { id, at_ms } => {
+                    self.set_robot_speaking(true, now);
+                    if let Some(line) = self.bot_lines.get_mut(&id) {
+                        line.start_ms = Some(at_ms);
+                    }
+                    self.answer_started(id, at_ms);
+                }
+                PlayoutEvent::Finished { id, at_ms } => {
+                    if let Some(line) = self.bot_lines.remove(&id) {
+                        let start = line.start_ms.unwrap_or(at_ms);
+                        self.push_bot_line(line, start, at_ms, false);
+                    }
+                }
+            }
+        }
+        if !self.playout.is_active() {
+            self.set_robot_speaking(false, now);
+        }
+        let mut actions = Vec::new();
+        if let AmdState::AwaitingBeep(d, since) = &mut self.amd {
+            // A machine that never gives a usable end of greeting: leave the message anyway.
+            if now.saturating_sub(*since) > 20_000 {
+                let at_ms = d.now_ms();
+                actions.extend(self.on_amd(AmdAction::ReadyForMessage {
+                    at_ms,
+                    after_beep: false,
+                }));
+            }
+        }
+        for a in self.turn.tick(now) {
+            actions.extend(self.on_turn(a));
+        }
+        if let Some(at) = self.dtmf_at
+            && now.saturating_sub(at) > 3000
+            && !self.dtmf.is_empty()
+        {
+            actions.extend(self.flush_dtmf());
+        }
+        if now > self.max_ms && !self.ending {
+            tracing::warn!(call = %self.id, "call reached its maximum duration");
+            self.ending = true;
+            self.playout.interrupt(now);
+        }
+        if self.ending && !self.playout.is_active() {
+            self.finished = true;
+        }
+        actions
+    }
+
+    fn answer_started(&mut self, id: u64, at_ms: u64) {
+        let Some(p) = &self.pending else { return };
+        if !p.speeches.contains(&id) {
+            return;
+        }
+        let l = StageLatency {
+            endpoint_ms: p.endpoint_ms.saturating_sub(p.speech_end_ms) as u32,
+            asr_ms: p.asr_ms,
+            nlu_ms: p.nlu_ms,
+            flow_ms: p.flow_ms,
+            tts_ms: at_ms.saturating_sub(p.flow_done_ms) as u32,
+            total_ms: at_ms.saturating_sub(p.speech_end_ms) as u32,
+        };
+        if let Some(t) = self.turns.get_mut(p.turn) {
+            t.latency = Some(l);
+        }
+        self.pending = None;
+        self.engines.metrics.observe_turn(&l);
+        tracing::info!(call = %self.id, total_ms = l.total_ms, endpoint_ms = l.endpoint_ms, asr_ms = l.asr_ms, nlu_ms = l.nlu_ms, tts_ms = l.tts_ms, "turn latency");
+        self.emit(LiveEvent::Latency {
+            call: self.id.clone(),
+            latency: l,
+        });
+    }
+
+    fn on_dtmf(&mut self, digit: char) -> Vec<CallAction> {
+        let now = self.now_ms();
+        let mut actions = Vec::new();
+        if self.playout.is_active() && !self.ending {
+            actions.extend(self.barge_in(now, now));
+        }
+        self.dtmf.push(digit);
+        self.dtmf_at = Some(now);
+        let (max, term) = self
+            .listen
+            .as_ref()
+            .and_then(|l| l.dtmf)
+            .unwrap_or((1, None));
+        if Some(digit) == term || self.dtmf.chars().count() >= max {
+            actions.extend(self.flush_dtmf());
+        }
+        actions
+    }
+
+    fn flush_dtmf(&mut self) -> Vec<CallAction> {
+        let keys = std::mem::take(&mut self.dtmf);
+        self.dtmf_at = None;
+        self.emit(LiveEvent::Customer {
+            call: self.id.clone(),
+            text: format!("[DTMF {keys}]"),
+            at_ms: self.now_ms(),
+            intent: None,
+        });
+        self.call.handle(Event::Dtmf(keys), now_local())
+    }
+}
+
+/// Runs the robot on an answered call until it ends; returns the call record (not yet stored).
+pub async fn run_call(
+    engines: Arc<Engines>,
+    setup: CallSetup,
+    mut media: MediaSession,
+    mut sip: SipLeg,
+) -> CallRecord {
+    let mut record = setup.record.clone();
+    record.answered_at = Some(Utc::now());
+    record.flow = setup.flow.name.clone();
+    record.flow_version = setup.flow.version;
+    record.disposition = "answered".into();
+    engines.metrics.calls_active.inc();
+    let id = record.id.clone();
+    let fail = |record: &mut CallRecord, outcome: &str, why: String| {
+        tracing::error!(call = %record.id, %why, "the robot could not run the call");
+        record.outcome = Some(outcome.to_string());
+        record.ended_by = Some("system".into());
+    };
+    let vad = match engines.vad() {
+        Ok(v) => v,
+        Err(e) => {
+            fail(&mut record, "runtime_error", e.to_string());
+            return finish_failed(&engines, record, media, sip).await;
+        }
+    };
+    let (call, initial) = match Call::start(setup.flow.clone(), &setup.lead, now_local()) {
+        Ok(x) => x,
+        Err(e) => {
+            fail(&mut record, "lead_error", e.to_string());
+            return finish_failed(&engines, record, media, sip).await;
+        }
+    };
+    let (asr_tx, mut asr_rx) = mpsc::unbounded_channel();
+    let (tts_tx, mut tts_rx) = mpsc::unbounded_channel();
+    let mut s = Session {
+        engines: engines.clone(),
+        flow: setup.flow.clone(),
+        call,
+        live: setup.live.clone(),
+        id: id.clone(),
+        started: Instant::now(),
+        vad,
+        vad_buf: Vec::new(),
+        last_prob: 0.0,
+        stream_origin_ms: None,
+        stream_samples: 0,
+        turn: TurnTaker::new(setup.turn.clone()),
+        turn_cfg: setup.turn.clone(),
+        listen: None,
+        playout: Playout::new(60),
+        robot_speaking: false,
+        recorder: Recorder::new(),
+        amd: if setup.amd {
+            AmdState::Listening(Box::new(AmdDetector::new(setup.amd_config.clone())))
+        } else {
+            AmdState::Off
+        },
+        amd_verdict: None,
+        held: Vec::new(),
+        asr_tx,
+        tts_tx,
+        media: media.handle.clone(),
+        next_job: 1_000_000,
+        parsed: HashMap::new(),
+        last_asr: None,
+        bot_lines: HashMap::new(),
+        turns: Vec::new(),
+        pending: None,
+        dtmf: String::new(),
+        dtmf_at: None,
+        ending: false,
+        finished: false,
+        ended_by: None,
+        max_ms: setup.max_duration.as_millis() as u64,
+    };
+    if setup.amd {
+        s.held = initial;
+    } else {
+        s.execute(initial);
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut remote_hangup = false;
+    loop {
+        let actions = tokio::select! {
+            frame = media.frames.recv() => match frame {
+                Some(f) => s.on_frame(f),
+                None => { remote_hangup = true; Vec::new() }
+            },
+            ev = media.events.recv() => match ev {
+                Some(MediaEvent::Dtmf { digit, .. }) => s.on_dtmf(digit),
+                Some(MediaEvent::RemoteBye { .. }) => Vec::new(),
+                Some(_) => Vec::new(),
+                None => Vec::new(),
+            },
+            Some(done) = asr_rx.recv() => s.on_asr(done),
+            Some(msg) = tts_rx.recv() => { s.on_tts(msg); Vec::new() },
+            ev = sip.events.recv() => match ev {
+                Some(CallEvent::Ended { .. }) | None => { remote_hangup = true; Vec::new() }
+                Some(CallEvent::Reoffer { sdp }) => {
+                    // Hold/resume from the phone: keep the same media, answer with our SDP.
+                    let _ = sdp;
+                    Vec::new()
+                }
+                Some(_) => Vec::new(),
+            },
+            _ = tick.tick() => s.on_tick(),
+        };
+        s.execute(actions);
+        if remote_hangup {
+            s.ended_by = Some("customer");
+            let actions = s.call.handle(Event::HangUp, now_local());
+            s.execute(actions);
+            break;
+        }
+        if s.finished {
+            s.ended_by = Some("bot");
+            break;
+        }
+    }
+    let now = s.now_ms();
+    // Lines still playing when the call ended.
+    let open: Vec<u64> = s.bot_lines.keys().copied().collect();
+    for id in open {
+        if let Some(line) = s.bot_lines.remove(&id)
+            && let Some(start) = line.start_ms
+        {
+            s.push_bot_line(line, start, now, remote_hangup);
+        }
+    }
+    if !remote_hangup {
+        sip.agent.hangup(sip.call);
+    }
+    let _ = media.stop().await;
+    record.outcome = s.call.outcome().map(str::to_string);
+    record.amd = s.amd_verdict.clone();
+    if s.amd_verdict.as_deref() == Some("machine") {
+        record.disposition = "machine".into();
+    }
+    record.ended_by = s.ended_by.map(str::to_string);
+    record.path = s.call.path().to_vec();
+    record.slots = serde_json::Value::Object(
+        s.call
+            .slots()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_json()))
+            .collect(),
+    );
+    let mut turns = std::mem::take(&mut s.turns);
+    turns.sort_by_key(|t| (t.start_ms, t.end_ms));
+    for (i, t) in turns.iter_mut().enumerate() {
+        t.seq = i as u32;
+    }
+    record.turns = turns;
+    if let Some(dir) = &setup.recording_dir {
+        let path = dir.join(format!("{}.wav", record.id));
+        match s.recorder.write(&path) {
+            Ok(r) => record.recording = Some(r),
+            Err(e) => {
+                tracing::error!(call = %record.id, path = %path.display(), error = %e, "could not write the recording")
+            }
+        }
+    }
+    record.ended_at = Utc::now();
+    engines.metrics.calls_active.dec();
+    engines
+        .metrics
+        .calls_finished
+        .get_or_create(&crate::metrics::OutcomeLabel {
+            disposition: record.disposition.clone(),
+            outcome: record.outcome.clone().unwrap_or_default(),
+        })
+        .inc();
+    s.emit(LiveEvent::Ended {
+        call: record.id.clone(),
+        outcome: record.outcome.clone(),
+    });
+    record
+}
+
+async fn finish_failed(
+    engines: &Engines,
+    mut record: CallRecord,
+    mut media: MediaSession,
+    sip: SipLeg,
+) -> CallRecord {
+    sip.agent.hangup(sip.call);
+    let _ = media.stop().await;
+    record.ended_at = Utc::now();
+    engines.metrics.calls_active.dec();
+    record
+}

@@ -1,0 +1,505 @@
+//! The call server: one SIP user agent, outbound calls placed with [`Runtime::dial`], inbound
+//! calls matched to a lead by the caller's number, a robot conversation ([`crate::call`]) on
+//! every answered call, and every call's record saved to the store.
+//!
+//! A dispatcher task owns the agent's event stream and routes each call's events to the task
+//! that runs the call. Events that arrive before their call is registered (a fast 180 right
+//! after the INVITE) are kept until it is.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use dialog_flows::Flow;
+use telephony::g711::Codec as G711;
+use telephony::media::{MediaConfig, MediaSession};
+use telephony::progress::{self, CallProgress, Disposition, ProgressConfig};
+use telephony::sdp::{self, Codec, LocalMedia, Origin, Sdp};
+use telephony::sip::Uri;
+use telephony::sip::transport::{AgentHandle, UdpAgent};
+use telephony::sip::ua::{CallEvent, CallId};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::amd::AmdConfig;
+use crate::call::{CallSetup, LiveEvent, SipLeg, run_call};
+use crate::engines::Engines;
+use crate::record::{CallRecord, Direction};
+use crate::store::Store;
+use crate::turn::TurnConfig;
+
+/// Settings of the call server.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// SIP address (UDP and TCP).
+    pub sip_bind: SocketAddr,
+    /// The address media sockets bind to and advertise in SDP.
+    pub media_ip: IpAddr,
+    /// SIP user name of the server (From of outbound calls).
+    pub user: String,
+    pub recording_dir: Option<PathBuf>,
+    pub turn: TurnConfig,
+    pub amd: AmdConfig,
+    pub max_call: Duration,
+    pub progress: ProgressConfig,
+}
+
+impl RuntimeConfig {
+    pub fn loopback() -> Self {
+        RuntimeConfig {
+            sip_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            media_ip: IpAddr::from([127, 0, 0, 1]),
+            user: "callbot".into(),
+            recording_dir: None,
+            turn: TurnConfig::default(),
+            amd: AmdConfig::default(),
+            max_call: Duration::from_secs(600),
+            progress: ProgressConfig::default(),
+        }
+    }
+}
+
+/// One outbound call to place.
+#[derive(Clone)]
+pub struct Dial {
+    /// Request-URI, e.g. `sip:+15551234567@trunk`.
+    pub target: Uri,
+    /// Where to send the INVITE (the trunk or the phone).
+    pub next_hop: SocketAddr,
+    pub flow: Arc<Flow>,
+    pub lead: serde_json::Map<String, serde_json::Value>,
+    pub lead_id: Option<String>,
+    pub campaign: Option<String>,
+    /// The customer's number, for the record.
+    pub phone: String,
+    pub amd: bool,
+    pub live: Option<mpsc::UnboundedSender<LiveEvent>>,
+}
+
+/// How an inbound call is handled: the flow and the lead data it runs with.
+#[derive(Clone)]
+pub struct InboundRoute {
+    pub flow: Arc<Flow>,
+    pub lead: serde_json::Map<String, serde_json::Value>,
+    pub lead_id: Option<String>,
+    pub campaign: Option<String>,
+}
+
+/// Picks the route of an inbound call from the caller's number (`None` rejects the call with
+/// 404).
+pub type InboundRouter = Arc<dyn Fn(&str) -> Option<InboundRoute> + Send + Sync>;
+
+type InboundHandler = (InboundRouter, Option<mpsc::UnboundedSender<LiveEvent>>);
+
+enum Dispatch {
+    Register(CallId, mpsc::UnboundedSender<CallEvent>),
+    Unregister(CallId),
+}
+
+/// See the module docs.
+#[derive(Clone)]
+pub struct Runtime {
+    engines: Arc<Engines>,
+    agent: AgentHandle,
+    dispatch: mpsc::UnboundedSender<Dispatch>,
+    cfg: Arc<RuntimeConfig>,
+    store: Option<Arc<Store>>,
+    inbound: Arc<Mutex<Option<InboundHandler>>>,
+    finished: mpsc::UnboundedSender<CallRecord>,
+}
+
+/// The caller's number from a From header value: the user part of its URI.
+pub fn caller_number(from: &str) -> String {
+    let uri = match (from.find('<'), from.find('>')) {
+        (Some(a), Some(b)) if a < b => &from[a + 1..b],
+        _ => from.split(';').next().unwrap_or(from),
+    };
+    let uri = uri.trim();
+    let rest = uri
+        .strip_prefix("sips:")
+        .or_else(|| uri.strip_prefix("sip:"))
+        .or_else(|| uri.strip_prefix("tel:"))
+        .unwrap_or(uri);
+    rest.split(['@', ';']).next().unwrap_or("").to_string()
+}
+
+fn media_config(codec: Codec, dtmf: Option<u8>) -> MediaConfig {
+    MediaConfig {
+        codec: if codec == Codec::Pcmu {
+            G711::Pcmu
+        } else {
+            G711::Pcma
+        },
+        dtmf_payload_type: dtmf,
+        ..MediaConfig::default()
+    }
+}
+
+fn disposition_name(d: Disposition) -> String {
+    d.as_str().to_string()
+}
+
+impl Runtime {
+    /// Binds the SIP agent and starts the dispatcher. Finished call records are saved to
+    /// `store` (when given) and sent to the returned receiver.
+    pub async fn start(
+        engines: Arc<Engines>,
+        cfg: RuntimeConfig,
+        store: Option<Arc<Store>>,
+    ) -> std::io::Result<(Runtime, mpsc::UnboundedReceiver<CallRecord>)> {
+        let agent = UdpAgent::bind(cfg.sip_bind, &cfg.user).await?;
+        let (handle, mut events) = agent.split();
+        let (dtx, mut drx) = mpsc::unbounded_channel::<Dispatch>();
+        let (ftx, frx) = mpsc::unbounded_channel();
+        let rt = Runtime {
+            engines,
+            agent: handle,
+            dispatch: dtx,
+            cfg: Arc::new(cfg),
+            store,
+            inbound: Arc::new(Mutex::new(None)),
+            finished: ftx,
+        };
+        let rt2 = rt.clone();
+        tokio::spawn(async move {
+            let mut routes: HashMap<CallId, mpsc::UnboundedSender<CallEvent>> = HashMap::new();
+            let mut early: HashMap<CallId, (Instant, Vec<CallEvent>)> = HashMap::new();
+            loop {
+                tokio::select! {
+                    cmd = drx.recv() => match cmd {
+                        Some(Dispatch::Register(id, tx)) => {
+                            if let Some((_, evs)) = early.remove(&id) {
+                                for e in evs {
+                                    let _ = tx.send(e);
+                                }
+                            }
+                            routes.insert(id, tx);
+                        }
+                        Some(Dispatch::Unregister(id)) => {
+                            routes.remove(&id);
+                        }
+                        None => break,
+                    },
+                    ev = events.recv() => {
+                        let Some((id, ev)) = ev else { break };
+                        if let CallEvent::Incoming { from, sdp, .. } = &ev {
+                            rt2.incoming(id, from.clone(), sdp.clone());
+                            continue;
+                        }
+                        match routes.get(&id) {
+                            Some(tx) => {
+                                let _ = tx.send(ev);
+                            }
+                            None => {
+                                early.retain(|_, (t, _)| t.elapsed() < Duration::from_secs(60));
+                                early.entry(id).or_insert_with(|| (Instant::now(), Vec::new())).1.push(ev);
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        Ok((rt, frx))
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.agent.local_addr()
+    }
+
+    pub fn engines(&self) -> &Arc<Engines> {
+        &self.engines
+    }
+
+    /// Routes inbound calls (replaces any previous router).
+    pub fn set_inbound(
+        &self,
+        router: InboundRouter,
+        live: Option<mpsc::UnboundedSender<LiveEvent>>,
+    ) {
+        *self.inbound.lock().unwrap_or_else(|e| e.into_inner()) = Some((router, live));
+    }
+
+    async fn finish(&self, record: CallRecord) -> CallRecord {
+        if let Some(store) = &self.store
+            && let Err(e) = store.save_call(&record).await
+        {
+            tracing::error!(call = %record.id, error = %e, "could not save the call record");
+        }
+        let _ = self.finished.send(record.clone());
+        record
+    }
+
+    async fn media_socket(&self) -> std::io::Result<(UdpSocket, LocalMedia)> {
+        let socket = UdpSocket::bind(SocketAddr::new(self.cfg.media_ip, 0)).await?;
+        let port = socket.local_addr()?.port();
+        Ok((socket, LocalMedia::new(self.cfg.media_ip, port)))
+    }
+
+    fn setup(
+        &self,
+        record: CallRecord,
+        flow: Arc<Flow>,
+        lead: serde_json::Map<String, serde_json::Value>,
+        amd: bool,
+        live: Option<mpsc::UnboundedSender<LiveEvent>>,
+    ) -> CallSetup {
+        CallSetup {
+            record,
+            flow,
+            lead,
+            amd,
+            amd_config: self.cfg.amd.clone(),
+            recording_dir: self.cfg.recording_dir.clone(),
+            turn: self.cfg.turn.clone(),
+            live,
+            max_duration: self.cfg.max_call,
+        }
+    }
+
+    /// Places a call and runs it to the end; returns its record (also saved and published).
+    pub async fn dial(&self, d: Dial) -> CallRecord {
+        let mut record = CallRecord::new(Direction::Outbound, &d.phone, Utc::now());
+        record.campaign = d.campaign.clone();
+        record.lead_id = d.lead_id.clone();
+        record.flow = d.flow.name.clone();
+        record.flow_version = d.flow.version;
+        let (socket, local) = match self.media_socket().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(error = %e, "no media socket");
+                record.disposition = "network_error".into();
+                record.ended_at = Utc::now();
+                return self.finish(record).await;
+            }
+        };
+        // Render the call's first words while the phone rings.
+        if let Ok((_, first)) =
+            dialog_flows::Call::start(d.flow.clone(), &d.lead, chrono::Local::now().naive_local())
+        {
+            let texts: Vec<String> = first
+                .into_iter()
+                .filter_map(|a| match a {
+                    dialog_flows::CallAction::Speak(s) => Some(s.text),
+                    _ => None,
+                })
+                .collect();
+            let engines = self.engines.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = engines.prerender_texts(&texts) {
+                    tracing::warn!(error = %e, "could not pre-render the greeting");
+                }
+            });
+        }
+        let origin = Origin::new(
+            &self.cfg.user,
+            rand::random::<u32>() as u64,
+            1,
+            self.cfg.media_ip,
+        );
+        let offer = sdp::make_offer(&local, &origin);
+        let (etx, mut erx) = mpsc::unbounded_channel();
+        let Some(call) = self
+            .agent
+            .invite(
+                d.next_hop,
+                d.target.clone(),
+                offer.to_string().into_bytes(),
+                None,
+            )
+            .await
+        else {
+            record.disposition = "network_error".into();
+            record.ended_at = Utc::now();
+            return self.finish(record).await;
+        };
+        let _ = self.dispatch.send(Dispatch::Register(call, etx));
+        let t0 = Instant::now();
+        let mut cp = CallProgress::new(self.cfg.progress, 0);
+        let answer = loop {
+            let deadline = cp
+                .next_deadline()
+                .map(|ms| Duration::from_millis(ms.saturating_sub(t0.elapsed().as_millis() as u64)))
+                .unwrap_or(Duration::from_secs(1));
+            let ev =
+                tokio::time::timeout(deadline.max(Duration::from_millis(10)), erx.recv()).await;
+            let now = t0.elapsed().as_millis() as u64;
+            let decided = match ev {
+                Err(_) => cp.handle(now, &progress::Event::Tick),
+                Ok(None) => cp.handle(now, &progress::Event::response(503, "agent stopped")),
+                Ok(Some(CallEvent::Progress { status, reason, .. })) => {
+                    cp.handle(now, &progress::Event::response(status, &reason))
+                }
+                Ok(Some(CallEvent::Answered { sdp })) => {
+                    let _ = cp.handle(now, &progress::Event::response(200, "OK"));
+                    break Some(sdp);
+                }
+                Ok(Some(CallEvent::Failed {
+                    status,
+                    reason,
+                    headers,
+                })) => {
+                    let ev = match headers.get("Reason") {
+                        Some(r) => progress::Event::response_with_reason(status, &reason, r),
+                        None => progress::Event::response(status, &reason),
+                    };
+                    cp.handle(now, &ev)
+                }
+                Ok(Some(CallEvent::Timeout)) => {
+                    cp.handle(now, &progress::Event::response(408, "Request Timeout"))
+                }
+                Ok(Some(_)) => None,
+            };
+            if let Some(outcome) = decided.or_else(|| cp.outcome().copied())
+                && outcome.disposition != Disposition::Answered
+            {
+                match outcome.action {
+                    progress::Action::Cancel
+                    | progress::Action::Abandon
+                    | progress::Action::HangUp => self.agent.hangup(call),
+                    _ => {}
+                }
+                record.disposition = disposition_name(outcome.disposition);
+                break None;
+            }
+        };
+        let Some(answer) = answer else {
+            let _ = self.dispatch.send(Dispatch::Unregister(call));
+            record.ended_at = Utc::now();
+            return self.finish(record).await;
+        };
+        let negotiated = Sdp::parse_bytes(&answer)
+            .map_err(|e| e.to_string())
+            .and_then(|a| sdp::negotiated_from_answer(&offer, &a).map_err(|e| e.to_string()));
+        let neg = match negotiated {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "unusable SDP answer; hanging up");
+                self.agent.hangup(call);
+                let _ = self.dispatch.send(Dispatch::Unregister(call));
+                record.disposition = "network_error".into();
+                record.ended_at = Utc::now();
+                return self.finish(record).await;
+            }
+        };
+        let remote = SocketAddr::new(neg.remote_addr, neg.remote_port);
+        let media =
+            match MediaSession::start(socket, remote, media_config(neg.codec, neg.telephone_event))
+            {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!(error = %e, "media session failed to start");
+                    self.agent.hangup(call);
+                    let _ = self.dispatch.send(Dispatch::Unregister(call));
+                    record.disposition = "network_error".into();
+                    record.ended_at = Utc::now();
+                    return self.finish(record).await;
+                }
+            };
+        let setup = self.setup(
+            record,
+            d.flow.clone(),
+            d.lead.clone(),
+            d.amd,
+            d.live.clone(),
+        );
+        let sip = SipLeg {
+            agent: self.agent.clone(),
+            call,
+            events: erx,
+        };
+        let record = run_call(self.engines.clone(), setup, media, sip).await;
+        let _ = self.dispatch.send(Dispatch::Unregister(call));
+        self.finish(record).await
+    }
+
+    fn incoming(&self, call: CallId, from: String, offer: Vec<u8>) {
+        let rt = self.clone();
+        tokio::spawn(async move {
+            let number = caller_number(&from);
+            let route = rt
+                .inbound
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map(|(router, live)| (router(&number), live.clone()));
+            let Some((Some(route), live)) = route else {
+                tracing::info!(%number, "inbound call with no route: 404");
+                rt.agent.reject(call, 404, "Not Found");
+                return;
+            };
+            let (etx, erx) = mpsc::unbounded_channel();
+            let _ = rt.dispatch.send(Dispatch::Register(call, etx));
+            let mut record = CallRecord::new(Direction::Inbound, &number, Utc::now());
+            record.campaign = route.campaign.clone();
+            record.lead_id = route.lead_id.clone();
+            let answered = async {
+                let offer = Sdp::parse_bytes(&offer).map_err(|e| (400u16, e.to_string()))?;
+                let (socket, local) = rt
+                    .media_socket()
+                    .await
+                    .map_err(|e| (500u16, e.to_string()))?;
+                let origin = Origin::new(
+                    &rt.cfg.user,
+                    rand::random::<u32>() as u64,
+                    1,
+                    rt.cfg.media_ip,
+                );
+                let (answer, neg) = sdp::answer(&offer, &local, &origin)
+                    .map_err(|e| (e.sip_status(), e.to_string()))?;
+                let remote = SocketAddr::new(neg.remote_addr, neg.remote_port);
+                let media = MediaSession::start(
+                    socket,
+                    remote,
+                    media_config(neg.codec, neg.telephone_event),
+                )
+                .map_err(|e| (500u16, e.to_string()))?;
+                Ok::<_, (u16, String)>((answer, media))
+            }
+            .await;
+            let (answer, media) = match answered {
+                Ok(x) => x,
+                Err((status, why)) => {
+                    tracing::warn!(%number, status, %why, "inbound call refused");
+                    rt.agent.reject(call, status, &why);
+                    let _ = rt.dispatch.send(Dispatch::Unregister(call));
+                    return;
+                }
+            };
+            rt.agent.accept(call, answer.to_string().into_bytes());
+            let setup = rt.setup(record, route.flow.clone(), route.lead.clone(), false, live);
+            let sip = SipLeg {
+                agent: rt.agent.clone(),
+                call,
+                events: erx,
+            };
+            let record = run_call(rt.engines.clone(), setup, media, sip).await;
+            let _ = rt.dispatch.send(Dispatch::Unregister(call));
+            rt.finish(record).await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::caller_number;
+
+    #[test]
+    fn caller_numbers_from_from_headers() {
+        assert_eq!(
+            caller_number("\"Ana\" <sip:+15551234567@10.0.0.1>;tag=abc"),
+            "+15551234567"
+        );
+        assert_eq!(
+            caller_number("<sip:100@example.com:5060;transport=udp>;tag=1"),
+            "100"
+        );
+        assert_eq!(
+            caller_number("sip:alice@atlanta.example.com;tag=9"),
+            "alice"
+        );
+        assert_eq!(caller_number("<tel:+442071234567>"), "+442071234567");
+    }
+}

@@ -1,0 +1,284 @@
+//! Simulated customer phones for the demo, the end-to-end tests and the latency benchmark: a
+//! real SIP user agent on a socket that answers callbot's calls and speaks pre-rendered audio
+//! over real RTP, following a script, and measures what it hears.
+//!
+//! The phone knows the robot only by its audio: the robot is "speaking" while received frames
+//! carry energy. A scripted answer is said once the robot has been quiet for `answer_gap_ms`
+//! after speaking; an interruption starts `after_ms` into the robot's next speech. For every
+//! answer, the phone measures the time from the last voiced sample it sent to the first voiced
+//! frame it received back (the turn latency as the customer experiences it, minus the network).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use telephony::g711::Codec as G711;
+use telephony::jitter::JitterConfig;
+use telephony::media::{MediaConfig, MediaSession};
+use telephony::sdp::{self, Codec, LocalMedia, Origin, Sdp};
+use telephony::sip::transport::UdpAgent;
+use telephony::sip::ua::CallEvent;
+use tokio::net::UdpSocket;
+
+/// One thing the customer does.
+#[derive(Debug, Clone)]
+pub enum Line {
+    /// Say this as soon as the call is answered (a person's "Hello?").
+    Greet { text: String, audio: Vec<i16> },
+    /// Wait for the robot to finish what it is saying, then say this.
+    Answer { text: String, audio: Vec<i16> },
+    /// Say this `after_ms` into the robot's next speech, talking over it.
+    Interrupt {
+        text: String,
+        audio: Vec<i16>,
+        after_ms: u64,
+    },
+    /// Play this on answer without waiting (an answering machine's greeting and beep), then
+    /// stay silent.
+    Machine { audio: Vec<i16> },
+}
+
+/// A scripted customer.
+#[derive(Debug, Clone)]
+pub struct Script {
+    pub name: String,
+    pub lines: Vec<Line>,
+    /// Robot silence that counts as "it finished speaking".
+    pub answer_gap_ms: u64,
+    /// Hang up after the script if the robot has not, after this long.
+    pub linger_ms: u64,
+}
+
+/// One answer's timing, as the phone saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    pub text: String,
+    /// Last voiced sample sent → first voiced robot frame received.
+    pub latency_ms: Option<u64>,
+}
+
+/// What a phone saw in one call.
+#[derive(Debug, Clone, Default)]
+pub struct PhoneReport {
+    pub answers: Vec<Measured>,
+    /// For each interruption: from the start of the customer's speech to the last voiced robot
+    /// frame received (how long the customer and robot talked over each other).
+    pub overlap_ms: Vec<u64>,
+    /// Everything the phone heard (8 kHz).
+    pub heard: Vec<i16>,
+    /// Whether the call ended by the far end hanging up.
+    pub remote_hangup: bool,
+}
+
+/// RMS above which a 20 ms frame is voiced.
+const VOICED_RMS: f64 = 250.0;
+
+fn rms(frame: &[i16]) -> f64 {
+    if frame.is_empty() {
+        return 0.0;
+    }
+    let sum: f64 = frame.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    (sum / frame.len() as f64).sqrt()
+}
+
+/// The time in the audio (ms) just after its last voiced 20 ms frame.
+pub fn voiced_end_ms(audio: &[i16]) -> u64 {
+    let last = audio
+        .chunks(160)
+        .enumerate()
+        .rev()
+        .find(|(_, f)| rms(f) > VOICED_RMS)
+        .map(|(i, _)| i);
+    last.map_or(0, |i| (i as u64 + 1) * 20)
+}
+
+/// Trims silence at both ends of rendered speech, keeping `keep_ms` of it.
+pub fn trim(audio: &[i16], keep_ms: usize) -> Vec<i16> {
+    let frames: Vec<&[i16]> = audio.chunks(160).collect();
+    let first = frames.iter().position(|f| rms(f) > VOICED_RMS / 2.0);
+    let last = frames.iter().rposition(|f| rms(f) > VOICED_RMS / 2.0);
+    match (first, last) {
+        (Some(a), Some(b)) => {
+            let keep = keep_ms / 20;
+            let a = a.saturating_sub(keep);
+            let b = (b + 1 + keep).min(frames.len());
+            frames[a..b].concat()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// A phone waiting for one call on `addr`.
+pub struct Phone {
+    agent: UdpAgent,
+}
+
+impl Phone {
+    pub async fn bind(addr: SocketAddr, user: &str) -> std::io::Result<Phone> {
+        Ok(Phone {
+            agent: UdpAgent::bind(addr, user).await?,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.agent.local_addr()
+    }
+
+    /// Answers the next call after `ring_ms` and plays `script`; returns when the call ends.
+    pub async fn answer(mut self, script: Script, ring_ms: u64) -> std::io::Result<PhoneReport> {
+        let (call, offer) = loop {
+            match self.agent.next_event().await {
+                Some((id, CallEvent::Incoming { sdp, .. })) => break (id, sdp),
+                Some(_) => continue,
+                None => return Err(std::io::Error::other("phone agent stopped")),
+            }
+        };
+        tokio::time::sleep(Duration::from_millis(ring_ms)).await;
+        let offer = Sdp::parse_bytes(&offer).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let ip = self.agent.local_addr().ip();
+        let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+        let local = LocalMedia::new(ip, socket.local_addr()?.port());
+        let (answer, neg) = sdp::answer(&offer, &local, &Origin::new("phone", 1, 1, ip))
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        // Measure arrival, not a comfortable playout: the smallest jitter buffer.
+        let jitter = JitterConfig {
+            min_delay_ms: 0,
+            initial_delay_ms: 0,
+            margin_ms: 0,
+            ..JitterConfig::default()
+        };
+        let cfg = MediaConfig {
+            codec: if neg.codec == Codec::Pcmu {
+                G711::Pcmu
+            } else {
+                G711::Pcma
+            },
+            dtmf_payload_type: neg.telephone_event,
+            jitter,
+            ..MediaConfig::default()
+        };
+        let mut media = MediaSession::start(
+            socket,
+            SocketAddr::new(neg.remote_addr, neg.remote_port),
+            cfg,
+        )
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+        self.agent.accept(call, answer.to_string().into_bytes());
+        let started = Instant::now();
+        let now_ms = || started.elapsed().as_millis() as u64;
+        let mut report = PhoneReport::default();
+        let mut lines = script.lines.into_iter().peekable();
+        // Robot audio tracking.
+        let mut robot_voiced_at: Option<u64> = None; // last voiced frame
+        let mut robot_started_at: Option<u64> = None; // start of the current robot speech
+        let mut robot_spoke_since_line = false;
+        // Our own speech in progress: (text, voiced end time, measuring latency?, is interruption, start).
+        let mut speaking_until: u64 = 0;
+        let mut awaiting: Option<(String, u64)> = None;
+        let mut overlap_from: Option<u64> = None;
+        let mut script_done_at: Option<u64> = None;
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            tokio::select! {
+                frame = media.frames.recv() => {
+                    let Some(frame) = frame else { break };
+                    let t = now_ms();
+                    report.heard.extend_from_slice(&frame.samples);
+                    if rms(&frame.samples) > VOICED_RMS {
+                        if robot_voiced_at.is_none_or(|v| t.saturating_sub(v) > 300) {
+                            robot_started_at = Some(t);
+                        }
+                        robot_voiced_at = Some(t);
+                        if t > speaking_until {
+                            robot_spoke_since_line = true;
+                        }
+                        if let Some((text, end)) = &awaiting && t >= *end {
+                            report.answers.push(Measured { text: text.clone(), latency_ms: Some(t - end) });
+                            awaiting = None;
+                        }
+                    }
+                }
+                ev = self.agent.next_event() => match ev {
+                    Some((_, CallEvent::Ended { .. })) | None => { report.remote_hangup = true; break }
+                    _ => {}
+                },
+                _ = tick.tick() => {
+                    let t = now_ms();
+                    if let Some(from) = overlap_from && t > from + 3000 {
+                        let last = robot_voiced_at.unwrap_or(from);
+                        report.overlap_ms.push(last.saturating_sub(from));
+                        overlap_from = None;
+                    }
+                    if t < speaking_until {
+                        continue;
+                    }
+                    let robot_quiet = robot_voiced_at.is_none_or(|v| t.saturating_sub(v) >= script.answer_gap_ms);
+                    let ready = match lines.peek() {
+                        None => {
+                            let done = *script_done_at.get_or_insert(t);
+                            if t > done + script.linger_ms { break }
+                            false
+                        }
+                        Some(Line::Greet { .. }) | Some(Line::Machine { .. }) => t >= 300,
+                        Some(Line::Answer { .. }) => robot_spoke_since_line && robot_quiet,
+                        Some(Line::Interrupt { after_ms, .. }) => robot_spoke_since_line
+                            && robot_voiced_at.is_some_and(|v| t.saturating_sub(v) < 100)
+                            && robot_started_at.is_some_and(|s| t.saturating_sub(s) >= *after_ms),
+                    };
+                    if !ready { continue }
+                    let Some(line) = lines.next() else { continue };
+                    if let Some((text, _)) = awaiting.take() {
+                        report.answers.push(Measured { text, latency_ms: None });
+                    }
+                    let (text, audio, interrupt, measure) = match line {
+                        Line::Greet { text, audio } => (text, audio, false, false),
+                        Line::Answer { text, audio } => (text, audio, false, true),
+                        Line::Interrupt { text, audio, .. } => (text, audio, true, true),
+                        Line::Machine { audio } => ("(machine greeting)".to_string(), audio, false, false),
+                    };
+                    let len_ms = audio.len() as u64 / 8;
+                    let voiced_end = t + voiced_end_ms(&audio);
+                    speaking_until = t + len_ms;
+                    robot_spoke_since_line = false;
+                    if interrupt {
+                        overlap_from = Some(t);
+                    }
+                    if measure {
+                        awaiting = Some((text, voiced_end));
+                    }
+                    if media.handle.send_audio(audio).await.is_err() { break }
+                }
+            }
+        }
+        if let Some((text, _)) = awaiting.take() {
+            report.answers.push(Measured {
+                text,
+                latency_ms: None,
+            });
+        }
+        if !report.remote_hangup {
+            self.agent.hangup(call);
+        }
+        let _ = media.stop().await;
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn voiced_end_and_trim() {
+        let mut a = vec![0i16; 800];
+        a.extend(
+            std::iter::repeat_n(3000i16, 1600)
+                .enumerate()
+                .map(|(i, v)| if i % 2 == 0 { v } else { -v }),
+        );
+        a.extend(vec![0i16; 1600]);
+        assert_eq!(voiced_end_ms(&a), 300);
+        let t = trim(&a, 20);
+        assert_eq!(t.len(), 160 * 12);
+        assert!(trim(&[0; 1000], 20).is_empty());
+    }
+}

@@ -1,0 +1,929 @@
+//! Turn-taking for one call: a sans-IO state machine that decides when the customer's turn is
+//! over, when the robot must stop talking, and when to ask the recogniser for a transcript.
+//!
+//! Inputs are VAD speech probabilities (one per 32 ms window, with the window's end time),
+//! transcripts of the audio it asked for, what the robot is doing (speaking or not) and what the
+//! flow is listening for; outputs are [`TurnAction`]s. Times are milliseconds on the call's
+//! audio clock (0 = answer). The caller keeps the audio and runs the models.
+//!
+//! - **Speculative recognition.** When the customer has been silent for `speculate_after_ms`,
+//!   the audio so far is sent for recognition *before* the turn is declared over. If the words
+//!   already answer what the flow asked (the caller judges that with the NLU and says so in
+//!   [`TurnTaker::transcript`]), the turn ends as soon as the transcript is in; otherwise it ends
+//!   after the expectation's hangover (a yes/no needs less silence than a date or card digits),
+//!   reusing the transcript if nobody spoke since. Speech that resumes throws the speculative
+//!   result away — unless it covered at least `commit_min_ms` of speech, in which case that part
+//!   is kept as a committed prefix and only the audio after it is decoded later, so the final
+//!   decode after a long answer stays short (partial results are reported as they come).
+//! - **Barge-in.** Confirmed speech while the robot talks pauses the robot at once
+//!   ([`TurnAction::PauseRobot`]). If the speech stays short and turns out to be a backchannel
+//!   ("uh-huh", "okay") or noise, the robot resumes where it stopped; otherwise the interruption
+//!   is real ([`TurnAction::BargeIn`]) and the speech becomes the customer's turn. "Yes" is not a
+//!   backchannel: said over a question, it is taken as the answer.
+//! - **No input.** When the robot has finished speaking and the flow is listening, silence for
+//!   the listen timeout gives [`TurnAction::NoInput`].
+
+/// What the flow is waiting for; it sets how much silence ends a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    YesNo,
+    /// An intent or a choice among a few options.
+    Intent,
+    /// A date, time, amount or number.
+    Value,
+    /// Card or account digits, read in groups with pauses.
+    Digits,
+    /// Free text.
+    Text,
+}
+
+/// Tuning. All durations in milliseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnConfig {
+    /// Probability at which a window counts as speech onset.
+    pub threshold: f32,
+    /// Probability below which a window counts as silence (hysteresis).
+    pub neg_threshold: f32,
+    /// Speech must last this long to count (clicks and breaths do not).
+    pub min_speech_ms: u64,
+    /// Silence after which the audio so far is recognised speculatively.
+    pub speculate_after_ms: u64,
+    /// Silence that ends a turn, by expectation.
+    pub hangover_yes_no_ms: u64,
+    pub hangover_intent_ms: u64,
+    pub hangover_value_ms: u64,
+    pub hangover_digits_ms: u64,
+    pub hangover_text_ms: u64,
+    /// A "complete" transcript ends the turn only after at least this much silence.
+    pub min_endpoint_ms: u64,
+    /// Audio kept before the speech onset and after its end in what is sent for recognition.
+    pub pre_roll_ms: u64,
+    pub post_roll_ms: u64,
+    /// Speech over the robot longer than this is an interruption, whatever it says.
+    pub backchannel_max_ms: u64,
+    /// Silence that ends a short speech over the robot (then it is checked for a backchannel).
+    pub backchannel_gap_ms: u64,
+    /// A speculative transcript of at least this much speech is kept when speech resumes.
+    pub commit_min_ms: u64,
+    /// Turns longer than this are cut (the customer keeps talking: take what was said).
+    pub max_turn_ms: u64,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        TurnConfig {
+            threshold: 0.5,
+            neg_threshold: 0.35,
+            min_speech_ms: 64,
+            speculate_after_ms: 160,
+            hangover_yes_no_ms: 450,
+            hangover_intent_ms: 650,
+            hangover_value_ms: 800,
+            hangover_digits_ms: 1200,
+            hangover_text_ms: 900,
+            min_endpoint_ms: 160,
+            pre_roll_ms: 200,
+            post_roll_ms: 120,
+            backchannel_max_ms: 700,
+            backchannel_gap_ms: 250,
+            commit_min_ms: 1500,
+            max_turn_ms: 15_000,
+        }
+    }
+}
+
+impl TurnConfig {
+    pub fn hangover_ms(&self, expect: Expect) -> u64 {
+        match expect {
+            Expect::YesNo => self.hangover_yes_no_ms,
+            Expect::Intent => self.hangover_intent_ms,
+            Expect::Value => self.hangover_value_ms,
+            Expect::Digits => self.hangover_digits_ms,
+            Expect::Text => self.hangover_text_ms,
+        }
+    }
+}
+
+/// Why audio is sent for recognition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The customer paused; the turn may be over.
+    Speculative,
+    /// The turn is over and no usable transcript exists yet.
+    Final,
+    /// Short speech over the robot: is it a backchannel?
+    Backchannel,
+}
+
+/// What the caller must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnAction {
+    /// Recognise the audio `[start_ms, end_ms)` and report with [`TurnTaker::transcript`].
+    Transcribe {
+        job: u64,
+        start_ms: u64,
+        end_ms: u64,
+        purpose: Purpose,
+    },
+    /// Stop the robot's audio now (the customer started speaking over it).
+    PauseRobot { at_ms: u64 },
+    /// It was a backchannel or noise: carry on speaking from where the robot stopped.
+    ResumeRobot { at_ms: u64 },
+    /// The robot was really interrupted: drop what it had left to say.
+    BargeIn { at_ms: u64 },
+    /// Words recognised so far in a turn that is still going on (for live transcripts).
+    Partial { text: String },
+    /// The customer's turn is over.
+    Utterance(FinishedTurn),
+    /// The listen timeout passed with no speech.
+    NoInput { at_ms: u64 },
+}
+
+/// A finished customer turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishedTurn {
+    pub text: String,
+    /// Speech onset and end (VAD), ms from answer.
+    pub start_ms: u64,
+    pub speech_end_ms: u64,
+    /// When the turn was declared over.
+    pub endpoint_ms: u64,
+    /// Whether the transcript was judged complete (the turn ended before the full hangover).
+    pub early: bool,
+    /// The decode that produced the last part of the text, if it was a final one (the turn
+    /// waited for recognition after the endpoint).
+    pub waited_for_asr: bool,
+}
+
+/// Transcribed words for a recognition job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcript {
+    pub text: String,
+    /// The caller's judgement: these words already answer what the flow is listening for.
+    pub complete: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Job {
+    id: u64,
+    start_ms: u64,
+    end_ms: u64,
+    purpose: Purpose,
+    /// The last speech window end when the job was made (for detecting resumed speech).
+    voice_end_ms: u64,
+    result: Option<Transcript>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Phase {
+    Silence,
+    /// Crossed the threshold at `onset_ms`, not yet confirmed.
+    Onset {
+        onset_ms: u64,
+    },
+    /// Speech since `onset_ms`; last speech window ended at `voice_end_ms`.
+    Speech {
+        onset_ms: u64,
+        voice_end_ms: u64,
+        /// The speech started while the robot was talking and the robot was paused.
+        over_robot: bool,
+    },
+    /// Waiting for a final transcript after the endpoint.
+    AwaitFinal {
+        onset_ms: u64,
+        voice_end_ms: u64,
+        endpoint_ms: u64,
+    },
+    /// Waiting for the backchannel check of a short speech over the robot.
+    AwaitBackchannel {
+        onset_ms: u64,
+        voice_end_ms: u64,
+    },
+}
+
+/// See the module docs.
+#[derive(Debug, Clone)]
+pub struct TurnTaker {
+    cfg: TurnConfig,
+    phase: Phase,
+    robot_speaking: bool,
+    robot_paused: bool,
+    listening: Option<(Expect, u64)>,
+    /// When the no-input clock started (robot silent and listening).
+    quiet_since: Option<u64>,
+    next_job: u64,
+    job: Option<Job>,
+    /// Text of the committed prefix of the current turn and the audio time it covers.
+    committed: Option<(String, u64)>,
+    now_ms: u64,
+}
+
+const BACKCHANNELS: &[&str] = &[
+    "uh huh",
+    "uh-huh",
+    "mm hmm",
+    "mm-hmm",
+    "mhm",
+    "hmm",
+    "mm",
+    "ok",
+    "okay",
+    "yeah",
+    "right",
+    "sure",
+    "i see",
+    "alright",
+    "all right",
+    "uh",
+    "um",
+    "ah",
+    "oh",
+];
+
+/// Whether `text` is only a backchannel (or nothing at all).
+pub fn is_backchannel(text: &str) -> bool {
+    let cleaned: String = text
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == ' ' || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    let words = cleaned.split_whitespace().collect::<Vec<_>>().join(" ");
+    if words.is_empty() {
+        return true;
+    }
+    // Bracketed non-speech from whisper ("[music]", "(coughs)") was turned into plain words
+    // above; treat a handful of known ones as noise.
+    if matches!(
+        words.as_str(),
+        "blank audio" | "music" | "silence" | "noise" | "coughs" | "laughs" | "inaudible"
+    ) {
+        return true;
+    }
+    BACKCHANNELS.contains(&words.as_str())
+        || words.split(' ').count() <= 3 && words.split(' ').all(|w| BACKCHANNELS.contains(&w))
+}
+
+impl TurnTaker {
+    pub fn new(cfg: TurnConfig) -> Self {
+        TurnTaker {
+            cfg,
+            phase: Phase::Silence,
+            robot_speaking: false,
+            robot_paused: false,
+            listening: None,
+            quiet_since: None,
+            next_job: 1,
+            job: None,
+            committed: None,
+            now_ms: 0,
+        }
+    }
+
+    pub fn config(&self) -> &TurnConfig {
+        &self.cfg
+    }
+
+    /// The flow listens for `expect`; silence for `timeout_ms` after the robot stops speaking
+    /// gives `NoInput`.
+    pub fn listen(&mut self, expect: Expect, timeout_ms: u64) {
+        self.listening = Some((expect, timeout_ms));
+        self.quiet_since = (!self.robot_speaking).then_some(self.now_ms);
+    }
+
+    /// The flow stopped listening (it ended, or is waiting on something else).
+    pub fn stop_listening(&mut self) {
+        self.listening = None;
+        self.quiet_since = None;
+    }
+
+    /// The robot started or stopped speaking (stopped: its last queued audio was sent).
+    pub fn robot_speaking(&mut self, speaking: bool, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        self.robot_speaking = speaking;
+        if speaking {
+            self.quiet_since = None;
+        } else {
+            self.robot_paused = false;
+            if self.listening.is_some() && self.phase == Phase::Silence {
+                self.quiet_since = Some(self.now_ms);
+            }
+        }
+    }
+
+    /// Whether the customer is speaking (confirmed speech, not yet ended).
+    pub fn customer_speaking(&self) -> bool {
+        matches!(self.phase, Phase::Speech { .. })
+    }
+
+    /// One VAD window ending at `end_ms` with speech probability `prob`.
+    pub fn vad(&mut self, end_ms: u64, prob: f32) -> Vec<TurnAction> {
+        let window = 32;
+        self.now_ms = self.now_ms.max(end_ms);
+        let mut out = Vec::new();
+        let start_ms = end_ms.saturating_sub(window);
+        match self.phase.clone() {
+            Phase::Silence => {
+                if prob >= self.cfg.threshold {
+                    self.phase = Phase::Onset { onset_ms: start_ms };
+                    self.confirm_onset(end_ms, &mut out);
+                }
+            }
+            Phase::Onset { onset_ms } => {
+                if prob >= self.cfg.neg_threshold {
+                    self.confirm_onset(end_ms, &mut out);
+                } else {
+                    self.phase = Phase::Silence;
+                    let _ = onset_ms;
+                }
+            }
+            Phase::Speech {
+                onset_ms,
+                voice_end_ms,
+                over_robot,
+            } => {
+                if prob >= self.cfg.neg_threshold {
+                    self.phase = Phase::Speech {
+                        onset_ms,
+                        voice_end_ms: end_ms,
+                        over_robot,
+                    };
+                    self.speech_resumed(voice_end_ms);
+                    if over_robot
+                        && self.robot_paused
+                        && end_ms.saturating_sub(onset_ms) > self.cfg.backchannel_max_ms
+                    {
+                        // Too long for a backchannel: a real interruption.
+                        self.robot_paused = false;
+                        self.robot_speaking = false;
+                        out.push(TurnAction::BargeIn { at_ms: end_ms });
+                        self.phase = Phase::Speech {
+                            onset_ms,
+                            voice_end_ms: end_ms,
+                            over_robot: false,
+                        };
+                    }
+                    if end_ms.saturating_sub(onset_ms) >= self.cfg.max_turn_ms {
+                        self.endpoint(onset_ms, end_ms, end_ms, &mut out);
+                    }
+                } else {
+                    self.silence(onset_ms, voice_end_ms, over_robot, end_ms, &mut out);
+                }
+            }
+            Phase::AwaitFinal { .. } | Phase::AwaitBackchannel { .. } => {
+                if prob >= self.cfg.threshold {
+                    // New speech while a transcript is pending: it joins the same turn.
+                    let onset = match self.phase {
+                        Phase::AwaitFinal { onset_ms, .. }
+                        | Phase::AwaitBackchannel { onset_ms, .. } => onset_ms,
+                        _ => start_ms,
+                    };
+                    let over_robot = matches!(self.phase, Phase::AwaitBackchannel { .. });
+                    self.phase = Phase::Speech {
+                        onset_ms: onset,
+                        voice_end_ms: end_ms,
+                        over_robot,
+                    };
+                    self.job = None;
+                }
+            }
+        }
+        self.check_no_input(&mut out);
+        out
+    }
+
+    fn confirm_onset(&mut self, end_ms: u64, out: &mut Vec<TurnAction>) {
+        let Phase::Onset { onset_ms } = self.phase else {
+            return;
+        };
+        if end_ms.saturating_sub(onset_ms) < self.cfg.min_speech_ms {
+            return;
+        }
+        self.quiet_since = None;
+        let over_robot = self.robot_speaking;
+        if over_robot {
+            self.robot_paused = true;
+            out.push(TurnAction::PauseRobot { at_ms: end_ms });
+        }
+        self.committed = None;
+        self.job = None;
+        self.phase = Phase::Speech {
+            onset_ms,
+            voice_end_ms: end_ms,
+            over_robot,
+        };
+    }
+
+    /// Speech came back after a pause: a pending speculative result no longer covers the turn.
+    fn speech_resumed(&mut self, previous_voice_end: u64) {
+        let Some(job) = &self.job else { return };
+        if job.voice_end_ms != previous_voice_end {
+            return;
+        }
+        if job.purpose == Purpose::Speculative
+            && let Some(t) = &job.result
+            && job.end_ms.saturating_sub(job.start_ms) >= self.cfg.commit_min_ms
+        {
+            let text = match &self.committed {
+                Some((prev, _)) => format!("{prev} {}", t.text).trim().to_string(),
+                None => t.text.clone(),
+            };
+            self.committed = Some((text, job.end_ms));
+        }
+        self.job = None;
+    }
+
+    fn silence(
+        &mut self,
+        onset_ms: u64,
+        voice_end_ms: u64,
+        over_robot: bool,
+        now: u64,
+        out: &mut Vec<TurnAction>,
+    ) {
+        let quiet = now.saturating_sub(voice_end_ms);
+        if over_robot && self.robot_paused {
+            if quiet >= self.cfg.backchannel_gap_ms {
+                self.phase = Phase::AwaitBackchannel {
+                    onset_ms,
+                    voice_end_ms,
+                };
+                self.request(onset_ms, voice_end_ms, Purpose::Backchannel, out);
+            }
+            return;
+        }
+        let Some((expect, _)) = self.listening else {
+            // Nobody is listening (the robot is mid-speech with nothing asked, or the flow ended):
+            // the speech still ends a turn, so the flow can hear an interruption.
+            if quiet >= self.cfg.hangover_intent_ms {
+                self.endpoint(onset_ms, voice_end_ms, now, out);
+            }
+            return;
+        };
+        if quiet >= self.cfg.hangover_ms(expect) {
+            self.endpoint(onset_ms, voice_end_ms, now, out);
+            return;
+        }
+        if quiet >= self.cfg.speculate_after_ms && self.job.is_none() {
+            self.request(onset_ms, voice_end_ms, Purpose::Speculative, out);
+        }
+        if quiet >= self.cfg.min_endpoint_ms
+            && let Some(job) = &self.job
+            && job.voice_end_ms == voice_end_ms
+            && job.result.as_ref().is_some_and(|t| t.complete)
+        {
+            self.finish(onset_ms, voice_end_ms, now, true, false, out);
+        }
+    }
+
+    fn request(
+        &mut self,
+        onset_ms: u64,
+        voice_end_ms: u64,
+        purpose: Purpose,
+        out: &mut Vec<TurnAction>,
+    ) {
+        let from = match (&self.committed, purpose) {
+            (Some((_, covered)), Purpose::Speculative | Purpose::Final) => {
+                covered.saturating_sub(self.cfg.pre_roll_ms / 2)
+            }
+            _ => onset_ms.saturating_sub(self.cfg.pre_roll_ms),
+        };
+        let job = Job {
+            id: self.next_job,
+            start_ms: from,
+            end_ms: voice_end_ms + self.cfg.post_roll_ms,
+            purpose,
+            voice_end_ms,
+            result: None,
+        };
+        self.next_job += 1;
+        out.push(TurnAction::Transcribe {
+            job: job.id,
+            start_ms: job.start_ms,
+            end_ms: job.end_ms,
+            purpose,
+        });
+        self.job = Some(job);
+    }
+
+    /// The hangover passed: the turn is over.
+    fn endpoint(&mut self, onset_ms: u64, voice_end_ms: u64, now: u64, out: &mut Vec<TurnAction>) {
+        match &self.job {
+            Some(job) if job.voice_end_ms == voice_end_ms && job.result.is_some() => {
+                self.finish(onset_ms, voice_end_ms, now, false, false, out);
+            }
+            Some(job) if job.voice_end_ms == voice_end_ms => {
+                // The speculative decode is still running: wait for it.
+                self.phase = Phase::AwaitFinal {
+                    onset_ms,
+                    voice_end_ms,
+                    endpoint_ms: now,
+                };
+            }
+            _ => {
+                self.phase = Phase::AwaitFinal {
+                    onset_ms,
+                    voice_end_ms,
+                    endpoint_ms: now,
+                };
+                self.request(onset_ms, voice_end_ms, Purpose::Final, out);
+            }
+        }
+    }
+
+    fn finish(
+        &mut self,
+        onset_ms: u64,
+        voice_end_ms: u64,
+        endpoint_ms: u64,
+        early: bool,
+        waited_for_asr: bool,
+        out: &mut Vec<TurnAction>,
+    ) {
+        let tail = self
+            .job
+            .take()
+            .and_then(|j| j.result)
+            .map(|t| t.text)
+            .unwrap_or_default();
+        let text = match self.committed.take() {
+            Some((prefix, _)) => format!("{prefix} {tail}").trim().to_string(),
+            None => tail.trim().to_string(),
+        };
+        self.phase = Phase::Silence;
+        if self.listening.is_some() && !self.robot_speaking {
+            self.quiet_since = Some(endpoint_ms);
+        }
+        if text.is_empty() {
+            // Noise that looked like speech: keep listening, the no-input clock restarts.
+            return;
+        }
+        out.push(TurnAction::Utterance(FinishedTurn {
+            text,
+            start_ms: onset_ms,
+            speech_end_ms: voice_end_ms,
+            endpoint_ms,
+            early,
+            waited_for_asr,
+        }));
+    }
+
+    /// The transcript of a job. Stale jobs (speech resumed, turn ended) are ignored.
+    pub fn transcript(&mut self, job: u64, t: Transcript, now_ms: u64) -> Vec<TurnAction> {
+        self.now_ms = self.now_ms.max(now_ms);
+        let mut out = Vec::new();
+        let Some(current) = self.job.as_mut().filter(|j| j.id == job) else {
+            return out;
+        };
+        current.result = Some(t.clone());
+        let purpose = current.purpose;
+        match self.phase.clone() {
+            Phase::AwaitFinal {
+                onset_ms,
+                voice_end_ms,
+                endpoint_ms,
+            } => {
+                let _ = endpoint_ms;
+                self.finish(onset_ms, voice_end_ms, self.now_ms, false, true, &mut out);
+            }
+            Phase::AwaitBackchannel {
+                onset_ms,
+                voice_end_ms,
+            } => {
+                self.job = None;
+                if is_backchannel(&t.text) {
+                    self.phase = Phase::Silence;
+                    self.robot_paused = false;
+                    out.push(TurnAction::ResumeRobot { at_ms: self.now_ms });
+                } else {
+                    self.robot_paused = false;
+                    self.robot_speaking = false;
+                    out.push(TurnAction::BargeIn { at_ms: self.now_ms });
+                    self.committed = None;
+                    self.phase = Phase::Silence;
+                    out.push(TurnAction::Utterance(FinishedTurn {
+                        text: t.text.trim().to_string(),
+                        start_ms: onset_ms,
+                        speech_end_ms: voice_end_ms,
+                        endpoint_ms: self.now_ms,
+                        early: false,
+                        waited_for_asr: true,
+                    }));
+                }
+            }
+            Phase::Speech {
+                onset_ms,
+                voice_end_ms,
+                ..
+            } if purpose == Purpose::Speculative => {
+                let partial = match &self.committed {
+                    Some((p, _)) => format!("{p} {}", t.text).trim().to_string(),
+                    None => t.text.trim().to_string(),
+                };
+                if !partial.is_empty() {
+                    out.push(TurnAction::Partial { text: partial });
+                }
+                let quiet = self.now_ms.saturating_sub(voice_end_ms);
+                let still_same = self
+                    .job
+                    .as_ref()
+                    .is_some_and(|j| j.voice_end_ms == voice_end_ms);
+                if t.complete && still_same && quiet >= self.cfg.min_endpoint_ms {
+                    self.finish(onset_ms, voice_end_ms, self.now_ms, true, false, &mut out);
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// Time passes without audio (e.g. the far end sends nothing): checks the no-input timer.
+    pub fn tick(&mut self, now_ms: u64) -> Vec<TurnAction> {
+        self.now_ms = self.now_ms.max(now_ms);
+        let mut out = Vec::new();
+        self.check_no_input(&mut out);
+        out
+    }
+
+    fn check_no_input(&mut self, out: &mut Vec<TurnAction>) {
+        if self.robot_speaking || self.phase != Phase::Silence {
+            return;
+        }
+        if let (Some((_, timeout)), Some(since)) = (self.listening, self.quiet_since)
+            && self.now_ms.saturating_sub(since) >= timeout
+        {
+            self.quiet_since = Some(self.now_ms);
+            out.push(TurnAction::NoInput { at_ms: self.now_ms });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds windows of 32 ms: `pattern` has one char per window, '#' speech, '.' silence.
+    fn feed(t: &mut TurnTaker, from_ms: u64, pattern: &str) -> Vec<(u64, TurnAction)> {
+        let mut out = Vec::new();
+        for (i, c) in pattern.chars().enumerate() {
+            let end = from_ms + 32 * (i as u64 + 1);
+            let p = if c == '#' { 0.9 } else { 0.05 };
+            out.extend(t.vad(end, p).into_iter().map(|a| (end, a)));
+        }
+        out
+    }
+
+    fn jobs(actions: &[(u64, TurnAction)]) -> Vec<(u64, Purpose)> {
+        actions
+            .iter()
+            .filter_map(|(_, a)| match a {
+                TurnAction::Transcribe { job, purpose, .. } => Some((*job, *purpose)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn utterances(actions: &[(u64, TurnAction)]) -> Vec<(u64, FinishedTurn)> {
+        actions
+            .iter()
+            .filter_map(|(t, a)| match a {
+                TurnAction::Utterance(u) => Some((*t, u.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_complete_answer_ends_the_turn_at_the_speculative_result() {
+        let mut t = TurnTaker::new(TurnConfig::default());
+        t.listen(Expect::YesNo, 5000);
+        let a = feed(&mut t, 0, "..########......");
+        let j = jobs(&a);
+        assert_eq!(j.len(), 1);
+        assert_eq!(j[0].1, Purpose::Speculative);
+        assert!(utterances(&a).is_empty());
+        // The decode comes back 200 ms after the speech ended (at 320 + 200 ms).
+        let out = t.transcript(
+            j[0].0,
+            Transcript {
+                text: "Yes.".into(),
+                complete: true,
+            },
+            520,
+        );
+        let u = out
+            .iter()
+            .find_map(|a| match a {
+                TurnAction::Utterance(u) => Some(u.clone()),
+                _ => None,
+            })
+            .expect("an utterance");
+        assert_eq!(u.text, "Yes.");
+        assert!(u.early);
+        assert_eq!(u.speech_end_ms, 320);
+        assert_eq!(u.endpoint_ms, 520);
+    }
+
+    #[test]
+    fn an_incomplete_answer_waits_for_the_hangover_and_reuses_the_transcript() {
+        let mut t = TurnTaker::new(TurnConfig {
+            hangover_value_ms: 800,
+            ..TurnConfig::default()
+        });
+        t.listen(Expect::Value, 5000);
+        let a = feed(&mut t, 0, "..##########.......");
+        let j = jobs(&a);
+        assert_eq!(j.len(), 1);
+        let out = t.transcript(
+            j[0].0,
+            Transcript {
+                text: "on the".into(),
+                complete: false,
+            },
+            600,
+        );
+        assert!(out.iter().all(|a| !matches!(a, TurnAction::Utterance(_))));
+        let a = feed(&mut t, 32 * 19, "....................");
+        assert!(jobs(&a).is_empty(), "no second decode of the same audio");
+        let u = utterances(&a);
+        assert_eq!(u.len(), 1);
+        let (at, turn) = &u[0];
+        assert!(*at >= 384 + 800, "ended after the hangover, at {at}");
+        assert!(!turn.early);
+        assert_eq!(turn.text, "on the");
+    }
+
+    #[test]
+    fn resumed_speech_discards_the_speculation_and_a_long_prefix_is_committed() {
+        let cfg = TurnConfig {
+            commit_min_ms: 300,
+            ..TurnConfig::default()
+        };
+        let mut t = TurnTaker::new(cfg);
+        t.listen(Expect::Text, 5000);
+        let a = feed(&mut t, 0, "############........");
+        let first = jobs(&a)[0].0;
+        t.transcript(
+            first,
+            Transcript {
+                text: "I lost my card".into(),
+                complete: false,
+            },
+            640,
+        );
+        let a = feed(&mut t, 640, "##########........");
+        let j = jobs(&a);
+        assert_eq!(j.len(), 1);
+        let TurnAction::Transcribe { start_ms, .. } = a
+            .iter()
+            .map(|(_, a)| a)
+            .find(|a| matches!(a, TurnAction::Transcribe { .. }))
+            .cloned()
+            .expect("job")
+        else {
+            unreachable!()
+        };
+        assert!(
+            start_ms > 300,
+            "only audio after the committed prefix: from {start_ms}"
+        );
+        t.transcript(
+            j[0].0,
+            Transcript {
+                text: "in the city".into(),
+                complete: false,
+            },
+            1300,
+        );
+        let a = feed(&mut t, 32 * 38, "..............................");
+        let u = utterances(&a);
+        assert_eq!(u.len(), 1);
+        assert_eq!(u[0].1.text, "I lost my card in the city");
+        assert_eq!(u[0].1.start_ms, 0);
+    }
+
+    #[test]
+    fn a_backchannel_pauses_and_resumes_the_robot() {
+        let mut t = TurnTaker::new(TurnConfig::default());
+        t.robot_speaking(true, 0);
+        let a = feed(&mut t, 0, "...#####..........");
+        let pause = a
+            .iter()
+            .find(|(_, a)| matches!(a, TurnAction::PauseRobot { .. }));
+        // Confirmed after two speech windows (64 ms): onset window ends at 128, confirmed at 160.
+        assert_eq!(pause.map(|(t, _)| *t), Some(160));
+        let j = jobs(&a);
+        assert_eq!(j, vec![(1, Purpose::Backchannel)]);
+        let out = t.transcript(
+            1,
+            Transcript {
+                text: "Uh-huh.".into(),
+                complete: false,
+            },
+            700,
+        );
+        assert_eq!(out, vec![TurnAction::ResumeRobot { at_ms: 700 }]);
+    }
+
+    #[test]
+    fn short_real_words_over_the_robot_are_a_barge_in_and_a_turn() {
+        let mut t = TurnTaker::new(TurnConfig::default());
+        t.robot_speaking(true, 0);
+        t.listen(Expect::YesNo, 5000);
+        let a = feed(&mut t, 0, "..######..........");
+        assert_eq!(jobs(&a), vec![(1, Purpose::Backchannel)]);
+        let out = t.transcript(
+            1,
+            Transcript {
+                text: "Stop, I already paid.".into(),
+                complete: false,
+            },
+            700,
+        );
+        assert!(matches!(out[0], TurnAction::BargeIn { .. }));
+        assert!(matches!(&out[1], TurnAction::Utterance(u) if u.text == "Stop, I already paid."));
+    }
+
+    #[test]
+    fn long_speech_over_the_robot_is_a_barge_in_without_waiting_for_words() {
+        let mut t = TurnTaker::new(TurnConfig::default());
+        t.robot_speaking(true, 0);
+        let a = feed(&mut t, 0, "##############################");
+        let barge = a
+            .iter()
+            .find(|(_, a)| matches!(a, TurnAction::BargeIn { .. }))
+            .map(|(t, _)| *t);
+        assert!(barge.is_some_and(|t| t > 700 && t <= 768), "{barge:?}");
+        assert!(jobs(&a).is_empty());
+    }
+
+    #[test]
+    fn clicks_do_not_pause_the_robot() {
+        let mut t = TurnTaker::new(TurnConfig::default());
+        t.robot_speaking(true, 0);
+        let a = feed(&mut t, 0, "..#....#...#....");
+        assert!(a.is_empty(), "{a:?}");
+    }
+
+    #[test]
+    fn no_input_after_the_robot_stops_and_again_after_each_timeout() {
+        let mut t = TurnTaker::new(TurnConfig::default());
+        t.robot_speaking(true, 0);
+        t.listen(Expect::Intent, 3000);
+        assert!(t.tick(5000).is_empty(), "the robot is still speaking");
+        t.robot_speaking(false, 5000);
+        assert!(t.tick(7999).is_empty());
+        assert_eq!(t.tick(8000), vec![TurnAction::NoInput { at_ms: 8000 }]);
+        assert!(t.tick(9000).is_empty());
+        assert_eq!(t.tick(11_000), vec![TurnAction::NoInput { at_ms: 11_000 }]);
+        t.stop_listening();
+        assert!(t.tick(20_000).is_empty());
+    }
+
+    #[test]
+    fn an_empty_transcript_is_noise_not_a_turn() {
+        let mut t = TurnTaker::new(TurnConfig::default());
+        t.listen(Expect::Intent, 5000);
+        let a = feed(&mut t, 0, "####.....");
+        let j = jobs(&a)[0].0;
+        t.transcript(
+            j,
+            Transcript {
+                text: String::new(),
+                complete: false,
+            },
+            300,
+        );
+        let a = feed(&mut t, 288, "......................");
+        assert!(utterances(&a).is_empty());
+    }
+
+    #[test]
+    fn backchannel_words() {
+        for s in [
+            "uh-huh",
+            "Okay.",
+            "mm hmm",
+            "Yeah, yeah.",
+            "",
+            "[BLANK_AUDIO]",
+            "ok sure",
+        ] {
+            assert!(is_backchannel(s), "{s:?}");
+        }
+        for s in [
+            "No.",
+            "Wait",
+            "I already paid",
+            "stop calling me",
+            "yes I can pay today",
+        ] {
+            assert!(!is_backchannel(s), "{s:?}");
+        }
+    }
+}
