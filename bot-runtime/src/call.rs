@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveDateTime, Utc};
+use chrono::NaiveDateTime;
 use dialog_flows::ast::SlotType;
 use dialog_flows::{Call, CallAction, Event, Flow, Listen, Utterance};
 use telephony::media::{MediaEvent, MediaSession, PcmFrame};
@@ -249,6 +249,32 @@ pub fn answers(l: &Listen, u: &Utterance, min_confidence: f32) -> bool {
     }
 }
 
+/// Words to bias recognition towards: the flow's hints, then the vocabulary of the slot type.
+pub fn asr_prompt(l: &Listen) -> Option<String> {
+    let mut words: Vec<&str> = l.hints.iter().map(String::as_str).collect();
+    let by_type: &[&str] = match l.slot {
+        _ if l.confirming => &["yes", "no"],
+        Some(SlotType::Date | SlotType::DateTime) => &[
+            "today",
+            "tomorrow",
+            "Monday",
+            "Tuesday",
+            "Wednesday",
+            "Thursday",
+            "Friday",
+            "Saturday",
+            "Sunday",
+            "next week",
+        ],
+        Some(SlotType::Time) => &["morning", "afternoon", "evening", "o'clock"],
+        Some(SlotType::Amount) => &["dollars", "cents"],
+        Some(SlotType::YesNo) => &["yes", "no"],
+        _ => &[],
+    };
+    words.extend(by_type);
+    (!words.is_empty()).then(|| words.join(", "))
+}
+
 fn to_i16(samples: &[f32]) -> Vec<i16> {
     samples
         .iter()
@@ -362,10 +388,7 @@ impl Session {
         let tx = self.asr_tx.clone();
         let flow = self.flow.clone();
         let id = self.id.clone();
-        let prompt = listen
-            .as_ref()
-            .filter(|l| !l.hints.is_empty())
-            .map(|l| l.hints.join(", "));
+        let prompt = listen.as_ref().and_then(asr_prompt);
         tokio::spawn(async move {
             let Ok(_permit) = engines.asr_gate.clone().acquire_owned().await else {
                 return;
@@ -876,7 +899,7 @@ pub async fn run_call(
     mut sip: SipLeg,
 ) -> CallRecord {
     let mut record = setup.record.clone();
-    record.answered_at = Some(Utc::now());
+    record.answered_at = Some(crate::record::now());
     record.flow = setup.flow.name.clone();
     record.flow_version = setup.flow.version;
     record.disposition = "answered".into();
@@ -1032,7 +1055,7 @@ pub async fn run_call(
             }
         }
     }
-    record.ended_at = Utc::now();
+    record.ended_at = crate::record::now();
     engines.metrics.calls_active.dec();
     engines
         .metrics
@@ -1057,7 +1080,7 @@ async fn finish_failed(
 ) -> CallRecord {
     sip.agent.hangup(sip.call);
     let _ = media.stop().await;
-    record.ended_at = Utc::now();
+    record.ended_at = crate::record::now();
     engines.metrics.calls_active.dec();
     record
 }

@@ -1,7 +1,6 @@
 //! The prompts of a flow that are the same on every call — texts that use no names, or only
 //! `bank.*` constants — rendered so they can be synthesised once when a campaign starts.
 
-use dialog_flows::ast::Action;
 use dialog_flows::template::Template;
 use dialog_flows::{Flow, Value};
 
@@ -24,27 +23,8 @@ fn static_text(flow: &Flow, t: &Template) -> Option<String> {
 
 /// Every static prompt of `flow`, without duplicates, in flow order.
 pub fn static_prompts(flow: &Flow) -> Vec<String> {
-    let mut templates: Vec<&Template> = Vec::new();
-    templates.extend(flow.disclosures.iter().map(|d| &d.text));
-    for r in [&flow.settings.no_match, &flow.settings.no_input]
-        .into_iter()
-        .flatten()
-    {
-        templates.extend(&r.reprompts);
-    }
-    for step in &flow.steps {
-        templates.extend(&step.say);
-        if let Action::Ask(ask) = &step.action {
-            templates.push(&ask.prompt);
-            templates.extend(&ask.confirm);
-            templates.extend(&ask.invalid);
-            for r in [&ask.no_match, &ask.no_input] {
-                templates.extend(&r.reprompts);
-            }
-        }
-    }
     let mut out: Vec<String> = Vec::new();
-    for t in templates {
+    for t in flow.prompt_templates() {
         if let Some(text) = static_text(flow, t)
             && !out.contains(&text)
         {

@@ -4,8 +4,14 @@
 //! Times inside a call (`start_ms`, `end_ms`) are milliseconds from the moment the call was
 //! answered; wall-clock times are UTC.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
+
+/// The current time at the precision the store keeps (microseconds), so that a record reads
+/// back exactly as it was written.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
 
 /// Which way the call went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

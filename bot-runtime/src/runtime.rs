@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use dialog_flows::Flow;
 use telephony::g711::Codec as G711;
 use telephony::media::{MediaConfig, MediaSession};
@@ -261,7 +260,7 @@ impl Runtime {
 
     /// Places a call and runs it to the end; returns its record (also saved and published).
     pub async fn dial(&self, d: Dial) -> CallRecord {
-        let mut record = CallRecord::new(Direction::Outbound, &d.phone, Utc::now());
+        let mut record = CallRecord::new(Direction::Outbound, &d.phone, crate::record::now());
         record.campaign = d.campaign.clone();
         record.lead_id = d.lead_id.clone();
         record.flow = d.flow.name.clone();
@@ -271,21 +270,27 @@ impl Runtime {
             Err(e) => {
                 tracing::error!(error = %e, "no media socket");
                 record.disposition = "network_error".into();
-                record.ended_at = Utc::now();
+                record.ended_at = crate::record::now();
                 return self.finish(record).await;
             }
         };
         // Render the call's first words while the phone rings.
-        if let Ok((_, first)) =
+        // Then the rest of the lead's prompts (its amounts, dates, card digits), in the background.
+        if let Ok((call, first)) =
             dialog_flows::Call::start(d.flow.clone(), &d.lead, chrono::Local::now().naive_local())
         {
-            let texts: Vec<String> = first
+            let mut texts: Vec<String> = first
                 .into_iter()
                 .filter_map(|a| match a {
                     dialog_flows::CallAction::Speak(s) => Some(s.text),
                     _ => None,
                 })
                 .collect();
+            for t in call.lead_prompts() {
+                if !texts.contains(&t) {
+                    texts.push(t);
+                }
+            }
             let engines = self.engines.clone();
             tokio::task::spawn_blocking(move || {
                 if let Err(e) = engines.prerender_texts(&texts) {
@@ -312,7 +317,7 @@ impl Runtime {
             .await
         else {
             record.disposition = "network_error".into();
-            record.ended_at = Utc::now();
+            record.ended_at = crate::record::now();
             return self.finish(record).await;
         };
         let _ = self.dispatch.send(Dispatch::Register(call, etx));
@@ -367,7 +372,7 @@ impl Runtime {
         };
         let Some(answer) = answer else {
             let _ = self.dispatch.send(Dispatch::Unregister(call));
-            record.ended_at = Utc::now();
+            record.ended_at = crate::record::now();
             return self.finish(record).await;
         };
         let negotiated = Sdp::parse_bytes(&answer)
@@ -380,7 +385,7 @@ impl Runtime {
                 self.agent.hangup(call);
                 let _ = self.dispatch.send(Dispatch::Unregister(call));
                 record.disposition = "network_error".into();
-                record.ended_at = Utc::now();
+                record.ended_at = crate::record::now();
                 return self.finish(record).await;
             }
         };
@@ -394,7 +399,7 @@ impl Runtime {
                     self.agent.hangup(call);
                     let _ = self.dispatch.send(Dispatch::Unregister(call));
                     record.disposition = "network_error".into();
-                    record.ended_at = Utc::now();
+                    record.ended_at = crate::record::now();
                     return self.finish(record).await;
                 }
             };
@@ -432,7 +437,7 @@ impl Runtime {
             };
             let (etx, erx) = mpsc::unbounded_channel();
             let _ = rt.dispatch.send(Dispatch::Register(call, etx));
-            let mut record = CallRecord::new(Direction::Inbound, &number, Utc::now());
+            let mut record = CallRecord::new(Direction::Inbound, &number, crate::record::now());
             record.campaign = route.campaign.clone();
             record.lead_id = route.lead_id.clone();
             let answered = async {

@@ -36,6 +36,31 @@ pub struct Flow {
 }
 
 impl Flow {
+    /// Every template the robot may speak: disclosures, reprompts, each step's text, questions,
+    /// confirmations and invalid-answer messages, and the voicemail message, in flow order.
+    pub fn prompt_templates(&self) -> Vec<&Template> {
+        let mut out: Vec<&Template> = self.disclosures.iter().map(|d| &d.text).collect();
+        for r in [&self.settings.no_match, &self.settings.no_input]
+            .into_iter()
+            .flatten()
+        {
+            out.extend(&r.reprompts);
+        }
+        for step in &self.steps {
+            out.extend(&step.say);
+            if let Action::Ask(ask) = &step.action {
+                out.push(&ask.prompt);
+                out.extend(&ask.confirm);
+                out.extend(&ask.invalid);
+                for r in [&ask.no_match, &ask.no_input] {
+                    out.extend(&r.reprompts);
+                }
+            }
+        }
+        out.extend(&self.voicemail);
+        out
+    }
+
     pub fn step(&self, name: &str) -> Option<&Step> {
         self.index.get(name).map(|&i| &self.steps[i])
     }

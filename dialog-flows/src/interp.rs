@@ -390,6 +390,26 @@ impl Call {
         out
     }
 
+    /// The prompts of this call that depend on nothing but the lead and the bank, rendered:
+    /// known from the start, so a runtime can synthesise them while the phone rings or the
+    /// greeting plays. No duplicates, in flow order.
+    pub fn lead_prompts(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for t in self.flow.prompt_templates() {
+            let fixed = t
+                .names()
+                .all(|(path, _)| matches!(path.first().map(String::as_str), Some("lead" | "bank")));
+            if !fixed {
+                continue;
+            }
+            let text = self.render(t);
+            if !text.trim().is_empty() && !out.contains(&text) {
+                out.push(text);
+            }
+        }
+        out
+    }
+
     /// Feed one event at time `now`; returns what to do.
     pub fn handle(&mut self, event: Event, now: NaiveDateTime) -> Vec<CallAction> {
         self.now = now;
