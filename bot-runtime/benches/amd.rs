@@ -226,6 +226,8 @@ struct Item {
     pcm: Vec<i16>,
     /// End of the last speech of the greeting (ms from the answer).
     greeting_end_ms: u64,
+    /// End of a person's first words (ms from the answer).
+    first_end_ms: u64,
     /// End of the beep, when there is one.
     beep_end_ms: Option<u64>,
     beep_desc: String,
@@ -289,6 +291,7 @@ fn make_item(source: &Source, variant: usize, real_beep: &[f32], rng: &mut StdRn
     let greeting_start = audio.len();
     audio.extend(source.audio.iter().map(|s| s * gain));
     let mut greeting_end = greeting_start + content_end(&source.audio);
+    let first_end = greeting_end;
     let mut beep_end = None;
     let mut beep_desc = String::from("none");
     match source.truth {
@@ -339,6 +342,7 @@ fn make_item(source: &Source, variant: usize, real_beep: &[f32], rng: &mut StdRn
         real: source.real,
         pcm,
         greeting_end_ms: ms(greeting_end),
+        first_end_ms: ms(first_end),
         beep_end_ms: beep_end,
         beep_desc,
     }
@@ -579,6 +583,18 @@ fn report(split: Split, results: &[(&Item, Outcome)]) {
             mean(&times)
         );
     }
+    let after: Vec<f64> = results
+        .iter()
+        .filter(|(i, _)| i.truth == Truth::Human)
+        .filter_map(|(i, o)| match &o.verdict {
+            Some(AmdVerdict::Human { at_ms, .. }) => Some(*at_ms as f64 - i.first_end_ms as f64),
+            _ => None,
+        })
+        .collect();
+    println!(
+        "mean time from the end of a person's first words to the human verdict: {:.0} ms",
+        mean(&after)
+    );
     let all: Vec<f64> = results
         .iter()
         .filter_map(|(_, o)| o.verdict.as_ref().map(|v| v.at_ms() as f64))
@@ -711,10 +727,15 @@ fn main() -> Result<()> {
         b[..content_end(&b)].to_vec()
     };
     let sources = sources(&models)?;
-    let mut rng = StdRng::seed_from_u64(SEED);
     let mut items = Vec::new();
     for source in &sources {
         for v in 0..source.variants {
+            // One generator per opening, so that its draws do not depend on the length of
+            // the synthesised audio before it (Piper samples noise, lengths vary run to run).
+            let key = source.key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            });
+            let mut rng = StdRng::seed_from_u64(SEED ^ key ^ v as u64);
             items.push(make_item(source, v, &real_beep, &mut rng));
         }
     }

@@ -20,9 +20,11 @@
 //! 4. **Silence after a short greeting** — [`AmdConfig::human_silence_ms`] of silence after a
 //!    greeting up to [`AmdConfig::max_human_greeting_ms`] (or [`AmdConfig::long_greeting_silence_ms`]
 //!    after a longer one) is a human, once the transcript of that greeting is in (or
-//!    [`AmdConfig::transcript_wait_ms`] has passed without it).
-//! 5. **Initial silence** of [`AmdConfig::initial_silence_ms`] or the **decision deadline**
-//!    [`AmdConfig::max_decision_ms`]: unknown.
+//!    [`AmdConfig::transcript_wait_ms`] has passed without it; a greeting shorter than
+//!    [`AmdConfig::min_cue_greeting_ms`] is not waited for).
+//! 5. **Initial silence** of [`AmdConfig::initial_silence_ms`]: unknown. At the **decision
+//!    deadline** [`AmdConfig::max_decision_ms`]: a human if the greeting has been followed by
+//!    `human_silence_ms` of silence (however long it was), otherwise unknown.
 //!
 //! After a machine verdict the detector keeps listening for the end of the greeting:
 //! [`AmdAction::ReadyForMessage`] comes when a beep ends (`after_beep: true`, `at_ms` the end of
@@ -61,7 +63,7 @@ pub struct AmdConfig {
     pub long_greeting_silence_ms: u64,
     /// A greeting this long without a `human_silence_ms` pause: a machine.
     pub machine_greeting_ms: u64,
-    /// No verdict by this time: [`AmdVerdict::Unknown`].
+    /// No verdict by this time: decided on what is known (see the module docs).
     pub max_decision_ms: u64,
     /// A pause this long in the greeting hands the greeting so far out for transcription.
     pub transcribe_gap_ms: u64,
@@ -69,6 +71,9 @@ pub struct AmdConfig {
     pub transcribe_every_ms: u64,
     /// How long a human verdict waits for an outstanding transcript.
     pub transcript_wait_ms: u64,
+    /// Shortest greeting whose transcript a human verdict waits for: a shorter one is too short
+    /// to hold a machine phrase.
+    pub min_cue_greeting_ms: u64,
     /// Audio before the first speech included in what is handed out for transcription.
     pub transcript_pad_ms: u64,
     /// The beep detector.
@@ -95,6 +100,7 @@ impl Default for AmdConfig {
             transcribe_gap_ms: 300,
             transcribe_every_ms: 1500,
             transcript_wait_ms: 1000,
+            min_cue_greeting_ms: 1000,
             transcript_pad_ms: 200,
             beep: BeepConfig::default(),
             no_beep_wait_ms: 2000,
@@ -422,9 +428,10 @@ impl AmdDetector {
             } else {
                 c.long_greeting_silence_ms
             };
-            let waiting = self
-                .pending_since
-                .is_some_and(|t| now < t + c.transcript_wait_ms);
+            let waiting = span >= c.min_cue_greeting_ms
+                && self
+                    .pending_since
+                    .is_some_and(|t| now < t + c.transcript_wait_ms);
             if silence >= needed && !waiting {
                 let reason = format!(
                     "greeting of {span} ms from {start} ms, then {silence} ms of silence{}",
@@ -438,7 +445,22 @@ impl AmdDetector {
             return;
         }
         if now >= c.max_decision_ms {
-            self.set_verdict(AmdVerdict::Unknown { at_ms: now }, out);
+            // Decide on what is known: a greeting that has ended (a short pause) is a person's.
+            let verdict = match self.greeting_start {
+                Some(start) if now - self.last_voiced_end >= c.human_silence_ms => {
+                    AmdVerdict::Human {
+                        at_ms: now,
+                        reason: format!(
+                            "deadline: greeting of {} ms from {start} ms, then {} ms of silence{}",
+                            self.last_voiced_end - start,
+                            now - self.last_voiced_end,
+                            self.heard()
+                        ),
+                    }
+                }
+                _ => AmdVerdict::Unknown { at_ms: now },
+            };
+            self.set_verdict(verdict, out);
         }
     }
 
@@ -675,9 +697,9 @@ mod tests {
             &["Leave it"],
         );
         let v = verdicts(&r);
-        // The tone starts at 1800 ms and is a beep after 120 ms.
+        // The tone starts at 1800 ms and is a beep after 100 ms.
         assert!(
-            matches!(&v[..], [AmdVerdict::Machine { at_ms: 1920, reason }] if reason.contains("1000 Hz")),
+            matches!(&v[..], [AmdVerdict::Machine { at_ms: 1900, reason }] if reason.contains("1000 Hz")),
             "{v:?}"
         );
         assert_eq!(readies(&r), vec![(2200, true)]);
@@ -739,13 +761,24 @@ mod tests {
         // No transcript is answered: the verdict waits transcript_wait_ms from the request.
         let r = run(
             AmdConfig::default(),
+            &[Silence(200), Speech(1200), Silence(3000)],
+            &[],
+        );
+        assert_eq!(transcribes(&r), vec![(1700, 1700 * 8)]);
+        assert!(matches!(
+            &verdicts(&r)[..],
+            [AmdVerdict::Human { at_ms: 2700, .. }]
+        ));
+        // A greeting too short for machine words is not waited for.
+        let r = run(
+            AmdConfig::default(),
             &[Silence(200), Speech(600), Silence(3000)],
             &[],
         );
-        assert_eq!(transcribes(&r), vec![(1100, (1100 - 0) * 8)]);
+        assert_eq!(transcribes(&r), vec![(1100, 1100 * 8)]);
         assert!(matches!(
             &verdicts(&r)[..],
-            [AmdVerdict::Human { at_ms: 2100, .. }]
+            [AmdVerdict::Human { at_ms: 1600, .. }]
         ));
 
         // Answered late, with machine words: a machine.
@@ -765,7 +798,7 @@ mod tests {
             out
         };
         push(&mut d, 200, false);
-        push(&mut d, 600, true);
+        push(&mut d, 1200, true);
         let asked = push(&mut d, 900, false);
         assert!(
             matches!(&asked[..], [AmdAction::Transcribe { .. }]),
@@ -775,7 +808,7 @@ mod tests {
         let out = d.transcript("You have reached the voicemail of");
         assert!(matches!(
             &out[..],
-            [AmdAction::Verdict(AmdVerdict::Machine { at_ms: 1700, .. })]
+            [AmdAction::Verdict(AmdVerdict::Machine { at_ms: 2300, .. })]
         ));
     }
 
@@ -797,6 +830,22 @@ mod tests {
         // Nothing more after the verdict: no transcriptions, no ready.
         assert!(transcribes(&r).iter().all(|&(t, _)| t < 5000));
         assert!(readies(&r).is_empty());
+    }
+
+    #[test]
+    fn at_the_deadline_a_greeting_followed_by_a_pause_is_a_human() {
+        use Seg::*;
+        // 2 s of answer from 2 s: needs 1400 ms of silence, but the deadline comes first.
+        let r = run(
+            AmdConfig::default(),
+            &[Silence(2000), Speech(2000), Silence(3000)],
+            &["Hello, Sam speaking, how can I help you"],
+        );
+        assert!(
+            matches!(&verdicts(&r)[..], [AmdVerdict::Human { at_ms: 5000, reason }] if reason.starts_with("deadline")),
+            "{:?}",
+            verdicts(&r)
+        );
     }
 
     #[test]

@@ -31,8 +31,9 @@ pub struct BeepConfig {
     /// Largest ratio of the loudest to the quietest frame of a beep (its first frame, often
     /// only partly tone, aside).
     pub max_level_ratio: f32,
-    /// Tone duration from which it counts as a beep (frames are 20 ms, so 120 ms is 6 frames;
-    /// a 150 ms beep cut by frame boundaries still fills 6).
+    /// Tone duration from which it counts as a beep (frames are 20 ms, so 100 ms is 5 frames;
+    /// a 150 ms beep cut by frame boundaries still fills 6, and each half of Asterisk's
+    /// ~120 ms double beep fills 5).
     pub min_ms: u64,
     /// Tone longer than this is not a beep (a fax tone, a stuck line); it is ignored.
     pub max_ms: u64,
@@ -51,7 +52,7 @@ impl Default for BeepConfig {
             min_rms: 150.0,
             max_drift_hz: 15.0,
             max_level_ratio: 1.6,
-            min_ms: 120,
+            min_ms: 100,
             max_ms: 4000,
             end_confirm_ms: 60,
         }
