@@ -129,20 +129,3 @@ fn nlu_eval_prints_accuracy_and_names_a_bad_row() {
         "{stderr}"
     );
 }
-
-#[test]
-fn demo_runs_the_speech_stack_and_prints_each_stage() {
-    let out = callbot(&["demo", "--threads", "1"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
-    for stage in [
-        "tts   first audio",
-        "asr   heard",
-        "nlu   intent",
-        "summary:",
-    ] {
-        assert!(stdout.contains(stage), "missing {stage:?} in\n{stdout}");
-    }
-    // The scripted customer asks for a person in the last turn.
-    assert!(stdout.contains("intent agent"), "{stdout}");
-}

@@ -249,29 +249,14 @@ pub fn answers(l: &Listen, u: &Utterance, min_confidence: f32) -> bool {
     }
 }
 
-/// Words to bias recognition towards: the flow's hints, then the vocabulary of the slot type.
+/// Words to bias recognition towards: the flow's hints, and "yes, no" when a yes/no answer is
+/// expected. (Longer vocabularies, such as weekday names for dates, made whisper tiny repeat the
+/// prompt and fall back to its slow full window more often than they helped.)
 pub fn asr_prompt(l: &Listen) -> Option<String> {
     let mut words: Vec<&str> = l.hints.iter().map(String::as_str).collect();
-    let by_type: &[&str] = match l.slot {
-        _ if l.confirming => &["yes", "no"],
-        Some(SlotType::Date | SlotType::DateTime) => &[
-            "today",
-            "tomorrow",
-            "Monday",
-            "Tuesday",
-            "Wednesday",
-            "Thursday",
-            "Friday",
-            "Saturday",
-            "Sunday",
-            "next week",
-        ],
-        Some(SlotType::Time) => &["morning", "afternoon", "evening", "o'clock"],
-        Some(SlotType::Amount) => &["dollars", "cents"],
-        Some(SlotType::YesNo) => &["yes", "no"],
-        _ => &[],
-    };
-    words.extend(by_type);
+    if l.confirming || l.slot == Some(SlotType::YesNo) {
+        words.extend(["yes", "no"]);
+    }
     (!words.is_empty()).then(|| words.join(", "))
 }
 

@@ -104,12 +104,14 @@ pub fn customers() -> Vec<Customer> {
 }
 
 /// Renders a customer's words in a voice different from the robot's: the same model, rendered
-/// lower and slower (resampled as if it had been recorded at 87% of its rate).
+/// lower and slower (played back at 87% of its rate: 22.05 kHz audio read as 19.2 kHz, a ratio
+/// to 8 kHz of 12:5 that the resampler handles exactly).
 pub fn customer_voice(engines: &Engines, text: &str) -> Result<Vec<i16>, tts::TtsError> {
     let audio = engines.voice.synthesize(text)?;
+    let slowed = (f64::from(audio.sample_rate) * 0.87 / 400.0).round() as u32 * 400;
     let shifted = tts::Audio {
         samples: audio.samples,
-        sample_rate: (f64::from(audio.sample_rate) * 0.87) as u32,
+        sample_rate: slowed,
     }
     .resample(tts::TELEPHONY_RATE)?;
     let pcm: Vec<i16> = shifted
@@ -162,7 +164,7 @@ pub fn render_script(engines: &Engines, c: &Customer) -> Result<Script, tts::Tts
         name: c.name.clone(),
         lines,
         answer_gap_ms: 900,
-        linger_ms: 20_000,
+        linger_ms: 30_000,
     })
 }
 

@@ -121,6 +121,15 @@ impl Audio {
             out.extend_from_slice(&chunk[0]);
         }
         let samples: Vec<f32> = out.into_iter().skip(delay).take(expected).collect();
+        // Some ratios (large coprime rates) make the FFT resampler stop early: say so rather
+        // than hand back truncated speech.
+        if samples.len() + 64 < expected {
+            return Err(TtsError::Resample(format!(
+                "{} Hz to {rate} Hz gave {} of {expected} samples",
+                self.sample_rate,
+                samples.len()
+            )));
+        }
         Ok(Audio {
             samples,
             sample_rate: rate,
@@ -234,6 +243,24 @@ mod tests {
         // The tail is flushed: the last samples still carry the tone.
         let tail = &phone.samples[phone.samples.len() - 100..];
         assert!(tail.iter().any(|s| s.abs() > 0.3));
+    }
+
+    #[test]
+    fn awkward_ratios_resample_in_full_or_fail_loudly() {
+        for from in [19_200, 19_183, 44_100, 11_025] {
+            let a = sine(300.0, from, 1.2);
+            match a.resample(8_000) {
+                Ok(out) => assert_eq!(out.samples.len(), 9_600, "{from} Hz"),
+                Err(e) => assert!(e.to_string().contains("samples"), "{from} Hz: {e}"),
+            }
+        }
+        assert_eq!(
+            sine(300.0, 19_200, 1.2)
+                .resample(8_000)
+                .map(|a| a.samples.len())
+                .ok(),
+            Some(9_600)
+        );
     }
 
     #[test]
