@@ -107,11 +107,17 @@ async fn round(
         jobs.push(tokio::spawn(async move {
             let phone_task = tokio::spawn(phone.answer(script, 200));
             let record: CallRecord = rt.dial(dial).await;
-            let report: PhoneReport = phone_task
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default();
+            let report: PhoneReport = match phone_task.await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    eprintln!("phone failed: {e}");
+                    PhoneReport::default()
+                }
+                Err(e) => {
+                    eprintln!("phone task failed: {e}");
+                    PhoneReport::default()
+                }
+            };
             (record, report)
         }));
     }
@@ -131,6 +137,18 @@ async fn round(
                 None => out.unanswered += 1,
             }
         }
+        if std::env::var_os("TURN_LATENCY_VERBOSE").is_some() {
+            for t in record
+                .turns
+                .iter()
+                .filter(|t| t.speaker == Speaker::Customer)
+            {
+                eprintln!("{:?} {:?} {:?}", t.text, t.step, t.latency);
+            }
+            for m in &report.answers {
+                eprintln!("phone: {:?} {:?}", m.text, m.latency_ms);
+            }
+        }
         out.stages.extend(
             record
                 .turns
@@ -144,6 +162,13 @@ async fn round(
 }
 
 fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))

@@ -204,16 +204,13 @@ pub fn expectation(l: &Listen) -> Expect {
         Some(SlotType::Choice) => Expect::Intent,
         Some(SlotType::Text) => Expect::Text,
         None => {
-            let own: Vec<&String> = l
-                .intents
-                .iter()
-                .filter(|i| {
-                    !dialog_flows::ast::Handler::ALL
-                        .iter()
-                        .any(|(name, _)| name == i)
-                })
-                .collect();
-            if !own.is_empty() && own.iter().all(|i| *i == "yes" || *i == "no") {
+            // Only yes/no (the handler intents are always there too).
+            let own_intents = l.intents.iter().any(|i| {
+                !dialog_flows::ast::Handler::ALL
+                    .iter()
+                    .any(|(_, h)| h.intent() == Some(i.as_str()))
+            });
+            if l.yes_no && !own_intents {
                 Expect::YesNo
             } else {
                 Expect::Intent
@@ -242,22 +239,17 @@ pub fn answers(l: &Listen, u: &Utterance, min_confidence: f32) -> bool {
         Some(SlotType::Choice) => e.choice.is_some(),
         Some(SlotType::Text) => false,
         None => {
-            let yes_no_expected = l.intents.iter().any(|i| i == "yes" || i == "no");
-            (yes_no_expected && e.yes_no.is_some())
+            (l.yes_no && e.yes_no.is_some())
                 || (u.intent.is_some() && u.confidence >= min_confidence + 0.1)
         }
     }
 }
 
-/// Words to bias recognition towards: the flow's hints, and "yes, no" when a yes/no answer is
-/// expected. (Longer vocabularies, such as weekday names for dates, made whisper tiny repeat the
-/// prompt and fall back to its slow full window more often than they helped.)
+/// Words to bias recognition towards: the flow's hints for the step. (Generic vocabularies —
+/// "yes, no" for confirmations, weekday names for dates — were tried and made whisper tiny fall
+/// back to its slow full window far more often than they helped.)
 pub fn asr_prompt(l: &Listen) -> Option<String> {
-    let mut words: Vec<&str> = l.hints.iter().map(String::as_str).collect();
-    if l.confirming || l.slot == Some(SlotType::YesNo) {
-        words.extend(["yes", "no"]);
-    }
-    (!words.is_empty()).then(|| words.join(", "))
+    (!l.hints.is_empty()).then(|| l.hints.join(", "))
 }
 
 fn to_i16(samples: &[f32]) -> Vec<i16> {
@@ -438,6 +430,7 @@ impl Session {
 
     fn on_turn(&mut self, action: TurnAction) -> Vec<CallAction> {
         let now = self.now_ms();
+        tracing::debug!(call = %self.id, now, ?action, "turn");
         match action {
             TurnAction::Transcribe {
                 job,
@@ -596,6 +589,7 @@ impl Session {
             }
             AsrPurpose::Turn(_) => {
                 let complete = done.parsed.as_ref().is_some_and(|p| p.2);
+                tracing::debug!(call = %self.id, now, job = done.job, text = %done.text, complete, asr_ms = done.asr_ms, "transcript");
                 self.last_asr = Some((done.job, done.asr_ms));
                 self.parsed
                     .insert(done.job, (done.text.clone(), done.parsed));

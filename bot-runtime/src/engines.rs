@@ -20,6 +20,8 @@ pub struct EngineConfig {
     pub asr_threads: usize,
     /// Decodes that may run at once (the rest wait their turn).
     pub asr_parallel: usize,
+    /// Smallest whisper encoder window, in 20 ms positions (see `asr::WindowPolicy`).
+    pub asr_window_floor: u32,
     /// Where rendered prompts are kept between runs (`None`: memory only).
     pub tts_cache_dir: Option<PathBuf>,
     /// Memory for rendered prompts.
@@ -32,6 +34,10 @@ impl Default for EngineConfig {
         EngineConfig {
             asr_threads: cores.min(4),
             asr_parallel: (cores / 2).max(1),
+            asr_window_floor: std::env::var("CALLBOT_ASR_WINDOW_FLOOR")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(asr::WindowPolicy::default().floor),
             tts_cache_dir: None,
             tts_cache_bytes: 256 << 20,
         }
@@ -77,6 +83,10 @@ impl Engines {
             &models.whisper_ggml(),
             asr::TranscriberOptions {
                 threads: cfg.asr_threads.max(1),
+                window: asr::WindowPolicy {
+                    floor: cfg.asr_window_floor,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         )?;

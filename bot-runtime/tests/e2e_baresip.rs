@@ -6,8 +6,9 @@
 //!   with "I already paid". The flow must reach `already_paid`; the record must show the
 //!   interrupted robot line; and in baresip's own recording the robot's audio must stop soon after
 //!   the customer started speaking over it.
-//! - An answering machine (real Asterisk voicemail prompts with their tone): AMD must say
-//!   `machine`, and the robot must leave the flow's voicemail message after the tone.
+//! - An answering machine (real Asterisk voicemail prompts; our copy of vm-intro.wav has no tone,
+//!   so the greeting ends in silence): AMD must say `machine`, and the robot must leave the flow's
+//!   voicemail message only after the greeting.
 //!
 //! baresip needs a non-loopback interface, so the test re-runs itself inside a network namespace
 //! it creates (`unshare -n`, needs root) with a veth pair on 10.99.0.0/24; nothing leaves it.
@@ -280,7 +281,7 @@ async fn in_namespace() {
         Some(&record)
     );
 
-    // 2. An answering machine: real voicemail prompts, with their tone.
+    // 2. An answering machine: real voicemail prompts (no tone in vm-intro.wav).
     let mut mic = Vec::new();
     place(&mut mic, 0.5, &prompt("vm-nobodyavail.wav"));
     let intro = prompt("vm-intro.wav");
@@ -301,7 +302,7 @@ async fn in_namespace() {
         .find(|t| t.speaker == Speaker::Bot && t.text.contains("This message is for Dan"))
         .expect("the voicemail message was spoken");
     assert!(!message.interrupted);
-    // baresip heard the robot only after the tone.
+    // baresip heard the robot only after the greeting.
     let heard_rms = frame_rms(&heard);
     let first_robot = heard_rms
         .iter()

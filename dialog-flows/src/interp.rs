@@ -98,6 +98,8 @@ pub struct Listen {
     pub hints: Vec<String>,
     /// True while confirming a value (a yes/no answer is expected).
     pub confirming: bool,
+    /// The step branches on `yes`/`no` (a plain yes or no answers it).
+    pub yes_no: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -783,7 +785,12 @@ impl Call {
             }
         }
         let is_confirming = confirming.is_some();
+        let yes_no = a
+            .expect
+            .iter()
+            .any(|(k, _, _)| matches!(k, ExpectKey::Yes | ExpectKey::No));
         out.push(CallAction::Listen(Listen {
+            yes_no,
             step: flow.steps[step].name.clone(),
             intents,
             slot: if is_confirming {
