@@ -110,10 +110,8 @@ impl Playout {
         self.queue.iter().map(|s| s.id).collect()
     }
 
-    /// The frames to queue now and what happened.
-    pub fn poll(&mut self, now_ms: u64) -> (Vec<Vec<i16>>, Vec<PlayoutEvent>) {
-        let mut frames = Vec::new();
-        let mut events = Vec::new();
+    /// Removes the speeches whose last frame has played by `now_ms`, reporting each.
+    fn pop_finished(&mut self, now_ms: u64, events: &mut Vec<PlayoutEvent>) {
         while let Some(end) = self.queue.front().and_then(|s| s.end_ms) {
             if end > now_ms {
                 break;
@@ -125,6 +123,13 @@ impl Playout {
                 });
             }
         }
+    }
+
+    /// The frames to queue now and what happened.
+    pub fn poll(&mut self, now_ms: u64) -> (Vec<Vec<i16>>, Vec<PlayoutEvent>) {
+        let mut frames = Vec::new();
+        let mut events = Vec::new();
+        self.pop_finished(now_ms, &mut events);
         if self.paused {
             return (frames, events);
         }
@@ -168,17 +173,7 @@ impl Playout {
             }
         }
         // Speeches that end right now (empty ones) are reported at once.
-        while let Some(end) = self.queue.front().and_then(|s| s.end_ms) {
-            if end > now_ms {
-                break;
-            }
-            if let Some(s) = self.queue.pop_front() {
-                events.push(PlayoutEvent::Finished {
-                    id: s.id,
-                    at_ms: end,
-                });
-            }
-        }
+        self.pop_finished(now_ms, &mut events);
         (frames, events)
     }
 
