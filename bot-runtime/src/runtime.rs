@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use dialog_flows::Flow;
 use telephony::g711::Codec as G711;
-use telephony::media::{MediaConfig, MediaSession};
+use telephony::media::{
+    MediaConfig, MediaSession, SchedulerConfig, WorkerPriority, configure_scheduler,
+};
 use telephony::progress::{self, CallProgress, Disposition, ProgressConfig};
 use telephony::sdp::{self, Codec, LocalMedia, Origin, Sdp};
 use telephony::sip::Uri;
@@ -44,6 +46,11 @@ pub struct RuntimeConfig {
     pub amd: AmdConfig,
     pub max_call: Duration,
     pub progress: ProgressConfig,
+    /// The media scheduler's threads (RTP pacing for every call). Media servers run them at
+    /// realtime priority so that ASR and TTS inference on the same cores cannot delay a packet;
+    /// where the OS refuses (no `CAP_SYS_NICE`), they keep the normal policy and a warning is
+    /// logged. Applied by the first [`Runtime::start`] of the process, before any media starts.
+    pub media: SchedulerConfig,
 }
 
 impl RuntimeConfig {
@@ -57,9 +64,17 @@ impl RuntimeConfig {
             amd: AmdConfig::default(),
             max_call: Duration::from_secs(600),
             progress: ProgressConfig::default(),
+            media: SchedulerConfig {
+                workers: 0,
+                priority: WorkerPriority::Realtime(MEDIA_PRIORITY),
+            },
         }
     }
 }
+
+/// The `SCHED_FIFO` priority of media threads by default: above ordinary realtime helpers, below
+/// the kernel's own threads (FreeSWITCH's `-rp` and Asterisk's `-p` use comparable values).
+pub const MEDIA_PRIORITY: u8 = 50;
 
 /// One outbound call to place.
 #[derive(Clone)]
@@ -149,6 +164,14 @@ impl Runtime {
         cfg: RuntimeConfig,
         store: Option<Arc<Store>>,
     ) -> std::io::Result<(Runtime, mpsc::UnboundedReceiver<CallRecord>)> {
+        match configure_scheduler(cfg.media) {
+            Ok(info) => tracing::info!(
+                workers = info.workers,
+                realtime = info.realtime_workers,
+                "media scheduler started"
+            ),
+            Err(_) => tracing::debug!("media scheduler already running"),
+        }
         let agent = UdpAgent::bind(cfg.sip_bind, &cfg.user).await?;
         let (handle, mut events) = agent.split();
         let (dtx, mut drx) = mpsc::unbounded_channel::<Dispatch>();
