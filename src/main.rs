@@ -66,6 +66,8 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            // What was printed on stdout comes first (a terminal interleaves the two streams).
+            let _ = std::io::Write::flush(&mut std::io::stdout());
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }

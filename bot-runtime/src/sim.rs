@@ -138,122 +138,181 @@ impl Phone {
         let local = LocalMedia::new(ip, socket.local_addr()?.port());
         let (answer, neg) = sdp::answer(&offer, &local, &Origin::new("phone", 1, 1, ip))
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        // A phone's usual jitter buffer: its delay (20–40 ms on loopback) is part of what the
-        // customer experiences, so it stays in the measured latency.
-        let cfg = MediaConfig {
-            codec: if neg.codec == Codec::Pcmu {
-                G711::Pcmu
-            } else {
-                G711::Pcma
-            },
-            dtmf_payload_type: neg.telephone_event,
-            ..MediaConfig::default()
-        };
-        let mut media = MediaSession::start(
+        let media = MediaSession::start(
             socket,
             SocketAddr::new(neg.remote_addr, neg.remote_port),
-            cfg,
+            phone_media(neg.codec, neg.telephone_event),
         )
         .map_err(|e| std::io::Error::other(e.to_string()))?;
         self.agent.accept(call, answer.to_string().into_bytes());
-        let started = Instant::now();
-        let now_ms = || started.elapsed().as_millis() as u64;
-        let mut report = PhoneReport::default();
-        let mut lines = script.lines.into_iter().peekable();
-        // Robot audio tracking.
-        let mut robot_voiced_at: Option<u64> = None; // last voiced frame
-        let mut robot_started_at: Option<u64> = None; // start of the current robot speech
-        let mut robot_spoke_since_line = false;
-        // Our own speech in progress: (text, voiced end time, measuring latency?, is interruption, start).
-        let mut speaking_until: u64 = 0;
-        let mut awaiting: Option<(String, u64)> = None;
-        let mut overlap_from: Option<u64> = None;
-        let mut script_done_at: Option<u64> = None;
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        loop {
-            tokio::select! {
-                frame = media.frames.recv() => {
-                    let Some(frame) = frame else { break };
-                    let t = now_ms();
-                    report.heard.extend_from_slice(&frame.samples);
-                    if rms(&frame.samples) > VOICED_RMS {
-                        if robot_voiced_at.is_none_or(|v| t.saturating_sub(v) > 300) {
-                            robot_started_at = Some(t);
-                        }
-                        robot_voiced_at = Some(t);
-                        if t > speaking_until {
-                            robot_spoke_since_line = true;
-                        }
-                        if let Some((text, end)) = &awaiting && t >= *end {
-                            report.answers.push(Measured { text: text.clone(), latency_ms: Some(t - end) });
-                            awaiting = None;
-                        }
-                    }
+        converse(&mut self.agent, call, media, script).await
+    }
+
+    /// Calls `target` at `next_hop` (the caller's number is the user this phone was bound
+    /// with) and plays `script` once answered; returns when the call ends. A call that is not
+    /// answered is an error.
+    pub async fn call(
+        mut self,
+        next_hop: SocketAddr,
+        target: telephony::sip::Uri,
+        script: Script,
+    ) -> std::io::Result<PhoneReport> {
+        let ip = self.agent.local_addr().ip();
+        let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+        let local = LocalMedia::new(ip, socket.local_addr()?.port());
+        let offer = sdp::make_offer(&local, &Origin::new("phone", 1, 1, ip));
+        let call = self
+            .agent
+            .invite(next_hop, target, offer.to_string().into_bytes(), None)
+            .await
+            .ok_or_else(|| std::io::Error::other("the INVITE could not be sent"))?;
+        let answer = loop {
+            match self.agent.next_event().await {
+                Some((id, CallEvent::Answered { sdp })) if id == call => break sdp,
+                Some((id, CallEvent::Failed { status, reason, .. })) if id == call => {
+                    return Err(std::io::Error::other(format!(
+                        "call rejected: {status} {reason}"
+                    )));
                 }
-                ev = self.agent.next_event() => match ev {
-                    Some((_, CallEvent::Ended { .. })) | None => { report.remote_hangup = true; break }
-                    _ => {}
-                },
-                _ = tick.tick() => {
-                    let t = now_ms();
-                    if let Some(from) = overlap_from && t > from + 3000 {
-                        let last = robot_voiced_at.unwrap_or(from);
-                        report.overlap_ms.push(last.saturating_sub(from));
-                        overlap_from = None;
+                Some((id, CallEvent::Timeout)) if id == call => {
+                    return Err(std::io::Error::other("call timed out"));
+                }
+                Some(_) => continue,
+                None => return Err(std::io::Error::other("phone agent stopped")),
+            }
+        };
+        let neg = Sdp::parse_bytes(&answer)
+            .map_err(|e| e.to_string())
+            .and_then(|a| sdp::negotiated_from_answer(&offer, &a).map_err(|e| e.to_string()))
+            .map_err(std::io::Error::other)?;
+        let media = MediaSession::start(
+            socket,
+            SocketAddr::new(neg.remote_addr, neg.remote_port),
+            phone_media(neg.codec, neg.telephone_event),
+        )
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+        converse(&mut self.agent, call, media, script).await
+    }
+}
+
+/// A phone's media settings, with a phone's usual jitter buffer: its delay (20–40 ms on
+/// loopback) is part of what the customer experiences, so it stays in the measured latency.
+fn phone_media(codec: Codec, telephone_event: Option<u8>) -> MediaConfig {
+    MediaConfig {
+        codec: if codec == Codec::Pcmu {
+            G711::Pcmu
+        } else {
+            G711::Pcma
+        },
+        dtmf_payload_type: telephone_event,
+        ..MediaConfig::default()
+    }
+}
+
+/// Plays `script` on an established call and measures what comes back.
+async fn converse(
+    agent: &mut UdpAgent,
+    call: telephony::sip::ua::CallId,
+    mut media: MediaSession,
+    script: Script,
+) -> std::io::Result<PhoneReport> {
+    let started = Instant::now();
+    let now_ms = || started.elapsed().as_millis() as u64;
+    let mut report = PhoneReport::default();
+    let mut lines = script.lines.into_iter().peekable();
+    // Robot audio tracking.
+    let mut robot_voiced_at: Option<u64> = None; // last voiced frame
+    let mut robot_started_at: Option<u64> = None; // start of the current robot speech
+    let mut robot_spoke_since_line = false;
+    // Our own speech in progress: (text, voiced end time, measuring latency?, is interruption, start).
+    let mut speaking_until: u64 = 0;
+    let mut awaiting: Option<(String, u64)> = None;
+    let mut overlap_from: Option<u64> = None;
+    let mut script_done_at: Option<u64> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        tokio::select! {
+            frame = media.frames.recv() => {
+                let Some(frame) = frame else { break };
+                let t = now_ms();
+                report.heard.extend_from_slice(&frame.samples);
+                if rms(&frame.samples) > VOICED_RMS {
+                    if robot_voiced_at.is_none_or(|v| t.saturating_sub(v) > 300) {
+                        robot_started_at = Some(t);
                     }
-                    if t < speaking_until {
-                        continue;
+                    robot_voiced_at = Some(t);
+                    if t > speaking_until {
+                        robot_spoke_since_line = true;
                     }
-                    let robot_quiet = robot_voiced_at.is_none_or(|v| t.saturating_sub(v) >= script.answer_gap_ms);
-                    let ready = match lines.peek() {
-                        None => {
-                            let done = *script_done_at.get_or_insert(t);
-                            if t > done + script.linger_ms { break }
-                            false
-                        }
-                        Some(Line::Greet { .. }) | Some(Line::Machine { .. }) => t >= 300,
-                        Some(Line::Answer { .. }) => robot_spoke_since_line && robot_quiet,
-                        Some(Line::Interrupt { after_ms, .. }) => robot_spoke_since_line
-                            && robot_voiced_at.is_some_and(|v| t.saturating_sub(v) < 100)
-                            && robot_started_at.is_some_and(|s| t.saturating_sub(s) >= *after_ms),
-                    };
-                    if !ready { continue }
-                    let Some(line) = lines.next() else { continue };
-                    if let Some((text, _)) = awaiting.take() {
-                        report.answers.push(Measured { text, latency_ms: None });
+                    if let Some((text, end)) = &awaiting && t >= *end {
+                        report.answers.push(Measured { text: text.clone(), latency_ms: Some(t - end) });
+                        awaiting = None;
                     }
-                    let (text, audio, interrupt, measure) = match line {
-                        Line::Greet { text, audio } => (text, audio, false, false),
-                        Line::Answer { text, audio } => (text, audio, false, true),
-                        Line::Interrupt { text, audio, .. } => (text, audio, true, true),
-                        Line::Machine { audio } => ("(machine greeting)".to_string(), audio, false, false),
-                    };
-                    let len_ms = audio.len() as u64 / 8;
-                    let voiced_end = t + voiced_end_ms(&audio);
-                    speaking_until = t + len_ms;
-                    robot_spoke_since_line = false;
-                    if interrupt {
-                        overlap_from = Some(t);
-                    }
-                    if measure {
-                        awaiting = Some((text, voiced_end));
-                    }
-                    if media.handle.send_audio(audio).await.is_err() { break }
                 }
             }
+            ev = agent.next_event() => match ev {
+                Some((_, CallEvent::Ended { .. })) | None => { report.remote_hangup = true; break }
+                _ => {}
+            },
+            _ = tick.tick() => {
+                let t = now_ms();
+                if let Some(from) = overlap_from && t > from + 3000 {
+                    let last = robot_voiced_at.unwrap_or(from);
+                    report.overlap_ms.push(last.saturating_sub(from));
+                    overlap_from = None;
+                }
+                if t < speaking_until {
+                    continue;
+                }
+                let robot_quiet = robot_voiced_at.is_none_or(|v| t.saturating_sub(v) >= script.answer_gap_ms);
+                let ready = match lines.peek() {
+                    None => {
+                        let done = *script_done_at.get_or_insert(t);
+                        if t > done + script.linger_ms { break }
+                        false
+                    }
+                    Some(Line::Greet { .. }) | Some(Line::Machine { .. }) => t >= 300,
+                    Some(Line::Answer { .. }) => robot_spoke_since_line && robot_quiet,
+                    Some(Line::Interrupt { after_ms, .. }) => robot_spoke_since_line
+                        && robot_voiced_at.is_some_and(|v| t.saturating_sub(v) < 100)
+                        && robot_started_at.is_some_and(|s| t.saturating_sub(s) >= *after_ms),
+                };
+                if !ready { continue }
+                let Some(line) = lines.next() else { continue };
+                if let Some((text, _)) = awaiting.take() {
+                    report.answers.push(Measured { text, latency_ms: None });
+                }
+                let (text, audio, interrupt, measure) = match line {
+                    Line::Greet { text, audio } => (text, audio, false, false),
+                    Line::Answer { text, audio } => (text, audio, false, true),
+                    Line::Interrupt { text, audio, .. } => (text, audio, true, true),
+                    Line::Machine { audio } => ("(machine greeting)".to_string(), audio, false, false),
+                };
+                let len_ms = audio.len() as u64 / 8;
+                let voiced_end = t + voiced_end_ms(&audio);
+                speaking_until = t + len_ms;
+                robot_spoke_since_line = false;
+                if interrupt {
+                    overlap_from = Some(t);
+                }
+                if measure {
+                    awaiting = Some((text, voiced_end));
+                }
+                if media.handle.send_audio(audio).await.is_err() { break }
+            }
         }
-        if let Some((text, _)) = awaiting.take() {
-            report.answers.push(Measured {
-                text,
-                latency_ms: None,
-            });
-        }
-        if !report.remote_hangup {
-            self.agent.hangup(call);
-        }
-        let _ = media.stop().await;
-        Ok(report)
     }
+    if let Some((text, _)) = awaiting.take() {
+        report.answers.push(Measured {
+            text,
+            latency_ms: None,
+        });
+    }
+    if !report.remote_hangup {
+        agent.hangup(call);
+    }
+    let _ = media.stop().await;
+    Ok(report)
 }
 
 #[cfg(test)]

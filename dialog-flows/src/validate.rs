@@ -595,7 +595,13 @@ pub fn validate(flow: &Flow) -> Vec<Diagnostic> {
     }
 
     // Opt-out: `stop_calling` must be handled, and every path from it must add the number to DNC.
+    // (A flow that never listens cannot hear an opt-out: it needs no handler.)
+    let listens = flow
+        .steps
+        .iter()
+        .any(|s| matches!(s.action, Action::Ask(_)));
     match flow.handlers.get(&Handler::StopCalling) {
+        None if !listens => {}
         None => diags.push(Diagnostic::new(Pos::new(1, 1), "opt-out", "the flow does not handle `stop_calling`: add `handlers: {stop_calling: STEP}` leading to a `dnc` step, so an opt-out is honoured on every step")),
         Some(t) => {
             if let Some(from) = t.step {

@@ -865,6 +865,26 @@ fn stop_calling_handler_missing() {
 }
 
 #[test]
+fn a_flow_that_never_listens_needs_no_stop_calling_handler() {
+    // An announcement (e.g. the generic inbound flow) cannot hear an opt-out.
+    let flow = accepted(
+        r#"flow: announce
+version: 1
+compliance:
+  disclosures:
+    identity: "This is Acme Bank."
+start: hello
+steps:
+  hello:
+    disclose: [identity]
+    say: "Your card has been sent."
+    end: informed
+"#,
+    );
+    assert_eq!(flow.steps.len(), 1);
+}
+
+#[test]
 fn stop_calling_handler_that_ends_without_dnc() {
     has(
         &base_with("  stop_calling: opt_out\n", "  stop_calling: bye\n"),

@@ -45,6 +45,20 @@ fn dates() {
         ("5 April", d(4, 5)),
         ("May 1st 2026", NaiveDate::from_ymd_opt(2026, 5, 1).unwrap()),
         ("in two weeks", d(3, 26)),
+        // The past, for questions such as "when did you last visit a branch?".
+        ("two weeks ago", d(2, 26)),
+        ("I went there about two weeks ago", d(2, 26)),
+        ("a week ago", d(3, 5)),
+        ("a couple of days ago", d(3, 10)),
+        ("3 days ago", d(3, 9)),
+        ("a few days ago", d(3, 9)),
+        ("a month ago", d(2, 12)),
+        ("last Tuesday", d(3, 11)),
+        ("last wednesday", d(3, 5)),
+        ("it was last Friday", d(3, 7)),
+        ("last week", d(3, 3)),
+        ("last month", d(2, 1)),
+        ("the day before yesterday", d(3, 10)),
         ("in 3 days", d(3, 15)),
         ("in a week", d(3, 19)),
         ("a week from today", d(3, 19)),
@@ -135,6 +149,10 @@ fn no_false_dates() {
         "the first one",
         "no thanks",
         "I already paid",
+        "the last four digits are 4217",
+        "it takes a few weeks",
+        "I paid a week",
+        "the last time I called",
     ] {
         assert_eq!(extract_when(text, now()), None, "{text:?}");
     }

@@ -273,6 +273,27 @@ fn parse_date(toks: &[Token], today: NaiveDate) -> Option<(NaiveDate, usize)> {
         "day" if w1 == "after" && w2 == "tomorrow" => return Some((today + Duration::days(2), 3)),
         _ => {}
     }
+    if w0 == "day" && w1 == "before" && w2 == "yesterday" {
+        return Some((today - Duration::days(2), 3));
+    }
+    // "last <weekday|week|month>": the most recent past one (a week's or month's first day).
+    if w0 == "last" {
+        if let Some(wd) = weekday(w1) {
+            let back = (today.weekday().num_days_from_monday() as i64
+                - wd.num_days_from_monday() as i64)
+                .rem_euclid(7);
+            let back = if back == 0 { 7 } else { back };
+            return Some((today - Duration::days(back), 2));
+        }
+        if w1 == "week" {
+            let monday = today - Duration::days(today.weekday().num_days_from_monday() as i64 + 7);
+            return Some((monday, 2));
+        }
+        if w1 == "month" {
+            let first = today.with_day(1).unwrap_or(today);
+            return first.checked_sub_months(Months::new(1)).map(|d| (d, 2));
+        }
+    }
     // "next/this/coming <weekday|week|month>"
     if matches!(w0, "next" | "this" | "coming") {
         if let Some(wd) = weekday(w1) {
@@ -413,6 +434,9 @@ fn relative_offset(
     toks: &[Token],
     now: NaiveDateTime,
 ) -> Option<(NaiveDate, Option<NaiveTime>, usize)> {
+    if let Some(past) = past_offset(toks, now) {
+        return Some(past);
+    }
     let (amount, mut k) = if word(toks, 0) == "in" {
         let rest = &toks[1..];
         match word(rest, 0) {
@@ -450,6 +474,44 @@ fn relative_offset(
     }
     let time = matches!(unit, "minute" | "min" | "hour").then_some(target.time());
     Some((target.date(), time, k))
+}
+
+/// An amount of time words: "a", "a couple of", "a few", "two", "3"; (value, tokens used).
+fn time_amount(toks: &[Token]) -> Option<(f64, usize)> {
+    match word(toks, 0) {
+        "a" | "an" | "one" if word(toks, 1) == "couple" => {
+            Some((2.0, if word(toks, 2) == "of" { 3 } else { 2 }))
+        }
+        "a" if word(toks, 1) == "few" => Some((3.0, 2)),
+        "a" | "an" => Some((1.0, 1)),
+        "couple" => Some((2.0, if word(toks, 1) == "of" { 2 } else { 1 })),
+        "few" => Some((3.0, 1)),
+        _ => parse_cardinal(toks),
+    }
+}
+
+/// "two weeks ago", "a couple of days ago", "3 months ago", "an hour ago".
+fn past_offset(
+    toks: &[Token],
+    now: NaiveDateTime,
+) -> Option<(NaiveDate, Option<NaiveTime>, usize)> {
+    let (amount, k) = time_amount(toks)?;
+    if amount < 0.0 || amount.fract() != 0.0 || word(toks, k + 1) != "ago" {
+        return None;
+    }
+    let n = amount as i64;
+    let unit = word(toks, k).trim_end_matches('s');
+    let target = match unit {
+        "minute" | "min" => now - Duration::minutes(n),
+        "hour" => now - Duration::hours(n),
+        "day" => now - Duration::days(n),
+        "week" => now - Duration::weeks(n),
+        "month" => now.checked_sub_months(Months::new(u32::try_from(n).ok()?))?,
+        "year" => now.checked_sub_months(Months::new(u32::try_from(n).ok()?.checked_mul(12)?))?,
+        _ => return None,
+    };
+    let time = matches!(unit, "minute" | "min" | "hour").then_some(target.time());
+    Some((target.date(), time, k + 2))
 }
 
 fn hour_word(w: &str) -> Option<u32> {
