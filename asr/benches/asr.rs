@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use asr::wer::{WordErrors, word_errors};
-use asr::{SpeechSet, TranscribeOptions, Transcriber, TranscriberOptions, Vad, VadRate};
+use asr::{
+    SpeechSet, TranscribeOptions, Transcriber, TranscriberOptions, Vad, VadRate, WindowPolicy,
+};
 
 fn speech_dir() -> PathBuf {
     PathBuf::from(concat!(
@@ -116,7 +118,26 @@ impl Mode {
 }
 
 fn accuracy(model: &Path, vad: &mut Vad) {
-    let t = Transcriber::new(model, TranscriberOptions::default()).unwrap();
+    // ASR_BENCH_FLOOR: the cut window's floor in encoder positions (default: the library's).
+    let mut window = WindowPolicy::default();
+    if let Some(floor) = std::env::var("ASR_BENCH_FLOOR")
+        .ok()
+        .and_then(|f| f.parse().ok())
+    {
+        window.floor = floor;
+    }
+    let t = Transcriber::new(
+        model,
+        TranscriberOptions {
+            window,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    println!(
+        "\ncut window floor {} positions, margin {}",
+        window.floor, window.margin
+    );
     let filter = std::env::var("ASR_BENCH_SETS").unwrap_or_default();
     let verbose = std::env::var("ASR_BENCH_VERBOSE").is_ok();
     println!("\n== WER per set (2 threads) ==");

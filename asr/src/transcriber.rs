@@ -100,6 +100,10 @@ pub struct TranscribeOptions {
     pub prompt: Option<String>,
     /// Decode with the full 30 s window only (slower, the reference behaviour).
     pub full_window: bool,
+    /// Do not retry a rejected cut-window pass with the full window (4–5× slower): return its
+    /// result with [`Transcript::rejected`] set. For speculative decodes whose caller can
+    /// retry later, when it knows the answer is needed.
+    pub no_fallback: bool,
 }
 
 /// Why a cut-window pass was thrown away.
@@ -168,6 +172,17 @@ pub struct Transcript {
     pub text: String,
     pub segments: Vec<Segment>,
     pub timings: Timings,
+}
+
+impl Transcript {
+    /// Why the result was rejected, when it was returned anyway
+    /// ([`TranscribeOptions::no_fallback`]).
+    pub fn rejected(&self) -> Option<Rejection> {
+        match self.timings.passes.last() {
+            Some(p) if p.audio_ctx < FULL_AUDIO_CTX => p.rejected,
+            _ => None,
+        }
+    }
 }
 
 /// Whisper loaded once; each call gets its own decoding state, so one `Transcriber` can serve
@@ -304,6 +319,9 @@ impl Transcriber {
             });
             match rejected {
                 None => return Ok(finish(decoded, passes, audio_duration, started)),
+                Some(_) if options.no_fallback => {
+                    return Ok(finish(decoded, passes, audio_duration, started));
+                }
                 Some(why) => {
                     tracing::debug!(?why, ctx, "cut window rejected, using the full window")
                 }

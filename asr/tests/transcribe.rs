@@ -158,3 +158,36 @@ fn prompt_and_bad_input() {
         "{err}"
     );
 }
+
+#[test]
+fn a_rejected_cut_pass_is_returned_as_is_when_asked() {
+    // Two seconds of faint noise: whisper tends to reject (empty or unsure) what it makes of it.
+    let mut seed = 7u32;
+    let noise: Vec<f32> = (0..32_000)
+        .map(|_| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 * 0.002 - 0.001
+        })
+        .collect();
+    let t = transcriber();
+    let with = t.transcribe(&noise, &TranscribeOptions::default()).unwrap();
+    let without = t
+        .transcribe(
+            &noise,
+            &TranscribeOptions {
+                no_fallback: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(without.timings.passes.len(), 1, "{:?}", without.timings);
+    assert_eq!(without.rejected(), without.timings.passes[0].rejected);
+    assert_eq!(
+        with.rejected(),
+        None,
+        "a fallback result is never marked rejected"
+    );
+    if without.rejected().is_some() {
+        assert_eq!(with.timings.passes.len(), 2, "{:?}", with.timings);
+    }
+}

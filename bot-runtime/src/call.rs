@@ -96,6 +96,7 @@ pub enum LiveEvent {
     },
 }
 
+#[derive(Clone, Copy)]
 enum AsrPurpose {
     Turn(Purpose),
     Amd,
@@ -111,6 +112,8 @@ struct AsrDone {
     text: String,
     asr_ms: u32,
     parsed: Option<Parsed>,
+    /// A speculative decode whose result whisper's guards rejected (no text).
+    rejected: bool,
 }
 
 enum TtsMsg {
@@ -153,6 +156,8 @@ struct Session {
     started: Instant,
     vad: asr::Vad,
     vad_buf: Vec<f32>,
+    /// New robot audio arrived since the playout was last polled.
+    playout_dirty: bool,
     last_prob: f32,
     stream_origin_ms: Option<u64>,
     stream_samples: u64,
@@ -166,6 +171,10 @@ struct Session {
     amd_verdict: Option<String>,
     held: Vec<CallAction>,
     asr_tx: mpsc::UnboundedSender<AsrDone>,
+    /// The turn's current recognition job (0: none). A queued turn decode that is no longer
+    /// current when its turn at the recogniser comes is skipped: a customer who pauses often
+    /// would otherwise queue speculations that delay the one that matters.
+    wanted_job: Arc<std::sync::atomic::AtomicU64>,
     tts_tx: mpsc::UnboundedSender<TtsMsg>,
     media: telephony::media::MediaHandle,
     next_job: u64,
@@ -279,10 +288,14 @@ impl Session {
         self.vad_buf
             .extend(frame.samples.iter().map(|&s| f32::from(s) / 32768.0));
         let mut turn_actions = Vec::new();
+        self.turn.set_eager(!self.engines.asr_busy());
         let window = asr::VadRate::Hz8000.window_len();
         let mut consumed = 0;
         while self.vad_buf.len() - consumed >= window {
-            let prob = match self.vad.process(&self.vad_buf[consumed..consumed + window]) {
+            let samples = &self.vad_buf[consumed..consumed + window];
+            let level =
+                (samples.iter().map(|x| x * x).sum::<f32>() / window as f32).sqrt() * 32768.0;
+            let prob = match self.vad.process(samples) {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(call = %self.id, error = %e, "VAD failed on a window");
@@ -293,7 +306,7 @@ impl Session {
             self.last_prob = prob;
             let end_ms = at_ms + 20 - ((self.vad_buf.len() - consumed) as u64 / 8);
             if matches!(self.amd, AmdState::Off) {
-                turn_actions.extend(self.turn.vad(end_ms, prob));
+                turn_actions.extend(self.turn.vad_level(end_ms, prob, level));
             }
         }
         self.vad_buf.drain(..consumed);
@@ -366,28 +379,41 @@ impl Session {
         let flow = self.flow.clone();
         let id = self.id.clone();
         let prompt = listen.as_ref().and_then(asr_prompt);
+        let wanted = self.wanted_job.clone();
+        let pending = crate::engines::PendingDecode::new(&engines);
         tokio::spawn(async move {
+            let _pending = pending;
             let Ok(_permit) = engines.asr_gate.clone().acquire_owned().await else {
                 return;
             };
+            if matches!(purpose, AsrPurpose::Turn(_))
+                && wanted.load(std::sync::atomic::Ordering::Acquire) != job
+            {
+                tracing::debug!(job, "stale recognition job skipped");
+                return;
+            }
             let engines2 = engines.clone();
             let result = tokio::task::spawn_blocking(move || {
                 let _span = tracing::debug_span!("asr", call = %id, job).entered();
                 let t = Instant::now();
                 let audio: Vec<f32> = pcm.iter().map(|&s| f32::from(s) / 32768.0).collect();
                 let audio16 = asr::resample(&audio, 8000, 16000)?;
-                let text = engines2
-                    .whisper
-                    .transcribe(
-                        &audio16,
-                        &asr::TranscribeOptions {
-                            prompt,
-                            full_window: false,
-                        },
-                    )?
-                    .text;
+                // A speculation is not worth whisper's slow full-window retry: if its cut pass
+                // is rejected, the turn's end asks again.
+                let speculative = matches!(purpose, AsrPurpose::Turn(Purpose::Speculative));
+                let tr = engines2.whisper.transcribe(
+                    &audio16,
+                    &asr::TranscribeOptions {
+                        prompt,
+                        no_fallback: speculative,
+                        ..Default::default()
+                    },
+                )?;
+                let rejected = tr.rejected().is_some();
+                let text = if rejected { String::new() } else { tr.text };
                 let asr_ms = ms_u32(t.elapsed());
                 let parsed = match (&purpose, &listen) {
+                    _ if rejected => None,
                     (AsrPurpose::Turn(Purpose::Backchannel) | AsrPurpose::Amd, _) => None,
                     (_, l) if !text.trim().is_empty() => {
                         let t = Instant::now();
@@ -408,16 +434,28 @@ impl Session {
                     text,
                     asr_ms,
                     parsed,
+                    rejected,
                 })
             })
             .await;
-            match result {
-                Ok(Ok(done)) => {
-                    let _ = tx.send(done);
+            // A failed decode still answers the job (with no words), so that the turn goes on.
+            let failed = |why: String| {
+                tracing::warn!(error = %why, job, "speech recognition failed");
+                AsrDone {
+                    job,
+                    purpose,
+                    text: String::new(),
+                    asr_ms: 0,
+                    parsed: None,
+                    rejected: false,
                 }
-                Ok(Err(e)) => tracing::warn!(error = %e, "speech recognition failed"),
-                Err(e) => tracing::warn!(error = %e, "speech recognition task failed"),
-            }
+            };
+            let done = match result {
+                Ok(Ok(done)) => done,
+                Ok(Err(e)) => failed(e.to_string()),
+                Err(e) => failed(e.to_string()),
+            };
+            let _ = tx.send(done);
         });
     }
 
@@ -438,6 +476,10 @@ impl Session {
                 end_ms,
                 purpose,
             } => {
+                // The job is the turn's current one from now on; set before the decode task can
+                // look (it may run on another thread before this event's handling ends).
+                self.wanted_job
+                    .store(job, std::sync::atomic::Ordering::Release);
                 let pcm = self.audio_between(start_ms, end_ms);
                 let listen = self.listen.clone();
                 self.transcribe(job, pcm, AsrPurpose::Turn(purpose), listen);
@@ -587,6 +629,11 @@ impl Session {
                 };
                 actions.into_iter().flat_map(|a| self.on_amd(a)).collect()
             }
+            AsrPurpose::Turn(_) if done.rejected => {
+                tracing::debug!(call = %self.id, now, job = done.job, "speculative transcript rejected");
+                let actions = self.turn.transcript_failed(done.job, now);
+                actions.into_iter().flat_map(|a| self.on_turn(a)).collect()
+            }
             AsrPurpose::Turn(_) => {
                 let complete = done.parsed.as_ref().is_some_and(|p| p.2);
                 tracing::debug!(call = %self.id, now, job = done.job, text = %done.text, complete, asr_ms = done.asr_ms, "transcript");
@@ -700,6 +747,7 @@ impl Session {
         {
             self.playout.append(id, &to_i16(&audio.samples));
             self.playout.rendered(id);
+            self.playout_dirty = true;
             return;
         }
         let engines = self.engines.clone();
@@ -742,8 +790,14 @@ impl Session {
 
     fn on_tts(&mut self, msg: TtsMsg) {
         match msg {
-            TtsMsg::Audio(id, samples) => self.playout.append(id, &samples),
-            TtsMsg::Done(id) => self.playout.rendered(id),
+            TtsMsg::Audio(id, samples) => {
+                self.playout.append(id, &samples);
+                self.playout_dirty = true;
+            }
+            TtsMsg::Done(id) => {
+                self.playout.rendered(id);
+                self.playout_dirty = true;
+            }
             TtsMsg::Failed(id, e) => {
                 tracing::warn!(call = %self.id, id, error = %e, "speech synthesis failed");
                 self.playout.rendered(id);
@@ -751,8 +805,10 @@ impl Session {
         }
     }
 
-    fn on_tick(&mut self) -> Vec<CallAction> {
-        let now = self.now_ms();
+    /// Hands the media session the robot audio due now. Runs on every tick, and at once when
+    /// new audio arrives, so that an answer does not wait up to a tick to start.
+    fn pump_playout(&mut self, now: u64) {
+        self.playout_dirty = false;
         let (frames, events) = self.playout.poll(now);
         let n = frames.len() as u64;
         let first_at = self.playout.fed_until().saturating_sub(n * 20);
@@ -782,6 +838,11 @@ impl Session {
         if !self.playout.is_active() {
             self.set_robot_speaking(false, now);
         }
+    }
+
+    fn on_tick(&mut self) -> Vec<CallAction> {
+        let now = self.now_ms();
+        self.pump_playout(now);
         let mut actions = Vec::new();
         if let AmdState::AwaitingBeep(d, since) = &mut self.amd {
             // A machine that never gives a usable end of greeting: leave the message anyway.
@@ -914,6 +975,7 @@ pub async fn run_call(
         started: Instant::now(),
         vad,
         vad_buf: Vec::new(),
+        playout_dirty: false,
         last_prob: 0.0,
         stream_origin_ms: None,
         stream_samples: 0,
@@ -931,6 +993,7 @@ pub async fn run_call(
         amd_verdict: None,
         held: Vec::new(),
         asr_tx,
+        wanted_job: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         tts_tx,
         media: media.handle.clone(),
         next_job: 1_000_000,
@@ -980,6 +1043,14 @@ pub async fn run_call(
             _ = tick.tick() => s.on_tick(),
         };
         s.execute(actions);
+        s.wanted_job.store(
+            s.turn.pending_job().unwrap_or(0),
+            std::sync::atomic::Ordering::Release,
+        );
+        if s.playout_dirty {
+            let now = s.now_ms();
+            s.pump_playout(now);
+        }
         if remote_hangup {
             s.ended_by = Some("customer");
             let actions = s.call.handle(Event::HangUp, now_local());

@@ -29,9 +29,17 @@ struct Segment {
     /// Samples handed to the media session so far.
     pos: usize,
     started: bool,
+    /// Whether voiced audio has arrived (until then, leading silence is dropped).
+    voiced: bool,
     /// When its last frame finishes playing, once it is fully queued.
     end_ms: Option<u64>,
 }
+
+/// Samples quieter than this at the start of a speech are synthesiser padding (Piper begins
+/// every sentence with 40–60 ms of it), which would only delay the answer.
+const LEAD_SILENCE_LEVEL: i16 = 300;
+/// Silence kept before the first voiced sample, for a natural onset: 10 ms.
+const LEAD_SILENCE_KEEP: usize = 80;
 
 /// A speech cut off by an interruption.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,14 +81,35 @@ impl Playout {
             rendered: false,
             pos: 0,
             started: false,
+            voiced: false,
             end_ms: None,
         });
     }
 
-    /// More audio of speech `id` (8 kHz PCM).
+    /// More audio of speech `id` (8 kHz PCM). Silence before a speech's first voiced sample is
+    /// dropped, but for the last 10 ms.
     pub fn append(&mut self, id: u64, samples: &[i16]) {
-        if let Some(s) = self.queue.iter_mut().find(|s| s.id == id) {
+        let Some(s) = self.queue.iter_mut().find(|s| s.id == id) else {
+            return;
+        };
+        if s.voiced {
             s.samples.extend_from_slice(samples);
+            return;
+        }
+        s.samples.extend_from_slice(samples);
+        match s
+            .samples
+            .iter()
+            .position(|x| x.unsigned_abs() > LEAD_SILENCE_LEVEL.unsigned_abs())
+        {
+            Some(first) => {
+                s.voiced = true;
+                s.samples.drain(..first.saturating_sub(LEAD_SILENCE_KEEP));
+            }
+            None => {
+                let excess = s.samples.len().saturating_sub(LEAD_SILENCE_KEEP);
+                s.samples.drain(..excess);
+            }
         }
     }
 
@@ -248,7 +277,7 @@ mod tests {
     fn plays_a_speech_a_little_ahead_and_reports_its_end() {
         let mut p = Playout::new(60);
         p.push(1);
-        p.append(1, &vec![100; 8 * 500]); // 500 ms
+        p.append(1, &vec![1000; 8 * 500]); // 500 ms
         p.rendered(1);
         let (frames, events) = run(&mut p, 0, 1000);
         assert_eq!(frames, 25);
@@ -266,10 +295,10 @@ mod tests {
     fn waits_for_the_synthesiser_without_dropping_audio() {
         let mut p = Playout::new(60);
         p.push(1);
-        p.append(1, &[1; 100]); // less than a frame, not finished
+        p.append(1, &[1000; 100]); // less than a frame, not finished
         let (frames, _) = run(&mut p, 0, 100);
         assert_eq!(frames, 0);
-        p.append(1, &[1; 220]);
+        p.append(1, &[1000; 220]);
         p.rendered(1);
         let (frames, events) = run(&mut p, 120, 400);
         assert_eq!(frames, 2);
@@ -281,7 +310,7 @@ mod tests {
     fn pause_rewinds_the_dropped_lead_and_resume_continues() {
         let mut p = Playout::new(60);
         p.push(1);
-        let samples: Vec<i16> = (0..8 * 1000).map(|i| (i / FRAME) as i16).collect();
+        let samples: Vec<i16> = (0..8 * 1000).map(|i| 1000 + (i / FRAME) as i16).collect();
         p.append(1, &samples);
         p.rendered(1);
         let mut sent = Vec::new();
@@ -294,7 +323,7 @@ mod tests {
         assert!(p.poll(220).0.is_empty());
         p.resume();
         let (f, _) = p.poll(400);
-        assert_eq!(f[0][0], 10, "resumes at the first frame not played");
+        assert_eq!(f[0][0], 1010, "resumes at the first frame not played");
     }
 
     #[test]
@@ -302,7 +331,7 @@ mod tests {
         let mut p = Playout::new(40);
         for id in 1..=3 {
             p.push(id);
-            p.append(id, &vec![5; 8 * 300]);
+            p.append(id, &vec![500; 8 * 300]);
             p.rendered(id);
         }
         let (_, events) = run(&mut p, 0, 400);
@@ -322,5 +351,34 @@ mod tests {
             ]
         );
         assert!(!p.is_active());
+    }
+
+    #[test]
+    fn drops_the_synthesisers_leading_silence_but_10_ms() {
+        let mut p = Playout::new(60);
+        p.push(1);
+        // Streamed in pieces: 50 ms of near-silence, then speech.
+        p.append(1, &[20; 200]);
+        p.append(1, &[-40; 200]);
+        p.append(1, &vec![2000; 8 * 100]);
+        p.rendered(1);
+        let mut out = Vec::new();
+        for t in (0..=200).step_by(20) {
+            out.extend(p.poll(t).0.into_iter().flatten());
+        }
+        assert_eq!(out.len(), 880usize.div_ceil(FRAME) * FRAME);
+        assert!(out[..80].iter().all(|&x| x == -40));
+        assert_eq!(out[80], 2000);
+        // Silence inside a speech is kept.
+        p.push(2);
+        p.append(2, &[3000; 160]);
+        p.append(2, &[0; 320]);
+        p.append(2, &[3000; 160]);
+        p.rendered(2);
+        let mut out = Vec::new();
+        for t in (220..=400).step_by(20) {
+            out.extend(p.poll(t).0.into_iter().flatten());
+        }
+        assert_eq!(out.len(), 640);
     }
 }

@@ -46,16 +46,21 @@ pub struct TurnConfig {
     pub neg_threshold: f32,
     /// Speech must last this long to count (clicks and breaths do not).
     pub min_speech_ms: u64,
-    /// Silence after which the audio so far is recognised speculatively.
+    /// Silence after which the audio so far is recognised speculatively…
     pub speculate_after_ms: u64,
+    /// …or this much while the recogniser is busy (see [`TurnTaker::set_eager`]).
+    pub speculate_after_busy_ms: u64,
     /// Silence that ends a turn, by expectation.
     pub hangover_yes_no_ms: u64,
     pub hangover_intent_ms: u64,
     pub hangover_value_ms: u64,
     pub hangover_digits_ms: u64,
     pub hangover_text_ms: u64,
-    /// A "complete" transcript ends the turn only after at least this much silence.
+    /// A "complete" transcript ends the turn only after at least this much silence (comma
+    /// pauses inside an answer are 200–350 ms)…
     pub min_endpoint_ms: u64,
+    /// …or this much when it is a single word.
+    pub min_endpoint_one_word_ms: u64,
     /// Audio kept before the speech onset and after its end in what is sent for recognition.
     pub pre_roll_ms: u64,
     pub post_roll_ms: u64,
@@ -67,6 +72,14 @@ pub struct TurnConfig {
     pub commit_min_ms: u64,
     /// Turns longer than this are cut (the customer keeps talking: take what was said).
     pub max_turn_ms: u64,
+    /// A window whose level (RMS, 16-bit scale) is under `fade_ratio` × the loudest window of the
+    /// speech, or under `fade_floor`, has faded: the VAD may still call it speech (its
+    /// probability trails the voice by 100–150 ms, and a final "s" is quiet), but the turn
+    /// may be over, so recognition starts as if it were silence.
+    pub fade_ratio: f32,
+    pub fade_floor: f32,
+    /// A fade that lasts longer than this is quiet speech after all.
+    pub fade_max_ms: u64,
 }
 
 impl Default for TurnConfig {
@@ -75,19 +88,24 @@ impl Default for TurnConfig {
             threshold: 0.5,
             neg_threshold: 0.35,
             min_speech_ms: 64,
-            speculate_after_ms: 96,
+            speculate_after_ms: 64,
+            speculate_after_busy_ms: 160,
             hangover_yes_no_ms: 450,
             hangover_intent_ms: 650,
             hangover_value_ms: 800,
             hangover_digits_ms: 1200,
             hangover_text_ms: 900,
-            min_endpoint_ms: 96,
+            min_endpoint_ms: 200,
+            min_endpoint_one_word_ms: 420,
             pre_roll_ms: 200,
             post_roll_ms: 120,
             backchannel_max_ms: 700,
             backchannel_gap_ms: 250,
             commit_min_ms: 1500,
             max_turn_ms: 15_000,
+            fade_ratio: 0.1,
+            fade_floor: 100.0,
+            fade_max_ms: 250,
         }
     }
 }
@@ -172,6 +190,9 @@ struct Job {
     /// The last speech window end when the job was made (for detecting resumed speech).
     voice_end_ms: u64,
     result: Option<Transcript>,
+    /// The recogniser gave up on it (a speculative decode is not retried the slow way): the
+    /// endpoint asks for a final decode.
+    failed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -216,6 +237,12 @@ pub struct TurnTaker {
     /// Text of the committed prefix of the current turn and the audio time it covers.
     committed: Option<(String, u64)>,
     now_ms: u64,
+    /// The loudest window of the current speech (RMS).
+    peak_level: f32,
+    /// The end of the last window the VAD called speech (later than the voice's end in a fade).
+    vad_end_ms: u64,
+    /// Speculate early (at `speculate_after_ms`, and on fades): the recogniser has room.
+    eager: bool,
 }
 
 const BACKCHANNELS: &[&str] = &[
@@ -281,6 +308,9 @@ impl TurnTaker {
             job: None,
             committed: None,
             now_ms: 0,
+            peak_level: 0.0,
+            vad_end_ms: 0,
+            eager: true,
         }
     }
 
@@ -315,13 +345,45 @@ impl TurnTaker {
         }
     }
 
+    /// Whether the recogniser has room for eager speculation. When it is busy (other calls'
+    /// decodes queue), speculation waits for `speculate_after_busy_ms` of silence and fades do
+    /// not trigger it: every speculation that the customer's next words make useless delays
+    /// the decodes that matter.
+    pub fn set_eager(&mut self, eager: bool) {
+        self.eager = eager;
+    }
+
+    fn speculate_after(&self) -> u64 {
+        if self.eager {
+            self.cfg.speculate_after_ms
+        } else {
+            self.cfg.speculate_after_busy_ms
+        }
+    }
+
+    /// The recognition job whose transcript the turn is waiting for, if any (transcripts of
+    /// other jobs would be ignored).
+    pub fn pending_job(&self) -> Option<u64> {
+        self.job
+            .as_ref()
+            .filter(|j| j.result.is_none())
+            .map(|j| j.id)
+    }
+
     /// Whether the customer is speaking (confirmed speech, not yet ended).
     pub fn customer_speaking(&self) -> bool {
         matches!(self.phase, Phase::Speech { .. })
     }
 
-    /// One VAD window ending at `end_ms` with speech probability `prob`.
+    /// One VAD window ending at `end_ms` with speech probability `prob` (level unknown: fades
+    /// are not detected).
     pub fn vad(&mut self, end_ms: u64, prob: f32) -> Vec<TurnAction> {
+        self.vad_level(end_ms, prob, f32::NAN)
+    }
+
+    /// One VAD window ending at `end_ms` with speech probability `prob` and audio level `level`
+    /// (RMS on the 16-bit scale).
+    pub fn vad_level(&mut self, end_ms: u64, prob: f32, level: f32) -> Vec<TurnAction> {
         let window = 32;
         self.now_ms = self.now_ms.max(end_ms);
         let mut out = Vec::new();
@@ -347,6 +409,31 @@ impl TurnTaker {
                 over_robot,
             } => {
                 if prob >= self.cfg.neg_threshold {
+                    self.vad_end_ms = end_ms;
+                }
+                let faded =
+                    level < (self.peak_level * self.cfg.fade_ratio).max(self.cfg.fade_floor);
+                if prob >= self.cfg.neg_threshold
+                    && faded
+                    && self.eager
+                    && !over_robot
+                    && end_ms.saturating_sub(voice_end_ms) <= self.cfg.fade_max_ms
+                {
+                    // The VAD still hears speech, the level says it has faded: recognise now,
+                    // and let a complete transcript end the turn, but run no hangover yet.
+                    self.fading(onset_ms, voice_end_ms, end_ms, &mut out);
+                } else if prob >= self.cfg.neg_threshold {
+                    if !level.is_nan() {
+                        // A fade that outlasted `fade_max_ms` is the customer speaking softly:
+                        // it becomes the reference, so it does not keep looking like a fade.
+                        let fade_expired =
+                            end_ms.saturating_sub(voice_end_ms) > self.cfg.fade_max_ms;
+                        self.peak_level = if faded && fade_expired && !over_robot {
+                            level
+                        } else {
+                            self.peak_level.max(level)
+                        };
+                    }
                     self.phase = Phase::Speech {
                         onset_ms,
                         voice_end_ms: end_ms,
@@ -411,6 +498,7 @@ impl TurnTaker {
         }
         self.committed = None;
         self.job = None;
+        self.peak_level = 0.0;
         self.phase = Phase::Speech {
             onset_ms,
             voice_end_ms: end_ms,
@@ -437,6 +525,43 @@ impl TurnTaker {
         self.job = None;
     }
 
+    /// Whether a complete transcript may end the turn at `now`. After a lone word — often the
+    /// start of more ("No, not today", "Yes, that's right") — the silence counts from the VAD's
+    /// end of speech, like the hangover; otherwise from the end of the voice.
+    fn early_ready(&self, text: &str, voice_end_ms: u64, now: u64) -> bool {
+        let words = text
+            .split_whitespace()
+            .filter(|w| w.chars().any(char::is_alphanumeric))
+            .count();
+        let committed = self.committed.as_ref().is_some_and(|(t, _)| !t.is_empty());
+        if words <= 1 && !committed {
+            now.saturating_sub(self.vad_end_ms.max(voice_end_ms))
+                >= self.cfg.min_endpoint_one_word_ms
+        } else {
+            now.saturating_sub(voice_end_ms) >= self.cfg.min_endpoint_ms
+        }
+    }
+
+    /// A faded window during speech (see [`TurnConfig::fade_ratio`]).
+    fn fading(&mut self, onset_ms: u64, voice_end_ms: u64, now: u64, out: &mut Vec<TurnAction>) {
+        if self.listening.is_none() {
+            return;
+        }
+        let quiet = now.saturating_sub(voice_end_ms);
+        if quiet >= self.speculate_after() && self.job.is_none() {
+            self.request(onset_ms, voice_end_ms, Purpose::Speculative, out);
+        }
+        if let Some(job) = &self.job
+            && job.voice_end_ms == voice_end_ms
+            && job
+                .result
+                .as_ref()
+                .is_some_and(|t| t.complete && self.early_ready(&t.text, voice_end_ms, now))
+        {
+            self.finish(onset_ms, voice_end_ms, now, true, false, out);
+        }
+    }
+
     fn silence(
         &mut self,
         onset_ms: u64,
@@ -459,22 +584,26 @@ impl TurnTaker {
         let Some((expect, _)) = self.listening else {
             // Nobody is listening (the robot is mid-speech with nothing asked, or the flow ended):
             // the speech still ends a turn, so the flow can hear an interruption.
-            if quiet >= self.cfg.hangover_intent_ms {
+            if now.saturating_sub(self.vad_end_ms.max(voice_end_ms)) >= self.cfg.hangover_intent_ms
+            {
                 self.endpoint(onset_ms, voice_end_ms, now, out);
             }
             return;
         };
-        if quiet >= self.cfg.hangover_ms(expect) {
+        // The hangover counts from the VAD's end of speech (a fade shortens nothing).
+        if now.saturating_sub(self.vad_end_ms.max(voice_end_ms)) >= self.cfg.hangover_ms(expect) {
             self.endpoint(onset_ms, voice_end_ms, now, out);
             return;
         }
-        if quiet >= self.cfg.speculate_after_ms && self.job.is_none() {
+        if quiet >= self.speculate_after() && self.job.is_none() {
             self.request(onset_ms, voice_end_ms, Purpose::Speculative, out);
         }
-        if quiet >= self.cfg.min_endpoint_ms
-            && let Some(job) = &self.job
+        if let Some(job) = &self.job
             && job.voice_end_ms == voice_end_ms
-            && job.result.as_ref().is_some_and(|t| t.complete)
+            && job
+                .result
+                .as_ref()
+                .is_some_and(|t| t.complete && self.early_ready(&t.text, voice_end_ms, now))
         {
             self.finish(onset_ms, voice_end_ms, now, true, false, out);
         }
@@ -500,6 +629,7 @@ impl TurnTaker {
             purpose,
             voice_end_ms,
             result: None,
+            failed: false,
         };
         self.next_job += 1;
         out.push(TurnAction::Transcribe {
@@ -514,10 +644,12 @@ impl TurnTaker {
     /// The hangover passed: the turn is over.
     fn endpoint(&mut self, onset_ms: u64, voice_end_ms: u64, now: u64, out: &mut Vec<TurnAction>) {
         match &self.job {
-            Some(job) if job.voice_end_ms == voice_end_ms && job.result.is_some() => {
+            Some(job)
+                if job.voice_end_ms == voice_end_ms && job.result.is_some() && !job.failed =>
+            {
                 self.finish(onset_ms, voice_end_ms, now, false, false, out);
             }
-            Some(job) if job.voice_end_ms == voice_end_ms => {
+            Some(job) if job.voice_end_ms == voice_end_ms && !job.failed => {
                 // The speculative decode is still running: wait for it.
                 self.phase = Phase::AwaitFinal {
                     onset_ms,
@@ -571,6 +703,30 @@ impl TurnTaker {
             early,
             waited_for_asr,
         }));
+    }
+
+    /// The recogniser could not give a usable transcript for a speculative job (see
+    /// `asr::TranscribeOptions::no_fallback`): the turn's end will ask for a final decode.
+    pub fn transcript_failed(&mut self, job: u64, now_ms: u64) -> Vec<TurnAction> {
+        self.now_ms = self.now_ms.max(now_ms);
+        let mut out = Vec::new();
+        let Some(current) = self.job.as_mut().filter(|j| j.id == job) else {
+            return out;
+        };
+        current.failed = true;
+        current.result = Some(Transcript {
+            text: String::new(),
+            complete: false,
+        });
+        if let Phase::AwaitFinal {
+            onset_ms,
+            voice_end_ms,
+            ..
+        } = self.phase
+        {
+            self.request(onset_ms, voice_end_ms, Purpose::Final, &mut out);
+        }
+        out
     }
 
     /// The transcript of a job. Stale jobs (speech resumed, turn ended) are ignored.
@@ -628,12 +784,12 @@ impl TurnTaker {
                 if !partial.is_empty() {
                     out.push(TurnAction::Partial { text: partial });
                 }
-                let quiet = self.now_ms.saturating_sub(voice_end_ms);
                 let still_same = self
                     .job
                     .as_ref()
                     .is_some_and(|j| j.voice_end_ms == voice_end_ms);
-                if t.complete && still_same && quiet >= self.cfg.min_endpoint_ms {
+                if t.complete && still_same && self.early_ready(&t.text, voice_end_ms, self.now_ms)
+                {
                     self.finish(onset_ms, voice_end_ms, self.now_ms, true, false, &mut out);
                 }
             }
@@ -698,6 +854,102 @@ mod tests {
             .collect()
     }
 
+    /// Like [`feed`] with levels: '#' loud speech, 'f' speech by the VAD but faded (a trailing
+    /// sound, or the VAD's lag), '.' silence.
+    fn feed_levels(t: &mut TurnTaker, from_ms: u64, pattern: &str) -> Vec<(u64, TurnAction)> {
+        let mut out = Vec::new();
+        for (i, c) in pattern.chars().enumerate() {
+            let end = from_ms + 32 * (i as u64 + 1);
+            let (p, level) = match c {
+                '#' => (0.95, 3000.0),
+                'f' => (0.9, 150.0),
+                _ => (0.05, 20.0),
+            };
+            out.extend(t.vad_level(end, p, level).into_iter().map(|a| (end, a)));
+        }
+        out
+    }
+
+    #[test]
+    fn recognition_starts_when_the_voice_fades_before_the_vad_lets_go() {
+        let mut t = TurnTaker::new(TurnConfig::default());
+        t.listen(Expect::YesNo, 5000);
+        // Loud speech ends at 320 ms; the VAD keeps calling it speech for more windows.
+        let a = feed_levels(&mut t, 0, "..########ff");
+        let j = jobs(&a);
+        assert_eq!(j.len(), 1, "speculation 64 ms into the fade");
+        assert_eq!(a[0].0, 384);
+        match &a[0].1 {
+            TurnAction::Transcribe { end_ms, .. } => assert_eq!(*end_ms, 320 + 120),
+            other => panic!("{other:?}"),
+        }
+        let out = t.transcript(
+            j[0].0,
+            Transcript {
+                text: "Yes, please.".into(),
+                complete: true,
+            },
+            400,
+        );
+        assert!(utterances(&out.into_iter().map(|a| (400, a)).collect::<Vec<_>>()).is_empty());
+        // Still faded 200 ms after the voice (at 544): a complete answer ends the turn there,
+        // while the VAD still says speech.
+        let a = feed_levels(&mut t, 384, "fffff");
+        let u = utterances(&a);
+        assert_eq!(u.len(), 1);
+        assert_eq!(u[0].0, 544);
+        assert_eq!(u[0].1.text, "Yes, please.");
+        assert_eq!(u[0].1.speech_end_ms, 320);
+        assert!(u[0].1.early);
+    }
+
+    #[test]
+    fn a_fade_followed_by_loud_speech_drops_the_speculation() {
+        let mut t = TurnTaker::new(TurnConfig::default());
+        t.listen(Expect::YesNo, 5000);
+        let a = feed_levels(&mut t, 0, "..######ff######");
+        assert_eq!(jobs(&a).len(), 1);
+        let first = jobs(&a)[0].0;
+        // Its transcript comes back after the speech resumed: ignored.
+        let out = t.transcript(
+            first,
+            Transcript {
+                text: "Yes".into(),
+                complete: true,
+            },
+            520,
+        );
+        assert!(out.is_empty(), "{out:?}");
+        // The real end: a new speculation covering all of it.
+        let a = feed_levels(&mut t, 512, "f....");
+        let j = jobs(&a);
+        assert_eq!(j.len(), 1);
+        assert_ne!(j[0].0, first);
+        match &a[0].1 {
+            TurnAction::Transcribe { end_ms, .. } => assert_eq!(*end_ms, 512 + 120),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_long_fade_is_quiet_speech() {
+        let mut t = TurnTaker::new(TurnConfig::default());
+        t.listen(Expect::YesNo, 5000);
+        // 320 ms of faded windows (over fade_max_ms, 250): from the ninth on it counts as speech,
+        // which throws the speculation away; the turn ends only after real silence.
+        let a = feed_levels(&mut t, 0, "..####ffffffffff");
+        assert_eq!(jobs(&a).len(), 1);
+        assert!(utterances(&a).is_empty());
+        assert!(t.customer_speaking());
+        let a = feed_levels(&mut t, 512, "..");
+        let j = jobs(&a);
+        assert_eq!(j.len(), 1, "a new speculation after the quiet speech");
+        match &a[0].1 {
+            TurnAction::Transcribe { end_ms, .. } => assert_eq!(*end_ms, 512 + 120),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn a_complete_answer_ends_the_turn_at_the_speculative_result() {
         let mut t = TurnTaker::new(TurnConfig::default());
@@ -711,7 +963,7 @@ mod tests {
         let out = t.transcript(
             j[0].0,
             Transcript {
-                text: "Yes.".into(),
+                text: "Yes, I can.".into(),
                 complete: true,
             },
             520,
@@ -723,10 +975,106 @@ mod tests {
                 _ => None,
             })
             .expect("an utterance");
-        assert_eq!(u.text, "Yes.");
+        assert_eq!(u.text, "Yes, I can.");
         assert!(u.early);
         assert_eq!(u.speech_end_ms, 320);
         assert_eq!(u.endpoint_ms, 520);
+    }
+
+    #[test]
+    fn a_failed_speculation_is_decoded_again_at_the_end() {
+        let mut t = TurnTaker::new(TurnConfig::default());
+        t.listen(Expect::YesNo, 5000);
+        let a = feed(&mut t, 0, "..########...");
+        let j = jobs(&a);
+        assert_eq!(j.len(), 1);
+        assert!(t.transcript_failed(j[0].0, 420).is_empty());
+        // No new speculation for the same speech; at the hangover, a final decode.
+        let a = feed(&mut t, 416, "............");
+        let j2 = jobs(&a);
+        assert_eq!(j2.len(), 1, "{a:?}");
+        assert_eq!(j2[0].1, Purpose::Final);
+        let out = t.transcript(
+            j2[0].0,
+            Transcript {
+                text: "Yes.".into(),
+                complete: true,
+            },
+            800,
+        );
+        let a: Vec<(u64, TurnAction)> = out.into_iter().map(|a| (800, a)).collect();
+        assert_eq!(utterances(&a)[0].1.text, "Yes.");
+        // Failing while the turn already waits for it: the final decode is asked at once.
+        let mut t = TurnTaker::new(TurnConfig::default());
+        t.listen(Expect::YesNo, 5000);
+        let a = feed(&mut t, 0, "..########...............");
+        let j = jobs(&a);
+        assert_eq!(j.len(), 1);
+        let out = t.transcript_failed(j[0].0, 810);
+        assert!(matches!(
+            out.as_slice(),
+            [TurnAction::Transcribe {
+                purpose: Purpose::Final,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn a_lone_word_waits_longer_in_case_more_follows() {
+        let mut t = TurnTaker::new(TurnConfig::default());
+        t.listen(Expect::YesNo, 5000);
+        let a = feed(&mut t, 0, "..########..");
+        let j = jobs(&a);
+        let out = t.transcript(
+            j[0].0,
+            Transcript {
+                text: "No.".into(),
+                complete: true,
+            },
+            520,
+        );
+        assert!(
+            !out.iter().any(|a| matches!(a, TurnAction::Utterance(_))),
+            "200 ms after a lone word is too soon: {out:?}"
+        );
+        // "No, not today": speech resumes after a 300 ms pause; the turn goes on.
+        let a = feed(&mut t, 384, "...######....");
+        assert!(utterances(&a).is_empty());
+        let j = jobs(&a);
+        assert_eq!(j.len(), 1);
+        let out = t.transcript(
+            j[0].0,
+            Transcript {
+                text: "No, not today.".into(),
+                complete: true,
+            },
+            900,
+        );
+        let a: Vec<(u64, TurnAction)> = out.into_iter().map(|a| (900, a)).collect();
+        let u = utterances(&a);
+        assert_eq!(u.len(), 1);
+        assert_eq!(u[0].1.text, "No, not today.");
+        // A lone "Yes." with nothing after it ends the turn 420 ms after the voice.
+        let mut t = TurnTaker::new(TurnConfig::default());
+        t.listen(Expect::YesNo, 5000);
+        let a = feed(&mut t, 0, "..########..");
+        let out = t.transcript(
+            jobs(&a)[0].0,
+            Transcript {
+                text: "Yes.".into(),
+                complete: true,
+            },
+            500,
+        );
+        assert!(!out.iter().any(|a| matches!(a, TurnAction::Utterance(_))));
+        let a = feed(&mut t, 384, "..............");
+        let u = utterances(&a);
+        assert_eq!(u.len(), 1);
+        assert_eq!(
+            u[0].0, 768,
+            "first window 420 ms after the voice ended at 320"
+        );
     }
 
     #[test]

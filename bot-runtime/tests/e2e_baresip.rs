@@ -106,8 +106,12 @@ impl Baresip {
         )
         .expect("accounts");
         std::fs::write(dir.path().join("contacts"), "").expect("contacts");
-        let child = Command::new("baresip")
-            .args(["-4", "-f"])
+        // baresip 1.0's only sound-card-free player (ALSA's null PCM) never blocks, so its
+        // player threads spin on both cores. On a real line the phone is not on callbot's CPU:
+        // `nice` keeps the spinning from starving callbot's recogniser (baresip's sending thread
+        // sleeps between packets, so its timing is unaffected).
+        let child = Command::new("nice")
+            .args(["-n", "19", "baresip", "-4", "-f"])
             .arg(dir.path())
             .args(["-t", "120"])
             .stdin(Stdio::null())

@@ -59,6 +59,7 @@ fn transcribe(
     let opts = TranscribeOptions {
         prompt,
         full_window,
+        ..Default::default()
     };
     let mut failed = 0usize;
     let stdout = std::io::stdout();
