@@ -614,8 +614,20 @@ fn simulate(file: &str, calls: usize, seed: u64) {
             .to_string();
         *outcomes.entry(outcome).or_default() += 1;
     }
-    // The random callers reach several different outcomes, not one.
-    assert!(outcomes.len() >= 3, "{file}: outcomes {outcomes:?}");
+    // The random callers reach several different outcomes, not one (all of them in a flow with
+    // fewer than three, such as the generic inbound flow).
+    let possible: std::collections::BTreeSet<&str> = flow
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::End { outcome } => Some(outcome.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        outcomes.len() >= possible.len().min(3),
+        "{file}: outcomes {outcomes:?} of {possible:?}"
+    );
     println!("{file}: {outcomes:?}");
 }
 
