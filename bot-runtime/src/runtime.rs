@@ -140,7 +140,8 @@ pub fn caller_number(from: &str) -> String {
     rest.split(['@', ';']).next().unwrap_or("").to_string()
 }
 
-fn media_config(codec: Codec, dtmf: Option<u8>) -> MediaConfig {
+/// Media settings for a negotiated codec and telephone-event payload type.
+pub(crate) fn media_config(codec: Codec, dtmf: Option<u8>) -> MediaConfig {
     MediaConfig {
         codec: if codec == Codec::Pcmu {
             G711::Pcmu

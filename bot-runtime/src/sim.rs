@@ -11,9 +11,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use telephony::g711::Codec as G711;
-use telephony::media::{MediaConfig, MediaSession};
-use telephony::sdp::{self, Codec, LocalMedia, Origin, Sdp};
+use telephony::media::MediaSession;
+use telephony::sdp::{self, LocalMedia, Origin, Sdp};
 use telephony::sip::transport::UdpAgent;
 use telephony::sip::ua::CallEvent;
 use tokio::net::UdpSocket;
@@ -141,7 +140,9 @@ impl Phone {
         let media = MediaSession::start(
             socket,
             SocketAddr::new(neg.remote_addr, neg.remote_port),
-            phone_media(neg.codec, neg.telephone_event),
+            // A phone's usual jitter buffer (the default): its delay (20–40 ms on loopback) is part
+            // of what the customer experiences, so it stays in the measured latency.
+            crate::runtime::media_config(neg.codec, neg.telephone_event),
         )
         .map_err(|e| std::io::Error::other(e.to_string()))?;
         self.agent.accept(call, answer.to_string().into_bytes());
@@ -188,24 +189,12 @@ impl Phone {
         let media = MediaSession::start(
             socket,
             SocketAddr::new(neg.remote_addr, neg.remote_port),
-            phone_media(neg.codec, neg.telephone_event),
+            // A phone's usual jitter buffer (the default): its delay (20–40 ms on loopback) is part
+            // of what the customer experiences, so it stays in the measured latency.
+            crate::runtime::media_config(neg.codec, neg.telephone_event),
         )
         .map_err(|e| std::io::Error::other(e.to_string()))?;
         converse(&mut self.agent, call, media, script).await
-    }
-}
-
-/// A phone's media settings, with a phone's usual jitter buffer: its delay (20–40 ms on
-/// loopback) is part of what the customer experiences, so it stays in the measured latency.
-fn phone_media(codec: Codec, telephone_event: Option<u8>) -> MediaConfig {
-    MediaConfig {
-        codec: if codec == Codec::Pcmu {
-            G711::Pcmu
-        } else {
-            G711::Pcma
-        },
-        dtmf_payload_type: telephone_event,
-        ..MediaConfig::default()
     }
 }
 

@@ -421,7 +421,7 @@ impl TurnTaker {
                 {
                     // The VAD still hears speech, the level says it has faded: recognise now,
                     // and let a complete transcript end the turn, but run no hangover yet.
-                    self.fading(onset_ms, voice_end_ms, end_ms, &mut out);
+                    self.speculate_or_finish(onset_ms, voice_end_ms, end_ms, &mut out);
                 } else if prob >= self.cfg.neg_threshold {
                     if !level.is_nan() {
                         // A fade that outlasted `fade_max_ms` is the customer speaking softly:
@@ -542,8 +542,15 @@ impl TurnTaker {
         }
     }
 
-    /// A faded window during speech (see [`TurnConfig::fade_ratio`]).
-    fn fading(&mut self, onset_ms: u64, voice_end_ms: u64, now: u64, out: &mut Vec<TurnAction>) {
+    /// A quiet or faded window while listening (see [`TurnConfig::fade_ratio`]): start a
+    /// speculative decode, and end the turn on a complete transcript.
+    fn speculate_or_finish(
+        &mut self,
+        onset_ms: u64,
+        voice_end_ms: u64,
+        now: u64,
+        out: &mut Vec<TurnAction>,
+    ) {
         if self.listening.is_none() {
             return;
         }
@@ -595,18 +602,7 @@ impl TurnTaker {
             self.endpoint(onset_ms, voice_end_ms, now, out);
             return;
         }
-        if quiet >= self.speculate_after() && self.job.is_none() {
-            self.request(onset_ms, voice_end_ms, Purpose::Speculative, out);
-        }
-        if let Some(job) = &self.job
-            && job.voice_end_ms == voice_end_ms
-            && job
-                .result
-                .as_ref()
-                .is_some_and(|t| t.complete && self.early_ready(&t.text, voice_end_ms, now))
-        {
-            self.finish(onset_ms, voice_end_ms, now, true, false, out);
-        }
+        self.speculate_or_finish(onset_ms, voice_end_ms, now, out);
     }
 
     fn request(
