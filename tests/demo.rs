@@ -67,6 +67,7 @@ fn the_demo_campaign_reaches_every_expected_outcome() {
             let recording = record.recording.expect("recording");
             assert!(std::path::Path::new(&recording.path).is_file());
             assert!(!record.turns.is_empty());
+            assert!(record.sip_call_id.is_some(), "{} has no SIP Call-ID", c.id);
         }
     });
 }

@@ -4,6 +4,7 @@
 //!   intents are learnt from the example utterances declared in the flow, and each caller turn is
 //!   understood in the context of the step that is listening.
 //! - [`record`]: the call record (transcript with timings, path, outcome, latencies, recording).
+//! - [`dialer`]: campaigns' dialing policy: rules, pacing, lead import, phone numbers, DNC.
 //! - [`store`]: call records in SQLite or PostgreSQL through sqlx, with migrations.
 //! - [`amd`]: answering-machine detection on the first seconds after answer.
 //! - [`turn`]: turn-taking (endpointing, speculative recognition, barge-in), sans-IO.
@@ -12,6 +13,7 @@
 pub mod amd;
 pub mod call;
 pub mod demo;
+pub mod dialer;
 pub mod engines;
 pub mod flow_nlu;
 pub mod metrics;

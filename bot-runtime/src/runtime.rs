@@ -208,8 +208,8 @@ impl Runtime {
                     },
                     ev = events.recv() => {
                         let Some((id, ev)) = ev else { break };
-                        if let CallEvent::Incoming { from, sdp, .. } = &ev {
-                            rt2.incoming(id, from.clone(), sdp.clone());
+                        if let CallEvent::Incoming { from, sdp, call_id, .. } = &ev {
+                            rt2.incoming(id, from.clone(), call_id.clone(), sdp.clone());
                             continue;
                         }
                         match routes.get(&id) {
@@ -345,6 +345,7 @@ impl Runtime {
             return self.finish(record).await;
         };
         let _ = self.dispatch.send(Dispatch::Register(call, etx));
+        record.sip_call_id = self.agent.sip_call_id(call).await;
         let t0 = Instant::now();
         let mut cp = CallProgress::new(self.cfg.progress, 0);
         let answer = loop {
@@ -444,7 +445,7 @@ impl Runtime {
         self.finish(record).await
     }
 
-    fn incoming(&self, call: CallId, from: String, offer: Vec<u8>) {
+    fn incoming(&self, call: CallId, from: String, sip_call_id: String, offer: Vec<u8>) {
         let rt = self.clone();
         tokio::spawn(async move {
             let number = caller_number(&from);
@@ -464,6 +465,7 @@ impl Runtime {
             let mut record = CallRecord::new(Direction::Inbound, &number, crate::record::now());
             record.campaign = route.campaign.clone();
             record.lead_id = route.lead_id.clone();
+            record.sip_call_id = Some(sip_call_id).filter(|c| !c.is_empty());
             let answered = async {
                 let offer = Sdp::parse_bytes(&offer).map_err(|e| (400u16, e.to_string()))?;
                 let (socket, local) = rt

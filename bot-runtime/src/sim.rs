@@ -65,6 +65,8 @@ pub struct PhoneReport {
     pub heard: Vec<i16>,
     /// Whether the call ended by the far end hanging up.
     pub remote_hangup: bool,
+    /// The call's SIP Call-ID, as this phone saw it.
+    pub sip_call_id: Option<String>,
 }
 
 /// RMS above which a 20 ms frame is voiced.
@@ -125,11 +127,12 @@ impl Phone {
     pub async fn answer(mut self, script: Script, ring_ms: u64) -> std::io::Result<PhoneReport> {
         let (call, offer) = loop {
             match self.agent.next_event().await {
-                Some((id, CallEvent::Incoming { sdp, .. })) => break (id, sdp),
+                Some((id, CallEvent::Incoming { sdp, call_id, .. })) => break (id, (sdp, call_id)),
                 Some(_) => continue,
                 None => return Err(std::io::Error::other("phone agent stopped")),
             }
         };
+        let (offer, sip_call_id) = offer;
         tokio::time::sleep(Duration::from_millis(ring_ms)).await;
         let offer = Sdp::parse_bytes(&offer).map_err(|e| std::io::Error::other(e.to_string()))?;
         let ip = self.agent.local_addr().ip();
@@ -146,7 +149,9 @@ impl Phone {
         )
         .map_err(|e| std::io::Error::other(e.to_string()))?;
         self.agent.accept(call, answer.to_string().into_bytes());
-        converse(&mut self.agent, call, media, script).await
+        let mut report = converse(&mut self.agent, call, media, script).await?;
+        report.sip_call_id = Some(sip_call_id);
+        Ok(report)
     }
 
     /// Calls `target` at `next_hop` (the caller's number is the user this phone was bound
@@ -167,6 +172,7 @@ impl Phone {
             .invite(next_hop, target, offer.to_string().into_bytes(), None)
             .await
             .ok_or_else(|| std::io::Error::other("the INVITE could not be sent"))?;
+        let sip_call_id = self.agent.sip_call_id(call).await;
         let answer = loop {
             match self.agent.next_event().await {
                 Some((id, CallEvent::Answered { sdp })) if id == call => break sdp,
@@ -194,7 +200,9 @@ impl Phone {
             crate::runtime::media_config(neg.codec, neg.telephone_event),
         )
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-        converse(&mut self.agent, call, media, script).await
+        let mut report = converse(&mut self.agent, call, media, script).await?;
+        report.sip_call_id = sip_call_id;
+        Ok(report)
     }
 }
 

@@ -216,7 +216,7 @@ pub struct CallSummary {
 /// Call records in SQLite or PostgreSQL. Cheap to clone (the clones share one connection pool).
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     backend: Backend,
     /// The URL it was opened with, password redacted (for error messages).
     url: String,
@@ -484,7 +484,7 @@ impl Store {
         self.pool.close().await;
     }
 
-    fn query_error(&self, action: String, source: sqlx::Error) -> StoreError {
+    pub(crate) fn query_error(&self, action: String, source: sqlx::Error) -> StoreError {
         StoreError::Query {
             url: self.url.clone(),
             action,
@@ -492,7 +492,7 @@ impl Store {
         }
     }
 
-    fn bad_row(&self, id: &str, reason: String) -> StoreError {
+    pub(crate) fn bad_row(&self, id: &str, reason: String) -> StoreError {
         StoreError::BadRow {
             url: self.url.clone(),
             id: id.to_string(),
@@ -500,7 +500,7 @@ impl Store {
         }
     }
 
-    fn get<'r, T>(&self, row: &'r AnyRow, column: &str, id: &str) -> Result<T, StoreError>
+    pub(crate) fn get<'r, T>(&self, row: &'r AnyRow, column: &str, id: &str) -> Result<T, StoreError>
     where
         T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
     {
@@ -780,7 +780,7 @@ fn failed_migration(error: &MigrateError) -> String {
     }
 }
 
-fn from_micros(us: i64) -> Option<DateTime<Utc>> {
+pub(crate) fn from_micros(us: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_micros(us)
 }
 

@@ -221,6 +221,11 @@ async fn in_namespace() {
     let (sent, heard) = baresip.finish();
     println!("call 1: {record:#?}");
     assert_eq!(record.disposition, "answered");
+    assert!(
+        record.sip_call_id.as_deref().is_some_and(|c| c.contains('@')),
+        "the record names the SIP call: {:?}",
+        record.sip_call_id
+    );
     assert_eq!(
         record.outcome.as_deref(),
         Some("already_paid"),

@@ -37,6 +37,7 @@ enum Command {
     Accept(CallId, Vec<u8>),
     Reject(CallId, u16, String),
     Refer(CallId, Uri),
+    SipCallId(CallId, oneshot::Sender<Option<String>>),
 }
 
 enum Inbound {
@@ -108,7 +109,7 @@ impl AgentHandle {
         self.local
     }
 
-    /// Place a call over UDP; returns its id once the INVITE is on its way.
+    /// Place a call over UDP; returns its id once the INVITE has been handed to the socket.
     pub async fn invite(
         &self,
         next_hop: SocketAddr,
@@ -155,6 +156,13 @@ impl AgentHandle {
         let _ = self
             .commands
             .send(Command::Reject(call, status, reason.to_string()));
+    }
+
+    /// The SIP Call-ID header of a call (`None` once the agent has forgotten it).
+    pub async fn sip_call_id(&self, call: CallId) -> Option<String> {
+        let (reply, rx) = oneshot::channel();
+        self.commands.send(Command::SipCallId(call, reply)).ok()?;
+        rx.await.ok().flatten()
     }
 
     /// Cold transfer of an established call to `target` (REFER).
@@ -216,6 +224,9 @@ async fn run(
     let mut writers: HashMap<SocketAddr, OwnedWriteHalf> = HashMap::new();
     let (in_tx, mut in_rx) = mpsc::unbounded_channel::<Inbound>();
     loop {
+        // An INVITE's caller is told once the request has been handed to the socket, so that
+        // "invite() returned" means "the INVITE left" (the dialer commits its attempt then).
+        let mut invited: Option<(oneshot::Sender<Option<CallId>>, CallId)> = None;
         let outputs = tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
                 Ok((n, from)) => ua.on_datagram(&buf[..n], from, Instant::now()),
@@ -261,13 +272,17 @@ async fn run(
                         }
                     }
                     let (id, out) = ua.invite(next_hop, target, None, sdp, credentials, Instant::now());
-                    let _ = reply.send(Some(id));
+                    invited = Some((reply, id));
                     out
                 }
                 Some(Command::Hangup(id)) => ua.hangup(id, Instant::now()),
                 Some(Command::Accept(id, sdp)) => ua.accept(id, sdp, Instant::now()),
                 Some(Command::Reject(id, status, reason)) => ua.reject(id, status, &reason, Instant::now()),
                 Some(Command::Refer(id, target)) => ua.refer(id, &target, Instant::now()),
+                Some(Command::SipCallId(id, reply)) => {
+                    let _ = reply.send(ua.sip_call_id(id).map(str::to_string));
+                    continue;
+                }
             },
             _ = tick.tick() => ua.on_timer(Instant::now()),
         };
@@ -288,6 +303,9 @@ async fn run(
                     let _ = events.send((call, event));
                 }
             }
+        }
+        if let Some((reply, id)) = invited {
+            let _ = reply.send(Some(id));
         }
         if last_gc.elapsed() >= Duration::from_secs(1) {
             ua.collect_garbage();

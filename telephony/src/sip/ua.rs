@@ -60,6 +60,8 @@ pub enum CallEvent {
     Incoming {
         from: String,
         to: String,
+        /// The INVITE's Call-ID header.
+        call_id: String,
         sdp: Vec<u8>,
     },
     /// The inbound call we accepted was confirmed by the caller's ACK.
@@ -307,6 +309,11 @@ impl UserAgent {
     }
 
     /// Hang up: CANCEL before an answer, BYE after.
+    /// The SIP Call-ID header of a call this agent knows.
+    pub fn sip_call_id(&self, call: CallId) -> Option<&str> {
+        self.calls.get(&call)?.invite.call_id()
+    }
+
     pub fn hangup(&mut self, call: CallId, now: Instant) -> Vec<UaOutput> {
         let (contact, proto) = self.peer_info(call);
         let local = self.cfg.local;
@@ -953,6 +960,7 @@ impl UserAgent {
         let event = CallEvent::Incoming {
             from: r.headers.get("From").unwrap_or("").to_string(),
             to: r.headers.get("To").unwrap_or("").to_string(),
+            call_id: r.headers.get("Call-ID").unwrap_or("").to_string(),
             sdp: r.body.clone(),
         };
         let mut tx =

@@ -1,0 +1,3 @@
+//! Shared helpers of bot-runtime's integration tests (each test file uses what it needs).
+
+pub mod db;
