@@ -500,7 +500,12 @@ impl Store {
         }
     }
 
-    pub(crate) fn get<'r, T>(&self, row: &'r AnyRow, column: &str, id: &str) -> Result<T, StoreError>
+    pub(crate) fn get<'r, T>(
+        &self,
+        row: &'r AnyRow,
+        column: &str,
+        id: &str,
+    ) -> Result<T, StoreError>
     where
         T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
     {

@@ -222,7 +222,10 @@ async fn in_namespace() {
     println!("call 1: {record:#?}");
     assert_eq!(record.disposition, "answered");
     assert!(
-        record.sip_call_id.as_deref().is_some_and(|c| c.contains('@')),
+        record
+            .sip_call_id
+            .as_deref()
+            .is_some_and(|c| c.contains('@')),
         "the record names the SIP call: {:?}",
         record.sip_call_id
     );

@@ -126,7 +126,10 @@ async fn callers_are_matched_to_their_lead_or_get_the_generic_flow() {
     );
     assert!(report.remote_hangup, "the robot ends the call");
     assert!(report.sip_call_id.is_some());
-    assert_eq!(record.sip_call_id, report.sip_call_id, "the record names the SIP call");
+    assert_eq!(
+        record.sip_call_id, report.sip_call_id,
+        "the record names the SIP call"
+    );
     assert!(report.answers.iter().all(|m| m.latency_ms.is_some()));
     let saved = store.call(&record.id).await.expect("store").expect("saved");
     assert_eq!(saved.direction, Direction::Inbound);
