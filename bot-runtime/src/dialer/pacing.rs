@@ -206,6 +206,20 @@ impl Estimate {
 }
 
 /// The pacer of one campaign.
+///
+/// ```
+/// use bot_runtime::dialer::pacing::{AbandonLedger, PacingEvent, PacingMode, PacingState, Pacer};
+/// use std::time::Duration;
+///
+/// // Counts of the campaign's 30-day window before today, from storage.
+/// let earlier = AbandonLedger { live_answered: 2_000, abandoned: 20 };
+/// let mut pacer = Pacer::new(PacingMode::predictive(), earlier);
+/// let now = Duration::from_secs(60);
+/// pacer.on_event(now, PacingEvent::NotAnswered { ring: Duration::from_secs(30) });
+/// let state = PacingState { agents_ready: 4, ..PacingState::default() };
+/// // Never fewer than progressive 1:1 would place.
+/// assert!(pacer.calls_to_place(now, &state) >= 4);
+/// ```
 #[derive(Debug, Clone)]
 pub struct Pacer {
     mode: PacingMode,
@@ -458,6 +472,16 @@ fn normal_cdf(z: f64) -> f64 {
 
 /// A per-trunk calls-per-second cap: a token bucket of `burst` calls refilled at `cps`
 /// (implemented as GCRA, in integer time, so `next_free` is exact).
+///
+/// ```
+/// use bot_runtime::dialer::pacing::CpsLimiter;
+/// use std::time::Duration;
+///
+/// let mut trunk = CpsLimiter::new(10.0, 1);
+/// assert!(trunk.try_take(Duration::ZERO));
+/// assert!(!trunk.try_take(Duration::from_millis(40)));
+/// assert_eq!(trunk.next_free(Duration::from_millis(40)), Duration::from_millis(60));
+/// ```
 #[derive(Debug, Clone)]
 pub struct CpsLimiter {
     interval: Duration,
@@ -861,6 +885,27 @@ mod tests {
             ..state(0, &[], 0, 0)
         };
         assert_eq!(robot.calls_to_place(S(0), &full), 0);
+    }
+
+    #[test]
+    fn modes_read_from_config() {
+        let mode: PacingMode =
+            serde_json::from_str(r#"{"mode":"predictive","max_ratio":2.5,"target_abandon":0.02}"#)
+                .expect("predictive");
+        assert_eq!(
+            mode,
+            PacingMode::Predictive {
+                max_ratio: 2.5,
+                target_abandon: 0.02
+            }
+        );
+        let robot: PacingMode =
+            serde_json::from_str(r#"{"mode":"robot","max_concurrent":40}"#).expect("robot");
+        assert_eq!(robot, PacingMode::Robot { max_concurrent: 40 });
+        assert!(
+            serde_json::from_str::<PacingMode>(r#"{"mode":"progressive","ratio":1.0,"ratoi":2.0}"#)
+                .is_err()
+        );
     }
 
     #[test]

@@ -67,6 +67,9 @@ use chrono::{
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+/// The longest delay or gap [`DialRules::validate`] accepts: a year.
+const MAX_DELAY_SECS: u64 = 366 * 24 * 3600;
+
 /// How far ahead the calendar is searched for an open window before the lead is stopped.
 pub const HORIZON_DAYS: i64 = 400;
 
@@ -356,11 +359,23 @@ impl DialRules {
             if retry.delay_secs == 0 {
                 errors.push(format!("retries.{name}.delay_secs: must be more than 0"));
             }
+            if retry.delay_secs > MAX_DELAY_SECS {
+                errors.push(format!(
+                    "retries.{name}.delay_secs: {} is more than a year",
+                    retry.delay_secs
+                ));
+            }
             if retry.max == 0 {
                 errors.push(format!(
                     "retries.{name}.max: must be at least 1 (remove the entry to make {name} final)"
                 ));
             }
+        }
+        if self.min_gap_secs > MAX_DELAY_SECS {
+            errors.push(format!(
+                "min_gap_secs: {} is more than a year",
+                self.min_gap_secs
+            ));
         }
         if self.max_attempts == 0 {
             errors.push("max_attempts: must be at least 1".to_owned());
@@ -372,8 +387,11 @@ impl DialRules {
             if cap.max == 0 {
                 errors.push("debt_cap.max: must be at least 1".to_owned());
             }
-            if cap.days == 0 {
-                errors.push("debt_cap.days: must be at least 1".to_owned());
+            if cap.days == 0 || cap.days > 366 {
+                errors.push(format!(
+                    "debt_cap.days: {} is not between 1 and 366",
+                    cap.days
+                ));
             }
         }
         if errors.is_empty() {
@@ -390,6 +408,23 @@ pub fn is_final(rules: &DialRules, disposition: &str) -> bool {
 }
 
 /// Decides whether the lead may be dialed at `now` (see the module docs for the order).
+///
+/// ```
+/// use bot_runtime::dialer::rules::{DialRules, LeadState, Verdict, decide};
+/// use chrono::{TimeZone, Utc};
+///
+/// let zones = [chrono_tz::America::Chicago];
+/// let lead = LeadState { timezones: &zones, attempts: &[], debt_attempts: &[], callback: None };
+/// let now = Utc.with_ymd_and_hms(2026, 3, 10, 12, 42, 0).single().expect("valid instant");
+/// let Verdict::Wait { until, reason } = decide(&DialRules::default(), &lead, now) else {
+///     panic!("07:42 in Chicago is too early");
+/// };
+/// assert_eq!(until, Utc.with_ymd_and_hms(2026, 3, 10, 13, 0, 0).single().expect("valid"));
+/// assert_eq!(
+///     reason.to_string(),
+///     "calling_window: 07:42 (Tue) in America/Chicago is before 08:00 (window 08:00–21:00)"
+/// );
+/// ```
 pub fn decide(rules: &DialRules, lead: &LeadState, now: DateTime<Utc>) -> Verdict {
     let (zones, zone_note) = if lead.timezones.is_empty() {
         (
@@ -500,7 +535,7 @@ fn decide_in(rules: &DialRules, lead: &LeadState, zones: &[Tz], now: DateTime<Ut
         if callback.is_none()
             && let Some(retry) = rules.retries.get(&last.disposition)
         {
-            let until = last.at + secs(retry.delay_secs);
+            let until = after(last.at, retry.delay_secs);
             if now < until {
                 return Verdict::Wait {
                     until,
@@ -516,7 +551,7 @@ fn decide_in(rules: &DialRules, lead: &LeadState, zones: &[Tz], now: DateTime<Ut
                 };
             }
         }
-        let until = last.at + secs(rules.min_gap_secs);
+        let until = after(last.at, rules.min_gap_secs);
         if now < until {
             return Verdict::Wait {
                 until,
@@ -553,20 +588,23 @@ fn decide_in(rules: &DialRules, lead: &LeadState, zones: &[Tz], now: DateTime<Ut
         None => return Verdict::Stop(calendar.never_opens(now)),
     }
 
-    let (first_tz, local) = (zones[0], now.with_timezone(&zones[0]));
-    let mut detail = format!(
-        "{} ({}) in {first_tz} is inside the calling window",
-        fmt_time(local.time()),
-        fmt_weekday(local.weekday())
-    );
-    if zones.len() > 1 {
-        detail.push_str(&format!(" and so in all {} candidate zones", zones.len()));
-    }
-    detail.push_str(&format!(
-        "; attempt {} of at most {}",
+    let places = zones
+        .iter()
+        .map(|tz| {
+            let local = now.with_timezone(tz);
+            format!(
+                "{} ({}) in {tz}",
+                fmt_time(local.time()),
+                fmt_weekday(local.weekday())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" and ");
+    let detail = format!(
+        "{places} inside the calling window; attempt {} of at most {}",
         made + 1,
         rules.max_attempts
-    ));
+    );
     match callback {
         Some(cb) => Verdict::Dial(reason(
             Rule::Callback,
@@ -622,7 +660,7 @@ fn debt_cap(rules: &DialRules, lead: &LeadState, now: DateTime<Utc>) -> Option<V
         .debt_attempts
         .iter()
         .copied()
-        .filter(|&at| at > now - window)
+        .filter(|&at| now.checked_sub_signed(window).is_none_or(|from| at > from))
         .collect();
     let max = cap.max as usize;
     if recent.len() < max {
@@ -630,7 +668,9 @@ fn debt_cap(rules: &DialRules, lead: &LeadState, now: DateTime<Utc>) -> Option<V
     }
     recent.sort_unstable();
     // The cap lifts when enough of the oldest attempts have left the rolling window.
-    let until = recent[recent.len() - max] + window;
+    let until = recent[recent.len() - max]
+        .checked_add_signed(window)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
     Some(Verdict::Wait {
         until,
         reason: reason(
@@ -704,7 +744,9 @@ impl<'a> ZoneIntervals<'a> {
             rules,
             tz,
             next_day: today.pred_opt().unwrap_or(today),
-            last_day: today + Duration::days(HORIZON_DAYS),
+            last_day: today
+                .checked_add_signed(Duration::days(HORIZON_DAYS))
+                .unwrap_or(NaiveDate::MAX),
             pending: Vec::new(),
             peeked: None,
         }
@@ -920,12 +962,13 @@ impl Calendar<'_> {
     }
 }
 
-fn secs(s: u64) -> Duration {
-    Duration::seconds(
-        i64::try_from(s)
-            .unwrap_or(i64::MAX / 1000)
-            .min(i64::MAX / 1000),
-    )
+/// `t` plus `secs` seconds, saturating at the end of time.
+fn after(t: DateTime<Utc>, secs: u64) -> DateTime<Utc> {
+    i64::try_from(secs)
+        .ok()
+        .and_then(Duration::try_seconds)
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 fn fmt_time(t: NaiveTime) -> String {
@@ -1070,6 +1113,22 @@ mod tests {
         assert_eq!(json["windows"][0]["days"][0], "mon");
         let back: DialRules = serde_json::from_value(json).expect("deserialize");
         assert_eq!(back, rules);
+        let verdict = Verdict::Wait {
+            until: utc("2026-06-02T12:00:00Z"),
+            reason: reason(Rule::MaxAttemptsPerDay, "3 attempts"),
+        };
+        let stored = serde_json::to_value(&verdict).expect("serialize verdict");
+        assert_eq!(stored["verdict"], "wait");
+        assert_eq!(stored["reason"]["rule"], "max_attempts_per_day");
+        assert_eq!(
+            serde_json::from_value::<Verdict>(stored).expect("verdict"),
+            verdict
+        );
+        let dial = serde_json::to_value(Verdict::Dial(reason(Rule::Ok, "fine"))).expect("dial");
+        assert_eq!(
+            dial,
+            serde_json::json!({"verdict": "dial", "rule": "ok", "detail": "fine"})
+        );
         for final_one in [
             "completed",
             "transferred",
@@ -1136,6 +1195,7 @@ mod tests {
             start_date: NaiveDate::from_ymd_opt(2026, 5, 2),
             end_date: NaiveDate::from_ymd_opt(2026, 5, 1),
             debt_cap: Some(FrequencyCap { max: 0, days: 7 }),
+            min_gap_secs: 400 * 24 * 3600,
             ..DialRules::default()
         };
         rules.retries.insert(
@@ -1154,6 +1214,7 @@ mod tests {
             "retries.busy.max",
             "max_attempts: must be at least 1",
             "debt_cap.max",
+            "min_gap_secs: 34560000 is more than a year",
         ] {
             assert!(err.contains(needle), "{needle} missing from {err}");
         }
@@ -1290,7 +1351,14 @@ mod tests {
                 .contains("in America/Los_Angeles is before 08:00"),
             "{v:?}"
         );
-        assert!(decide(&rules, &lead(&zones, &[]), until).is_dial());
+        assert_eq!(
+            decide(&rules, &lead(&zones, &[]), until),
+            Verdict::Dial(reason(
+                Rule::Ok,
+                "11:00 (Tue) in America/New_York and 08:00 (Tue) in America/Los_Angeles inside \
+                 the calling window; attempt 1 of at most 10"
+            ))
+        );
         // 21:00 EDT = 01:00 UTC closes New York while Los Angeles is still open.
         let v = decide(&rules, &lead(&zones, &[]), utc("2026-06-03T01:00:00Z"));
         assert_eq!(wait(&v).0, utc("2026-06-03T15:00:00Z"));
