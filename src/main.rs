@@ -44,6 +44,21 @@ enum Command {
     Flow(cli::flow::FlowCommand),
     /// A small campaign over real SIP on loopback: simulated customer phones, live transcripts.
     Demo(cli::demo::DemoArgs),
+    /// Campaigns: create, start, pause, resume, stop, list, status.
+    #[command(subcommand)]
+    Campaign(cli::campaign::CampaignCommand),
+    /// Leads: import CSV files (row-numbered error report), assign to campaigns.
+    #[command(subcommand)]
+    Leads(cli::campaign::LeadsCommand),
+    /// Do-not-call lists: add, remove, check, import, export.
+    #[command(subcommand)]
+    Dnc(cli::dnc::DncCommand),
+    /// Audit: why a number was dialed (or not) at a given time.
+    #[command(subcommand)]
+    Audit(cli::dnc::AuditCommand),
+    /// Run a dialer node.
+    #[command(subcommand)]
+    Dialer(cli::dialer::DialerCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -62,6 +77,11 @@ fn main() -> std::process::ExitCode {
         Command::Tts(c) => cli::tts::run(c, &models),
         Command::Flow(c) => cli::flow::run(c, &models),
         Command::Demo(a) => cli::demo::run(a, &models),
+        Command::Campaign(c) => cli::campaign::run(c),
+        Command::Leads(c) => cli::campaign::run_leads(c),
+        Command::Dnc(c) => cli::dnc::run(c),
+        Command::Audit(c) => cli::dnc::run_audit(c),
+        Command::Dialer(c) => cli::dialer::run(c, &models),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

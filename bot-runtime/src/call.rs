@@ -94,6 +94,18 @@ pub enum LiveEvent {
         call: String,
         outcome: Option<String>,
     },
+    /// The flow put the customer on the do-not-call list (the dialer stores it at once, while
+    /// the call goes on).
+    DncRequested {
+        call: String,
+        reason: String,
+    },
+    /// The flow scheduled a callback (local time of the customer, as the flow understood it).
+    CallbackRequested {
+        call: String,
+        at: Option<chrono::NaiveDateTime>,
+        note: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -726,10 +738,19 @@ impl Session {
             }
             CallAction::ScheduleCallback { at, note } => {
                 tracing::info!(call = %self.id, at = ?at, note = ?note, "callback requested");
+                self.emit(LiveEvent::CallbackRequested {
+                    call: self.id.clone(),
+                    at,
+                    note,
+                });
                 Vec::new()
             }
             CallAction::AddDnc { reason } => {
                 tracing::info!(call = %self.id, %reason, "do-not-call requested");
+                self.emit(LiveEvent::DncRequested {
+                    call: self.id.clone(),
+                    reason,
+                });
                 Vec::new()
             }
             CallAction::Log { step, message } => {

@@ -376,6 +376,14 @@ fn print_live(ev: &LiveEvent, print: &impl Fn(String)) {
             short(call),
             outcome.as_deref().unwrap_or("-")
         )),
+        LiveEvent::DncRequested { call, reason } => {
+            print(format!("[{}]         do-not-call: {reason}", short(call)))
+        }
+        LiveEvent::CallbackRequested { call, at, .. } => print(format!(
+            "[{}]         callback requested: {}",
+            short(call),
+            at.map(|t| t.to_string()).unwrap_or_else(|| "-".into())
+        )),
     }
 }
 

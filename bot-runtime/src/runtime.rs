@@ -93,6 +93,38 @@ pub struct Dial {
     pub live: Option<mpsc::UnboundedSender<LiveEvent>>,
 }
 
+/// A call whose INVITE has left (or that could not be placed): see [`Runtime::place`].
+pub struct PlacedCall(Placed);
+
+impl PlacedCall {
+    /// The record so far (id, number, campaign, SIP Call-ID).
+    pub fn record(&self) -> &CallRecord {
+        match &self.0 {
+            Placed::Failed(r) => r,
+            Placed::Sent(s) => &s.record,
+        }
+    }
+
+    /// Whether the INVITE was sent.
+    pub fn sent(&self) -> bool {
+        matches!(self.0, Placed::Sent(_))
+    }
+}
+
+enum Placed {
+    Failed(Box<CallRecord>),
+    Sent(Box<Sent>),
+}
+
+struct Sent {
+    record: CallRecord,
+    call: CallId,
+    offer: Sdp,
+    socket: UdpSocket,
+    events: mpsc::UnboundedReceiver<CallEvent>,
+    dial: Dial,
+}
+
 /// How an inbound call is handled: the flow and the lead data it runs with.
 #[derive(Clone)]
 pub struct InboundRoute {
@@ -284,6 +316,14 @@ impl Runtime {
 
     /// Places a call and runs it to the end; returns its record (also saved and published).
     pub async fn dial(&self, d: Dial) -> CallRecord {
+        let placed = self.place(d).await;
+        self.complete(placed).await
+    }
+
+    /// Sends the INVITE of a call (after rendering its first words in the background) and
+    /// returns once the request has left; [`Runtime::complete`] then runs the call. A call that
+    /// could not be placed is a [`PlacedCall`] too: completing it finishes its record.
+    pub async fn place(&self, d: Dial) -> PlacedCall {
         let mut record = CallRecord::new(Direction::Outbound, &d.phone, crate::record::now());
         record.campaign = d.campaign.clone();
         record.lead_id = d.lead_id.clone();
@@ -295,7 +335,7 @@ impl Runtime {
                 tracing::error!(error = %e, "no media socket");
                 record.disposition = "network_error".into();
                 record.ended_at = crate::record::now();
-                return self.finish(record).await;
+                return PlacedCall(Placed::Failed(Box::new(record)));
             }
         };
         // Render the call's first words while the phone rings.
@@ -329,7 +369,7 @@ impl Runtime {
             self.cfg.media_ip,
         );
         let offer = sdp::make_offer(&local, &origin);
-        let (etx, mut erx) = mpsc::unbounded_channel();
+        let (etx, erx) = mpsc::unbounded_channel();
         let Some(call) = self
             .agent
             .invite(
@@ -342,10 +382,34 @@ impl Runtime {
         else {
             record.disposition = "network_error".into();
             record.ended_at = crate::record::now();
-            return self.finish(record).await;
+            return PlacedCall(Placed::Failed(Box::new(record)));
         };
         let _ = self.dispatch.send(Dispatch::Register(call, etx));
         record.sip_call_id = self.agent.sip_call_id(call).await;
+        PlacedCall(Placed::Sent(Box::new(Sent {
+            record,
+            call,
+            offer,
+            socket,
+            events: erx,
+            dial: d,
+        })))
+    }
+
+    /// Runs a placed call to its end (ringing, answer, the robot's conversation) and returns its
+    /// record (also saved and published).
+    pub async fn complete(&self, placed: PlacedCall) -> CallRecord {
+        let Sent {
+            mut record,
+            call,
+            offer,
+            socket,
+            events: mut erx,
+            dial: d,
+        } = match placed.0 {
+            Placed::Failed(record) => return self.finish(*record).await,
+            Placed::Sent(sent) => *sent,
+        };
         let t0 = Instant::now();
         let mut cp = CallProgress::new(self.cfg.progress, 0);
         let answer = loop {

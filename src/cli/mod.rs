@@ -1,7 +1,10 @@
 //! One module per subcommand group; each owns its clap arguments and its `run`.
 
 pub mod asr;
+pub mod campaign;
 pub mod demo;
+pub mod dialer;
+pub mod dnc;
 pub mod flow;
 pub mod models;
 pub mod nlu;

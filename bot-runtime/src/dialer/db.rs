@@ -184,6 +184,8 @@ pub struct Lead {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct InsertReport {
     pub inserted: u64,
+    /// The new leads' ids by number.
+    pub ids: std::collections::HashMap<String, String>,
     /// Leads not inserted because the tenant already has their number: (row, phone).
     pub duplicates: Vec<(Option<u64>, String)>,
 }
@@ -709,6 +711,14 @@ impl Store {
                 .begin()
                 .await
                 .map_err(self.err("importing leads"))?;
+            // A write first: it takes SQLite's write lock now (a read-then-write transaction
+            // would be refused the upgrade when another writer is active); on PostgreSQL it
+            // serialises concurrent imports into one tenant, so their duplicate checks agree.
+            sqlx::query("UPDATE tenants SET name = name WHERE id = $1")
+                .bind(tenant.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err("importing leads"))?;
             // Which of these numbers the tenant already has.
             let placeholders: Vec<String> =
                 (0..batch.len()).map(|i| format!("${}", i + 2)).collect();
@@ -767,10 +777,13 @@ impl Store {
                 );
                 let now = us(Utc::now());
                 let mut q = sqlx::query(&sql);
+                let mut ids = Vec::with_capacity(fresh.len());
                 for l in &fresh {
+                    let id = new_id();
+                    ids.push((l.phone.clone(), id.clone()));
                     q = q
                         .bind(tenant.to_string())
-                        .bind(new_id())
+                        .bind(id)
                         .bind(l.phone.clone())
                         .bind(l.external_id.clone())
                         .bind(l.name.clone())
@@ -786,6 +799,9 @@ impl Store {
                     .await
                     .map_err(self.err("importing leads"))?;
                 report.inserted += fresh.len() as u64;
+                tx.commit().await.map_err(self.err("importing leads"))?;
+                report.ids.extend(ids);
+                continue;
             }
             tx.commit().await.map_err(self.err("importing leads"))?;
         }
@@ -934,6 +950,7 @@ impl Store {
     /// across nodes: on PostgreSQL the candidate rows are locked with `FOR UPDATE SKIP LOCKED`,
     /// so concurrent claimers skip each other's rows instead of waiting; on SQLite the single
     /// `UPDATE … RETURNING` statement runs under the database write lock.
+    #[allow(clippy::too_many_arguments)]
     pub async fn claim_leads(
         &self,
         tenant: &str,
@@ -1282,6 +1299,7 @@ impl Store {
     /// Records how an attempt ended and what happens to the lead next, releasing the lease.
     /// Returns `false` when the lease was no longer this node's (the attempt is still closed;
     /// the lead's state belongs to its new owner).
+    #[allow(clippy::too_many_arguments)]
     pub async fn finish_attempt(
         &self,
         tenant: &str,
@@ -1499,31 +1517,20 @@ impl Store {
     /// Deletes entries that expired before `now` (they already stopped blocking at expiry);
     /// returns them, for the audit log.
     pub async fn sweep_dnc(&self, now: DateTime<Utc>) -> Result<Vec<DncEntry>, StoreError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(self.err("sweeping DNC entries"))?;
+        // One statement: a read-then-write transaction would fail on SQLite when another
+        // writer is active (the lock upgrade is refused rather than waited for).
         let rows = sqlx::query(
-            "SELECT tenant, phone, reason, source, added_by, added_at_us, expires_at_us FROM dnc \
-             WHERE expires_at_us IS NOT NULL AND expires_at_us <= $1",
+            "DELETE FROM dnc WHERE expires_at_us IS NOT NULL AND expires_at_us <= $1 \
+             RETURNING tenant, phone, reason, source, added_by, added_at_us, expires_at_us",
         )
         .bind(us(now))
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await
         .map_err(self.err("sweeping DNC entries"))?;
         let expired: Vec<DncEntry> = rows
             .iter()
             .map(|r| self.dnc_from_row(r))
             .collect::<Result<_, _>>()?;
-        sqlx::query("DELETE FROM dnc WHERE expires_at_us IS NOT NULL AND expires_at_us <= $1")
-            .bind(us(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(self.err("sweeping DNC entries"))?;
-        tx.commit()
-            .await
-            .map_err(self.err("sweeping DNC entries"))?;
         Ok(expired)
     }
 

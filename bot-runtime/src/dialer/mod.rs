@@ -7,12 +7,18 @@
 //!   dialing) and the per-trunk calls-per-second cap.
 //! - [`phone`]: E.164 normalisation and the timezones a number may be in.
 //! - [`leads`]: streaming CSV lead import with per-row validation and a row-numbered report.
+//! - [`campaign`]: a campaign's settings (rules, order, pacing, trunk).
+//! - [`service`]: the dialer node: claims due leads, applies the rules, dials, records.
 //! - [`db`]: the dialer's tables in the store (campaigns, leads, leases, attempts, DNC, audit).
+//! - [`import`]: lead files into the store, with the row report and campaign assignment.
 //! - [`dnc`]: the compact in-memory do-not-call set for fast lookups at scale.
 
+pub mod campaign;
 pub mod db;
 pub mod dnc;
+pub mod import;
 pub mod leads;
 pub mod pacing;
 pub mod phone;
 pub mod rules;
+pub mod service;

@@ -1,0 +1,786 @@
+//! The dialer node: runs every running campaign's leads through the rule engine and dials them
+//! through the call server ([`Runtime`]), with leases so that any number of nodes can share one
+//! database.
+//!
+//! One loop per node, every `poll`:
+//! 1. renew the leases of the leads this node is working on (every third of the lease);
+//! 2. for each running campaign: room = the campaign's `max_concurrent` minus the leads leased
+//!    by all nodes, capped by this node's own capacity; claim that many due leads;
+//! 3. each claimed lead runs in a task: close attempts a dead node left open (`interrupted`),
+//!    read its attempt history, ask [`rules::next_dial`]; a `Wait` or `Stop` is stored with its
+//!    reason and the lease is released; a `Dial` waits for the trunk's calls-per-second cap, opens
+//!    the dial transaction ([`Store::begin_dial`]: lease, DNC, attempt and decision), sends the
+//!    INVITE, commits, runs the call, maps its record to a disposition, asks the rules when (or
+//!    whether) to call again, and stores both ([`Store::finish_attempt`]);
+//! 4. a campaign with no lead left ready and none leased is marked `finished`.
+//!
+//! Opt-outs said during a call are written to the tenant's DNC list the moment the flow asks
+//! (`LiveEvent::DncRequested`), while the call goes on; callbacks the flow schedules become the
+//! lead's callback time (the flow's local time, read in the lead's first timezone).
+//!
+//! At start the node takes back what a previous process with the same node id left
+//! ([`Store::recover_node`]): node ids must be unique among running processes.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use dialog_flows::Flow;
+use tokio::sync::{mpsc, watch};
+
+use crate::call::LiveEvent;
+use crate::dialer::campaign::CampaignSettings;
+use crate::dialer::db::{
+    Campaign, CampaignStatus, ClaimedLead, Decision, DialStart, DncEntry, LeadUpdate, NewAttempt,
+};
+use crate::dialer::pacing::{CpsLimiter, PacingMode};
+use crate::dialer::phone;
+use crate::dialer::rules::{self, Attempt, LeadState, Verdict};
+use crate::record::CallRecord;
+use crate::runtime::{Dial, Runtime};
+use crate::store::{Store, StoreError};
+
+/// Settings of a dialer node.
+#[derive(Debug, Clone)]
+pub struct DialerConfig {
+    /// This node's id (unique among running nodes).
+    pub node: String,
+    /// How long a claim holds a lead without renewal.
+    pub lease: Duration,
+    /// How often campaigns are looked at.
+    pub poll: Duration,
+    /// The most calls this node runs at once.
+    pub max_calls: u32,
+    /// The actor named in the audit log for opt-outs said in calls.
+    pub actor: String,
+}
+
+impl DialerConfig {
+    pub fn new(node: &str) -> Self {
+        DialerConfig {
+            node: node.to_string(),
+            lease: Duration::from_secs(30),
+            poll: Duration::from_millis(200),
+            max_calls: 64,
+            actor: "robot".into(),
+        }
+    }
+}
+
+/// What the dialer reports as it works (for the CLI and tests).
+#[derive(Debug, Clone)]
+pub enum DialerEvent {
+    /// A lead was dialed.
+    Dialed {
+        campaign: String,
+        phone: String,
+        attempt: String,
+    },
+    /// An attempt ended.
+    Finished {
+        campaign: String,
+        phone: String,
+        disposition: String,
+        next: String,
+    },
+    /// A lead was not dialed: `verdict` is `wait`, `stop` or `blocked`.
+    Skipped {
+        campaign: String,
+        phone: String,
+        verdict: String,
+        reason: String,
+    },
+    /// A campaign has no lead left to dial.
+    CampaignFinished { tenant: String, campaign: String },
+}
+
+/// See the module docs.
+pub struct Dialer {
+    store: Arc<Store>,
+    rt: Runtime,
+    cfg: DialerConfig,
+    flows: Mutex<HashMap<(String, String, u32), Arc<Flow>>>,
+    limiters: Mutex<HashMap<String, CpsLimiter>>,
+    active: Arc<AtomicU32>,
+    t0: Instant,
+    events: Option<mpsc::UnboundedSender<DialerEvent>>,
+    /// Campaigns whose settings were refused, so the error is logged once.
+    bad: Mutex<HashMap<(String, String), String>>,
+}
+
+impl Dialer {
+    pub fn new(
+        store: Arc<Store>,
+        rt: Runtime,
+        cfg: DialerConfig,
+        events: Option<mpsc::UnboundedSender<DialerEvent>>,
+    ) -> Arc<Dialer> {
+        Arc::new(Dialer {
+            store,
+            rt,
+            cfg,
+            flows: Mutex::new(HashMap::new()),
+            limiters: Mutex::new(HashMap::new()),
+            active: Arc::new(AtomicU32::new(0)),
+            t0: Instant::now(),
+            events,
+            bad: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn emit(&self, e: DialerEvent) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(e);
+        }
+    }
+
+    /// Calls in progress on this node.
+    pub fn active_calls(&self) -> u32 {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    /// Runs until `stop` becomes true (then waits for the calls in progress), or, with
+    /// `until_idle`, until no campaign is running and no call is in progress.
+    pub async fn run(
+        self: &Arc<Self>,
+        mut stop: watch::Receiver<bool>,
+        until_idle: bool,
+    ) -> Result<(), StoreError> {
+        let (released, closed) = self.store.recover_node(&self.cfg.node, Utc::now()).await?;
+        if released + closed > 0 {
+            tracing::warn!(
+                node = %self.cfg.node,
+                released, closed,
+                "took back the leases and open attempts of an earlier process with this node id"
+            );
+        }
+        let mut last_renew = Instant::now();
+        let mut last_sweep: Option<Instant> = None;
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let now = Utc::now();
+            if last_renew.elapsed() >= self.cfg.lease / 3 {
+                if let Err(e) = self
+                    .store
+                    .renew_leases(&self.cfg.node, now + self.lease())
+                    .await
+                {
+                    tracing::error!(error = %e, "could not renew leases");
+                }
+                last_renew = Instant::now();
+            }
+            if last_sweep.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                match self.store.sweep_dnc(now).await {
+                    Ok(expired) => {
+                        for e in expired {
+                            tracing::info!(list = %e.tenant, phone = %e.phone, "DNC entry expired and lifted");
+                            let _ = self
+                                .store
+                                .audit(
+                                    if e.tenant == crate::dialer::db::GLOBAL {
+                                        "default"
+                                    } else {
+                                        &e.tenant
+                                    },
+                                    "system",
+                                    "dnc.expired",
+                                    &e.phone,
+                                    serde_json::json!({"list": e.tenant, "reason": e.reason}),
+                                )
+                                .await;
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "could not sweep expired DNC entries"),
+                }
+                last_sweep = Some(Instant::now());
+            }
+            let campaigns = match self.store.running_campaigns().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not list running campaigns");
+                    Vec::new()
+                }
+            };
+            if until_idle && campaigns.is_empty() && self.active_calls() == 0 {
+                break;
+            }
+            for c in campaigns {
+                if let Err(e) = self.tick_campaign(&c).await {
+                    tracing::error!(campaign = %c.id, error = %e, "dialer step failed");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.cfg.poll) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        // Let the calls in progress end (their records and attempts are written as they do).
+        while self.active_calls() > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    fn lease(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.cfg.lease).unwrap_or(chrono::Duration::seconds(30))
+    }
+
+    fn settings(&self, c: &Campaign) -> Option<CampaignSettings> {
+        match CampaignSettings::from_value(&c.settings) {
+            Ok(s) => {
+                self.bad
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&(c.tenant.clone(), c.id.clone()));
+                Some(s)
+            }
+            Err(e) => {
+                let mut bad = self.bad.lock().unwrap_or_else(|e| e.into_inner());
+                if bad
+                    .insert((c.tenant.clone(), c.id.clone()), e.clone())
+                    .as_ref()
+                    != Some(&e)
+                {
+                    tracing::error!(campaign = %c.id, error = %e, "campaign settings refused; not dialing it");
+                }
+                None
+            }
+        }
+    }
+
+    async fn flow(&self, c: &Campaign) -> Result<Option<Arc<Flow>>, StoreError> {
+        let key = (c.tenant.clone(), c.flow.clone(), c.flow_version);
+        if let Some(f) = self
+            .flows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(Some(f.clone()));
+        }
+        let Some(src) = self
+            .store
+            .flow_source(&c.tenant, &c.flow, c.flow_version)
+            .await?
+        else {
+            tracing::error!(campaign = %c.id, flow = %c.flow, "the campaign's flow version is not stored");
+            return Ok(None);
+        };
+        let file = std::path::PathBuf::from(format!("{}@v{}", c.flow, c.flow_version));
+        match dialog_flows::load_str(&src, &file) {
+            Ok(f) => {
+                let f = Arc::new(f);
+                self.flows
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, f.clone());
+                Ok(Some(f))
+            }
+            Err(e) => {
+                tracing::error!(campaign = %c.id, error = %e, "the campaign's flow does not load");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn tick_campaign(self: &Arc<Self>, c: &Campaign) -> Result<(), StoreError> {
+        let Some(settings) = self.settings(c) else {
+            return Ok(());
+        };
+        let now = Utc::now();
+        let stats = self.store.campaign_stats(&c.tenant, &c.id, now).await?;
+        if stats.ready == 0 && stats.leased == 0 {
+            if self
+                .store
+                .set_campaign_status(&c.tenant, &c.id, CampaignStatus::Finished, "dialer")
+                .await
+                .is_ok()
+            {
+                tracing::info!(campaign = %c.id, "campaign finished: every lead is done");
+                self.emit(DialerEvent::CampaignFinished {
+                    tenant: c.tenant.clone(),
+                    campaign: c.id.clone(),
+                });
+            }
+            return Ok(());
+        }
+        if stats.due == 0 {
+            return Ok(());
+        }
+        let limit = match settings.pacing {
+            Some(PacingMode::Robot { max_concurrent }) => max_concurrent.min(c.max_concurrent),
+            // Human pacing needs the agent queue (not part of this node yet): dial like a robot
+            // campaign at the campaign's concurrency.
+            _ => c.max_concurrent,
+        };
+        let room = u64::from(limit).saturating_sub(stats.leased);
+        let node_room = self.cfg.max_calls.saturating_sub(self.active_calls());
+        let n = room.min(u64::from(node_room)) as u32;
+        if n == 0 {
+            return Ok(());
+        }
+        let Some(flow) = self.flow(c).await? else {
+            return Ok(());
+        };
+        let claimed = self
+            .store
+            .claim_leads(
+                &c.tenant,
+                &c.id,
+                &self.cfg.node,
+                settings.order,
+                now,
+                now + self.lease(),
+                n,
+            )
+            .await?;
+        for lead in claimed {
+            self.active.fetch_add(1, Ordering::SeqCst);
+            let me = self.clone();
+            let c = c.clone();
+            let settings = settings.clone();
+            let flow = flow.clone();
+            tokio::spawn(async move {
+                let phone = lead.lead.phone.clone();
+                if let Err(e) = me.work(&c, &settings, flow, lead).await {
+                    tracing::error!(campaign = %c.id, %phone, error = %e, "dialing a lead failed; its lease will run out and it will be retried");
+                }
+                me.active.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+        Ok(())
+    }
+
+    async fn wait_for_trunk(&self, settings: &CampaignSettings) {
+        loop {
+            let now = self.t0.elapsed();
+            let wait = {
+                let mut limiters = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
+                let l = limiters
+                    .entry(settings.trunk.address.clone())
+                    .or_insert_with(|| CpsLimiter::new(settings.trunk.cps, settings.trunk.burst));
+                if l.try_take(now) {
+                    return;
+                }
+                l.next_free(now)
+            };
+            tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+        }
+    }
+
+    async fn work(
+        &self,
+        c: &Campaign,
+        settings: &CampaignSettings,
+        flow: Arc<Flow>,
+        claimed: ClaimedLead,
+    ) -> Result<(), StoreError> {
+        let lead = &claimed.lead;
+        let now = Utc::now();
+        self.store
+            .close_interrupted(&c.tenant, &c.id, &lead.id, now)
+            .await?;
+        let zones: Vec<Tz> = lead
+            .timezones
+            .iter()
+            .filter_map(|z| phone::parse_timezone(z))
+            .collect();
+        let mut history = self.history(c, &lead.id).await?;
+        let debt = self
+            .debt_history(c, settings, lead.debt_id.as_deref(), now)
+            .await?;
+        let state = LeadState {
+            timezones: &zones,
+            attempts: &history,
+            debt_attempts: &debt,
+            callback: claimed.callback_at,
+        };
+        let verdict = rules::next_dial(&settings.rules, &state, now);
+        let reason = match verdict {
+            Verdict::Dial(r) => r,
+            Verdict::Wait { until, reason } => {
+                return self
+                    .skip(
+                        c,
+                        lead.id.clone(),
+                        &lead.phone,
+                        "wait",
+                        reason.rule.as_str(),
+                        &reason.detail,
+                        Some(until),
+                        false,
+                        until,
+                    )
+                    .await;
+            }
+            Verdict::Stop(reason) => {
+                return self
+                    .skip(
+                        c,
+                        lead.id.clone(),
+                        &lead.phone,
+                        "stop",
+                        reason.rule.as_str(),
+                        &reason.detail,
+                        None,
+                        true,
+                        now,
+                    )
+                    .await;
+            }
+        };
+        self.wait_for_trunk(settings).await;
+        let target = match telephony::sip::Uri::parse(&settings.trunk.uri(&lead.phone)) {
+            Ok(u) => u,
+            Err(e) => {
+                return self
+                    .skip(
+                        c,
+                        lead.id.clone(),
+                        &lead.phone,
+                        "stop",
+                        "invalid_number",
+                        &format!("cannot make a SIP URI: {e}"),
+                        None,
+                        true,
+                        now,
+                    )
+                    .await;
+            }
+        };
+        let next_hop = match settings.trunk.socket_addr() {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(campaign = %c.id, error = %e, "bad trunk");
+                return Ok(());
+            }
+        };
+        let attempt = NewAttempt {
+            id: uuid::Uuid::new_v4().to_string(),
+            campaign: c.id.clone(),
+            lead: lead.id.clone(),
+            debt_id: lead.debt_id.clone(),
+            phone: lead.phone.clone(),
+            node: self.cfg.node.clone(),
+            started_at: Utc::now(),
+            rule: reason.rule.as_str().to_string(),
+            detail: reason.detail.clone(),
+        };
+        let tx = match self.store.begin_dial(&c.tenant, &attempt).await? {
+            DialStart::Dial(tx) => tx,
+            DialStart::LeaseLost => {
+                tracing::warn!(campaign = %c.id, phone = %lead.phone, "lease lost before dialing; another node has the lead");
+                return Ok(());
+            }
+            DialStart::Blocked(entry) => {
+                let list = if entry.tenant == crate::dialer::db::GLOBAL {
+                    "global"
+                } else {
+                    "tenant"
+                };
+                let detail = format!(
+                    "on the {list} do-not-call list since {} ({}, source {})",
+                    entry.added_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    entry.reason,
+                    entry.source
+                );
+                // A listing that expires lets the lead be tried again then.
+                let (done, next) = match entry.expires_at {
+                    Some(t) => (false, t),
+                    None => (true, now),
+                };
+                return self
+                    .skip(
+                        c,
+                        lead.id.clone(),
+                        &lead.phone,
+                        "blocked",
+                        "dnc",
+                        &detail,
+                        entry.expires_at,
+                        done,
+                        next,
+                    )
+                    .await;
+            }
+        };
+        // The call: its live events carry the flow's opt-outs and callbacks.
+        let (live_tx, mut live_rx) = mpsc::unbounded_channel::<LiveEvent>();
+        let mut data = lead.fields.clone();
+        data.entry("phone".to_string())
+            .or_insert_with(|| serde_json::Value::String(lead.phone.clone()));
+        if let Some(name) = &lead.name {
+            data.entry("name".to_string())
+                .or_insert_with(|| serde_json::Value::String(name.clone()));
+        }
+        let dial = Dial {
+            target,
+            next_hop,
+            flow,
+            lead: data,
+            lead_id: Some(lead.id.clone()),
+            campaign: Some(c.id.clone()),
+            phone: lead.phone.clone(),
+            amd: settings.amd,
+            live: Some(live_tx),
+        };
+        let placed = self.rt.place(dial).await;
+        if let Err(e) = tx.commit().await {
+            tracing::error!(error = %e, "could not commit the attempt after sending the INVITE");
+        }
+        self.emit(DialerEvent::Dialed {
+            campaign: c.id.clone(),
+            phone: lead.phone.clone(),
+            attempt: attempt.id.clone(),
+        });
+        let store = self.store.clone();
+        let tenant = c.tenant.clone();
+        let phone_no = lead.phone.clone();
+        let actor = self.cfg.actor.clone();
+        let listener = tokio::spawn(async move {
+            let mut opted_out = None;
+            let mut callback = None;
+            while let Some(ev) = live_rx.recv().await {
+                match ev {
+                    LiveEvent::DncRequested { call, reason } => {
+                        let entry = DncEntry {
+                            tenant: tenant.clone(),
+                            phone: phone_no.clone(),
+                            reason: reason.clone(),
+                            source: format!("call:{call}"),
+                            added_by: actor.clone(),
+                            added_at: Utc::now(),
+                            expires_at: None,
+                        };
+                        match store.add_dnc(&[entry]).await {
+                            Ok(()) => {
+                                let _ = store
+                                    .audit(
+                                        &tenant,
+                                        &actor,
+                                        "dnc.add",
+                                        &phone_no,
+                                        serde_json::json!({"reason": reason, "call": call}),
+                                    )
+                                    .await;
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, "could not store an opt-out said in a call")
+                            }
+                        }
+                        opted_out = Some(reason);
+                    }
+                    LiveEvent::CallbackRequested { at, .. } => callback = at,
+                    _ => {}
+                }
+            }
+            (opted_out, callback)
+        });
+        let record = self.rt.complete(placed).await;
+        let (opted_out, callback) = listener.await.unwrap_or((None, None));
+        let disposition = disposition_of(&record, opted_out.is_some(), callback.is_some());
+        let callback_at = callback.and_then(|local| {
+            let tz = zones.first().copied().unwrap_or(Tz::UTC);
+            tz.from_local_datetime(&local)
+                .earliest()
+                .map(|t| t.with_timezone(&Utc))
+        });
+        history.push(Attempt {
+            at: attempt.started_at,
+            disposition: disposition.clone(),
+        });
+        let ended = Utc::now();
+        let debt = self
+            .debt_history(c, settings, lead.debt_id.as_deref(), ended)
+            .await?;
+        let state = LeadState {
+            timezones: &zones,
+            attempts: &history,
+            debt_attempts: &debt,
+            callback: callback_at,
+        };
+        let update = match rules::next_dial(&settings.rules, &state, ended) {
+            Verdict::Dial(r) => LeadUpdate {
+                done: false,
+                next_at: ended,
+                reason: r.to_string(),
+                callback_at,
+            },
+            Verdict::Wait { until, reason } => LeadUpdate {
+                done: false,
+                next_at: until,
+                reason: reason.to_string(),
+                callback_at,
+            },
+            Verdict::Stop(r) => LeadUpdate {
+                done: true,
+                next_at: ended,
+                reason: r.to_string(),
+                callback_at,
+            },
+        };
+        let held = self
+            .store
+            .finish_attempt(
+                &c.tenant,
+                &c.id,
+                &lead.id,
+                &attempt.id,
+                &self.cfg.node,
+                &disposition,
+                record.ended_at,
+                Some(&record.id),
+                &update,
+            )
+            .await?;
+        if !held {
+            tracing::warn!(campaign = %c.id, phone = %lead.phone, "the lead's lease ran out during the call; its new owner decides what is next");
+        }
+        self.emit(DialerEvent::Finished {
+            campaign: c.id.clone(),
+            phone: lead.phone.clone(),
+            disposition,
+            next: update.reason,
+        });
+        Ok(())
+    }
+
+    async fn history(&self, c: &Campaign, lead: &str) -> Result<Vec<Attempt>, StoreError> {
+        Ok(self
+            .store
+            .lead_attempts(&c.tenant, &c.id, lead)
+            .await?
+            .into_iter()
+            .filter_map(|a| {
+                Some(Attempt {
+                    at: a.started_at,
+                    disposition: a.disposition?,
+                })
+            })
+            .collect())
+    }
+
+    async fn debt_history(
+        &self,
+        c: &Campaign,
+        settings: &CampaignSettings,
+        debt: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        match (debt, &settings.rules.debt_cap) {
+            (Some(d), Some(cap)) => {
+                let since = now - chrono::Duration::days(i64::from(cap.days));
+                self.store.debt_attempts(&c.tenant, d, since).await
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn skip(
+        &self,
+        c: &Campaign,
+        lead: String,
+        phone: &str,
+        verdict: &str,
+        rule: &str,
+        detail: &str,
+        until: Option<DateTime<Utc>>,
+        done: bool,
+        next_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let reason = format!("{rule}: {detail}");
+        let decision = Decision {
+            at: Utc::now(),
+            campaign: c.id.clone(),
+            lead,
+            phone: phone.to_string(),
+            verdict: verdict.to_string(),
+            rule: rule.to_string(),
+            detail: detail.to_string(),
+            until,
+            node: self.cfg.node.clone(),
+            attempt: None,
+        };
+        self.store
+            .defer_lead(
+                &c.tenant,
+                &decision,
+                &LeadUpdate {
+                    done,
+                    next_at,
+                    reason: reason.clone(),
+                    callback_at: None,
+                },
+            )
+            .await?;
+        self.emit(DialerEvent::Skipped {
+            campaign: c.id.clone(),
+            phone: phone.to_string(),
+            verdict: verdict.to_string(),
+            reason,
+        });
+        Ok(())
+    }
+}
+
+/// The attempt's disposition from the call's record: the network's answer when there was no
+/// answer; for answered calls, the machine verdict, then what the flow did (an opt-out, a
+/// callback, an outcome), else `answered` (the customer hung up before any outcome).
+pub fn disposition_of(record: &CallRecord, opted_out: bool, callback: bool) -> String {
+    match record.disposition.as_str() {
+        "answered" => {}
+        "cancelled" => return "no_answer".into(),
+        other => return other.to_string(),
+    }
+    if record.amd.as_deref() == Some("machine") {
+        return "machine".into();
+    }
+    if opted_out {
+        return "opted_out".into();
+    }
+    if callback {
+        return "callback".into();
+    }
+    match record.outcome.as_deref() {
+        // The interpreter's own endings: the customer hung up before any outcome; a message was
+        // left on a machine.
+        Some("hung_up") | None => "answered".into(),
+        Some("voicemail_left") => "machine".into(),
+        Some("wrong_party") => "wrong_party".into(),
+        Some("runtime_error" | "lead_error") => "network_error".into(),
+        Some(_) => "completed".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Direction;
+
+    #[test]
+    fn dispositions() {
+        let mut r = CallRecord::new(Direction::Outbound, "+15551234567", Utc::now());
+        r.disposition = "busy".into();
+        assert_eq!(disposition_of(&r, false, false), "busy");
+        r.disposition = "cancelled".into();
+        assert_eq!(disposition_of(&r, false, false), "no_answer");
+        r.disposition = "answered".into();
+        assert_eq!(disposition_of(&r, false, false), "answered");
+        r.outcome = Some("hung_up".into());
+        assert_eq!(disposition_of(&r, false, false), "answered");
+        r.outcome = Some("voicemail_left".into());
+        assert_eq!(disposition_of(&r, false, false), "machine");
+        r.outcome = Some("promise_to_pay".into());
+        assert_eq!(disposition_of(&r, false, false), "completed");
+        assert_eq!(disposition_of(&r, false, true), "callback");
+        assert_eq!(disposition_of(&r, true, true), "opted_out");
+        r.amd = Some("machine".into());
+        assert_eq!(disposition_of(&r, true, false), "machine");
+    }
+}

@@ -1,0 +1,126 @@
+//! `callbot dialer run`: a dialer node. It dials the running campaigns' due leads through its
+//! own SIP user agent and runs the robot on every answered call; any number of nodes can share
+//! one PostgreSQL database (leads are claimed with leases; see `bot_runtime::dialer::service`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bot_runtime::dialer::service::{Dialer, DialerConfig, DialerEvent};
+use bot_runtime::engines::{EngineConfig, Engines};
+use bot_runtime::runtime::{Runtime, RuntimeConfig};
+use callbot_models::ModelsDir;
+use clap::{Args, Subcommand};
+use tokio::sync::{mpsc, watch};
+
+use super::campaign::DbArgs;
+
+#[derive(Subcommand)]
+pub enum DialerCommand {
+    /// Run a dialer node until interrupted (Ctrl-C lets the calls in progress finish).
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// This node's id: unique among running nodes (a restarted node takes back its own leases).
+    #[arg(long, default_value = "node-1")]
+    node: String,
+    /// SIP address to bind (UDP and TCP).
+    #[arg(long, default_value = "127.0.0.1:5070")]
+    sip: SocketAddr,
+    /// Address media binds to and advertises (default: the SIP address's).
+    #[arg(long)]
+    media_ip: Option<IpAddr>,
+    /// Most calls this node runs at once.
+    #[arg(long, default_value_t = 32)]
+    max_calls: u32,
+    /// Seconds a claimed lead stays this node's without renewal.
+    #[arg(long, default_value_t = 30)]
+    lease_secs: u64,
+    /// Where recordings go (default: none).
+    #[arg(long)]
+    recordings: Option<PathBuf>,
+    /// Exit when no campaign is running and no call is in progress.
+    #[arg(long)]
+    until_idle: bool,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+pub fn run(cmd: DialerCommand, models: &ModelsDir) -> anyhow::Result<()> {
+    let DialerCommand::Run(a) = cmd;
+    let engines =
+        Arc::new(Engines::load(models, &EngineConfig::default()).context("loading the models")?);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let store = Arc::new(a.db.open().await?);
+        let mut cfg = RuntimeConfig::loopback();
+        cfg.sip_bind = a.sip;
+        cfg.media_ip = a.media_ip.unwrap_or(a.sip.ip());
+        cfg.recording_dir = a.recordings.clone();
+        if let Some(dir) = &a.recordings {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let (runtime, _records) = Runtime::start(engines, cfg, Some(store.clone()))
+            .await
+            .with_context(|| format!("binding SIP on {}", a.sip))?;
+        let mut dcfg = DialerConfig::new(&a.node);
+        dcfg.max_calls = a.max_calls;
+        dcfg.lease = Duration::from_secs(a.lease_secs.max(3));
+        let (etx, mut erx) = mpsc::unbounded_channel();
+        let dialer = Dialer::new(store.clone(), runtime.clone(), dcfg, Some(etx));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("stopping: no new calls; waiting for the calls in progress");
+                let _ = stop_tx.send(true);
+            }
+        });
+        println!(
+            "dialer {} on sip {} with database {}",
+            a.node,
+            runtime.local_addr(),
+            store.url()
+        );
+        let printer = tokio::spawn(async move {
+            while let Some(ev) = erx.recv().await {
+                match ev {
+                    DialerEvent::Dialed {
+                        campaign, phone, ..
+                    } => {
+                        println!("{campaign}\t{phone}\tdialing")
+                    }
+                    DialerEvent::Finished {
+                        campaign,
+                        phone,
+                        disposition,
+                        next,
+                    } => {
+                        println!("{campaign}\t{phone}\t{disposition}\tnext: {next}")
+                    }
+                    DialerEvent::Skipped {
+                        campaign,
+                        phone,
+                        verdict,
+                        reason,
+                    } => {
+                        println!("{campaign}\t{phone}\t{verdict}\t{reason}")
+                    }
+                    DialerEvent::CampaignFinished { campaign, .. } => {
+                        println!("{campaign}\tfinished")
+                    }
+                }
+            }
+        });
+        dialer.run(stop_rx, a.until_idle).await?;
+        drop(dialer);
+        printer.abort();
+        Ok(())
+    })
+}
