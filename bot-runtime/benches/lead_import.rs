@@ -17,7 +17,11 @@
 //! The breakdown re-runs the import into another fresh database with the two store calls timed
 //! apart (`insert_leads`: 500 rows per multi-row INSERT; `assign_leads`: one INSERT per lead),
 //! plus the same assignment done as 500-row multi-row INSERTs through a pool of its own: the
-//! change suggested for `assign_leads` (BENCHMARKS.md, "Lead import").
+//! change suggested for `assign_leads` (BENCHMARKS.md, "Lead import"). On SQLite it also times
+//! `insert_leads`' statements written with anonymous `?` placeholders instead of `$N` (into a
+//! second tenant), the change suggested for `insert_leads` there. The breakdown covers the first
+//! 200 000 rows (`LEAD_BENCH_BREAKDOWN_ROWS`; 0 skips it); `LEAD_BENCH_ONLY=sqlite|postgres`
+//! runs one backend.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -29,11 +33,13 @@ use bot_runtime::dialer::import::{Assign, Filter, import_leads};
 use bot_runtime::dialer::leads::{
     ImportOptions, Lead, LeadReader, Report, TzSource, import, write_sample_csv,
 };
-use bot_runtime::store::Store;
+use bot_runtime::store::{Backend, Store};
 use chrono::{DateTime, Utc};
 use sqlx::Connection;
 
 const TENANT: &str = "bench-bank";
+/// The SQLite breakdown's second tenant, for the `?` placeholder variant of `insert_leads`.
+const ANON_TENANT: &str = "bench-bank-q";
 const CAMPAIGN: &str = "reminders";
 const FLOW: &str = "name: reminder\nversion: 1\n";
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -188,12 +194,46 @@ async fn stored_leads(url: &str, tenant: &str) -> u64 {
     u64::try_from(n).expect("a count is not negative")
 }
 
+/// On PostgreSQL, `ANALYZE leads, campaign_leads` every `LEAD_BENCH_PG_ANALYZE_SECS` seconds
+/// (default 10; 0: never) while an import runs: what autovacuum's analyze does on a server that
+/// has it on. Without statistics the duplicate check's cached generic plan scans all the
+/// tenant's leads through `leads_by_debt` for every 500-row batch, and the import goes quadratic
+/// (BENCHMARKS.md, "Lead import").
+fn analyze_ticker(store: &Store, url: &str) -> Option<tokio::task::JoinHandle<()>> {
+    let secs: u64 = std::env::var("LEAD_BENCH_PG_ANALYZE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    if store.backend() != Backend::Postgres || secs == 0 {
+        return None;
+    }
+    let url = url.to_string();
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(secs));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let analysed = async {
+                let mut conn = sqlx::AnyConnection::connect(&url).await?;
+                sqlx::query("ANALYZE leads, campaign_leads")
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await
+            };
+            if let Err(e) = analysed.await {
+                eprintln!("lead_import: ANALYZE failed: {e}");
+            }
+        }
+    }))
+}
+
 /// Imports the file with `import_leads`, checks the result; returns rows/s.
 async fn import_end_to_end(label: &str, url: &str, csv: &Path) -> f64 {
     let store = Store::open(url).await.expect("opening the store");
     setup(&store, &[CAMPAIGN]).await;
     let due = Utc::now();
     let file = BufReader::with_capacity(1 << 16, File::open(csv).expect("open"));
+    let ticker = analyze_ticker(&store, url);
     let start = Instant::now();
     let summary = import_leads(
         &store,
@@ -211,6 +251,9 @@ async fn import_end_to_end(label: &str, url: &str, csv: &Path) -> f64 {
     .await
     .expect("importing the leads");
     let secs = start.elapsed().as_secs_f64();
+    if let Some(t) = ticker {
+        t.abort();
+    }
     let rate = summary.file.rows as f64 / secs;
     let stored = stored_leads(url, TENANT).await;
     let in_campaign = store
@@ -268,6 +311,60 @@ fn to_new(lead: &Lead) -> NewLead {
         fields: lead.fields.clone(),
         source_row: Some(lead.row),
     }
+}
+
+/// `insert_leads`' three statements per 500 leads, with SQLite's anonymous `?` placeholders:
+/// sqlx-sqlite looks every `$N` up with `sqlite3_bind_parameter_name`, a linear scan of the
+/// statement's parameter list, so binding a 6 000-parameter `$N` INSERT is quadratic.
+async fn insert_anonymous(pool: &sqlx::AnyPool, tenant: &str, leads: &[NewLead]) -> u64 {
+    let mut inserted = 0;
+    for batch in leads.chunks(BATCH) {
+        let mut tx = pool.begin().await.expect("beginning");
+        sqlx::query("UPDATE tenants SET name = name WHERE id = ?")
+            .bind(tenant.to_string())
+            .execute(&mut *tx)
+            .await
+            .expect("the tenant lock");
+        let sql = format!(
+            "SELECT phone FROM leads WHERE tenant = ? AND phone IN ({})",
+            vec!["?"; batch.len()].join(", ")
+        );
+        let mut q = sqlx::query_scalar::<_, String>(&sql).bind(tenant.to_string());
+        for l in batch {
+            q = q.bind(l.phone.clone());
+        }
+        let known = q.fetch_all(&mut *tx).await.expect("the duplicate check");
+        assert!(known.is_empty(), "a fresh tenant has no leads");
+        let sql = format!(
+            "INSERT INTO leads (tenant, id, phone, external_id, name, timezones, tz_source, \
+             debt_id, fields_json, source, source_row, created_at_us) VALUES {}",
+            vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; batch.len()].join(", ")
+        );
+        let now = Utc::now().timestamp_micros();
+        let mut q = sqlx::query(&sql);
+        for l in batch {
+            q = q
+                .bind(tenant.to_string())
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(l.phone.clone())
+                .bind(l.external_id.clone())
+                .bind(l.name.clone())
+                .bind(l.timezones.join(" "))
+                .bind(l.tz_source.clone())
+                .bind(l.debt_id.clone())
+                .bind(serde_json::Value::Object(l.fields.clone()).to_string())
+                .bind("leads.csv")
+                .bind(l.source_row.and_then(|r| i64::try_from(r).ok()))
+                .bind(now);
+        }
+        inserted += q
+            .execute(&mut *tx)
+            .await
+            .expect("inserting")
+            .rows_affected();
+        tx.commit().await.expect("committing");
+    }
+    inserted
 }
 
 /// The suggested `assign_leads`: one multi-row `INSERT … SELECT … FROM (VALUES …)` per 500
@@ -329,6 +426,7 @@ async fn breakdown(label: &str, url: &str, csv: &Path, limit: u64) {
     let due = Utc::now();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Lead>>(4);
     let csv = csv.to_path_buf();
+    let ticker = analyze_ticker(&store, url);
     let start = Instant::now();
     let reader = tokio::task::spawn_blocking(move || -> (Report, Duration) {
         let start = Instant::now();
@@ -353,6 +451,14 @@ async fn breakdown(label: &str, url: &str, csv: &Path, limit: u64) {
         (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let (mut inserted, mut assigned, mut batched, mut seq) = (0u64, 0u64, 0u64, 1i64);
     let (mut taken, mut good) = (0u64, 0u64);
+    let sqlite = store.backend() == Backend::Sqlite;
+    if sqlite {
+        store
+            .ensure_tenant(ANON_TENANT, "Bench bank, ? placeholders")
+            .await
+            .expect("creating the second tenant");
+    }
+    let (mut anonymous, mut t_anonymous) = (0u64, Duration::ZERO);
     while taken < limit
         && let Some(chunk) = rx.recv().await
     {
@@ -381,8 +487,16 @@ async fn breakdown(label: &str, url: &str, csv: &Path, limit: u64) {
         batched += assign_batched(&pool, TENANT, "batched", &ids, seq, due).await;
         t_batched += t.elapsed();
         seq += ids.len() as i64;
+        if sqlite {
+            let t = Instant::now();
+            anonymous += insert_anonymous(&pool, ANON_TENANT, &new).await;
+            t_anonymous += t.elapsed();
+        }
     }
     let total = start.elapsed();
+    if let Some(t) = ticker {
+        t.abort();
+    }
     drop(rx);
     let (report, t_parse) = reader.await.expect("the parsing thread");
     let t_parse = t_parse.mul_f64(taken as f64 / report.rows.max(1) as f64);
@@ -421,6 +535,20 @@ async fn breakdown(label: &str, url: &str, csv: &Path, limit: u64) {
         .expect("campaign stats")
         .leads;
     assert_eq!(both, good, "lead_import: {label}: batched campaign leads");
+    if sqlite {
+        println!(
+            "lead_import: {label} breakdown: insert_leads' statements with anonymous `?` \
+             placeholders instead of `$N` (same 500-row batches, same binds, another tenant): \
+             {:.2} s ({:.0} rows/s) against insert_leads' {:.2} s",
+            t_anonymous.as_secs_f64(),
+            rate(t_anonymous),
+            t_insert.as_secs_f64()
+        );
+        assert_eq!(
+            anonymous, good,
+            "lead_import: {label}: leads inserted with `?`"
+        );
+    }
     pool.close().await;
     store.close().await;
 }
@@ -469,6 +597,13 @@ impl PgDb {
                 .execute(&mut conn)
                 .await
                 .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
+            let autovacuum: String = sqlx::query_scalar("SHOW autovacuum")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap_or_else(|e| format!("unknown ({e})"));
+            println!(
+                "lead_import: postgres: fresh database {name}; server autovacuum {autovacuum}"
+            );
             let _ = conn.close().await;
         });
         PgDb {
