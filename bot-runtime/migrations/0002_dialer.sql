@@ -84,8 +84,9 @@ CREATE TABLE campaign_leads (
 );
 CREATE INDEX campaign_leads_due ON campaign_leads (tenant, campaign, state, next_at_us, seq);
 
--- One dial of one lead. `disposition` is NULL while the attempt is in progress; an attempt left
--- NULL by a node that died is closed as 'interrupted' by whoever takes the lead over.
+-- One dial of one lead, written before its INVITE can leave. `disposition` is NULL while the
+-- attempt is in progress; an attempt left NULL by a node that died is closed as 'interrupted' by
+-- whoever takes the lead over.
 CREATE TABLE attempts (
     tenant        TEXT NOT NULL,
     id            TEXT NOT NULL,
@@ -95,6 +96,8 @@ CREATE TABLE attempts (
     phone         TEXT NOT NULL,
     node          TEXT NOT NULL,
     started_at_us BIGINT NOT NULL,
+    -- Set in the transaction that sends the INVITE (NULL: the INVITE never left).
+    sent_at_us    BIGINT,
     ended_at_us   BIGINT,
     disposition   TEXT,
     call_id       TEXT,

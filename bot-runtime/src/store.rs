@@ -146,6 +146,15 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A request the data refuses (a duplicate name, a move a campaign cannot make…); nothing
+    /// was written. `what` names the thing, e.g. `campaign "reminders"`.
+    #[error("{what}: {reason}")]
+    Refused {
+        /// What was acted on.
+        what: String,
+        /// Why not.
+        reason: String,
+    },
     /// A stored row that does not read back as a call record.
     #[error("call {id:?} in {url}: bad stored row: {reason}")]
     BadRow {

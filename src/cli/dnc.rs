@@ -217,16 +217,18 @@ pub fn run(cmd: DncCommand) -> anyhow::Result<()> {
                 let (reason_col, expires_col) = (col("reason"), col("expires_at"));
                 let mut entries = Vec::new();
                 let mut errors = 0u64;
-                for (i, rec) in reader.records().enumerate() {
-                    let row = i + 2;
+                for rec in reader.records() {
+                    // The line the record starts on (the header is row 1), as `leads import`.
                     let rec = match rec {
                         Ok(r) => r,
                         Err(e) => {
                             errors += 1;
+                            let row = e.position().map(|p| p.line()).unwrap_or(0);
                             eprintln!("row {row}: {e}");
                             continue;
                         }
                     };
+                    let row = rec.position().map(|p| p.line()).unwrap_or(0);
                     let raw = rec.get(phone_col).unwrap_or("");
                     let number = match e164(raw, &a.region) {
                         Ok(n) => n,

@@ -7,10 +7,10 @@
 //! Memory holds the most recently used phrases up to a byte budget; an optional directory keeps
 //! them across restarts (32-bit float WAV, written to a temporary name and renamed into place).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use sha2::{Digest, Sha256};
 
@@ -76,6 +76,10 @@ pub struct PhraseCache {
     disk_hits: AtomicU64,
     misses: AtomicU64,
     temp_counter: AtomicU64,
+    /// Phrases being rendered now: a second caller waits for the first instead of rendering
+    /// the same phrase again (many calls of a campaign start with the same words at once).
+    rendering: Mutex<HashSet<PhraseKey>>,
+    rendered: Condvar,
 }
 
 impl PhraseCache {
@@ -89,6 +93,8 @@ impl PhraseCache {
             disk_hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             temp_counter: AtomicU64::new(0),
+            rendering: Mutex::new(HashSet::new()),
+            rendered: Condvar::new(),
         }
     }
 
@@ -156,9 +162,40 @@ impl PhraseCache {
             self.memory_put(key, audio.clone())?;
             return Ok(audio);
         }
+        // One renderer per phrase: wait for a render of the same phrase in progress, then
+        // take its result from memory.
+        {
+            let mut rendering = self.rendering.lock().map_err(|_| TtsError::Poisoned)?;
+            while rendering.contains(&key) {
+                rendering = self
+                    .rendered
+                    .wait(rendering)
+                    .map_err(|_| TtsError::Poisoned)?;
+            }
+            if let Some(audio) = self.memory_get(key)? {
+                self.memory_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(audio);
+            }
+            rendering.insert(key);
+        }
+        let result = self.render_new(voice, &normalized, key, rate);
+        if let Ok(mut rendering) = self.rendering.lock() {
+            rendering.remove(&key);
+        }
+        self.rendered.notify_all();
+        result
+    }
+
+    fn render_new(
+        &self,
+        voice: &Voice,
+        normalized: &str,
+        key: PhraseKey,
+        rate: OutputRate,
+    ) -> Result<Arc<Audio>, TtsError> {
         self.misses.fetch_add(1, Ordering::Relaxed);
         let audio = voice
-            .synthesize_normalized(&normalized)?
+            .synthesize_normalized(normalized)?
             .resample(rate.resolve(voice.sample_rate()))?;
         let audio = Arc::new(audio);
         self.disk_put(key, &audio)?;

@@ -137,3 +137,25 @@ fn memory_budget_evicts_least_recently_used() {
     cache.get_or_render(voice, "Yes.", rate).unwrap();
     assert_eq!(cache.stats().misses, 3, "{:?}", cache.stats());
 }
+
+#[test]
+fn concurrent_requests_for_one_phrase_render_it_once() {
+    let voice = common::voice();
+    let cache = PhraseCache::in_memory(64 * MB);
+    let text = "Hello, this is Northwind Bank calling about your card.";
+    let audios: Vec<Arc<tts::Audio>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                s.spawn(|| {
+                    cache
+                        .get_or_render(voice, text, OutputRate::TELEPHONY)
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(cache.stats().misses, 1, "{:?}", cache.stats());
+    assert_eq!(cache.stats().memory_hits, 5);
+    assert!(audios.iter().all(|a| Arc::ptr_eq(a, &audios[0])));
+}

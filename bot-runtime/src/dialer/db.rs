@@ -14,11 +14,11 @@
 //! - **Leases**: a node touches a lead's dial state only while it holds the lead's lease
 //!   ([`Store::claim_leads`]); updates check `lease_owner`, so a node that lost its lease (it
 //!   stalled past the lease and another node took over) cannot overwrite the new owner's work.
-//! - **An attempt exists before its INVITE**: [`Store::begin_dial`] writes the attempt (and the
-//!   `dialed` decision) in a transaction that stays open while the INVITE is sent and is committed
-//!   right after; a node killed at any point leaves either no attempt (nothing was sent) or an
-//!   open attempt, which the next owner of the lead closes as `interrupted` and which then counts
-//!   under the retry rules like any other attempt.
+//! - **An attempt exists before its INVITE**: [`Store::begin_dial`] commits the attempt (and
+//!   its `dialed` decision) before the INVITE can leave; a node killed at any point after that
+//!   leaves an open attempt, which the next owner of the lead closes as `interrupted` and which
+//!   then counts under the retry rules like any other attempt. So every INVITE has its attempt
+//!   row; an `interrupted` attempt may or may not have reached the network.
 //! - **An opt-out is never dialed after its commit**: the dial transaction checks the DNC tables
 //!   after taking a lock that a DNC insert of the same number also takes (PostgreSQL: a
 //!   transaction-scoped advisory lock on the number; SQLite: the database write lock, taken by
@@ -417,8 +417,8 @@ impl Store {
             if old == sha {
                 return Ok(());
             }
-            return Err(StoreError::InvalidRecord {
-                id: format!("{name} v{version}"),
+            return Err(StoreError::Refused {
+                what: format!("flow {name} v{version}"),
                 reason: "this flow version is already stored with different text; \
                          raise `version` in the flow file"
                     .into(),
@@ -464,8 +464,8 @@ impl Store {
     /// Creates a campaign (status `draft`). Its flow version must be stored.
     pub async fn create_campaign(&self, tenant: &str, c: &NewCampaign) -> Result<(), StoreError> {
         if self.campaign(tenant, &c.id).await?.is_some() {
-            return Err(StoreError::InvalidRecord {
-                id: c.id.clone(),
+            return Err(StoreError::Refused {
+                what: format!("campaign {:?}", c.id.clone()),
                 reason: "a campaign with this name already exists".into(),
             });
         }
@@ -474,8 +474,8 @@ impl Store {
             .await?
             .is_none()
         {
-            return Err(StoreError::InvalidRecord {
-                id: c.id.clone(),
+            return Err(StoreError::Refused {
+                what: format!("campaign {:?}", c.id.clone()),
                 reason: format!("flow {} v{} is not stored", c.flow, c.flow_version),
             });
         }
@@ -591,8 +591,8 @@ impl Store {
         actor: &str,
     ) -> Result<CampaignStatus, StoreError> {
         let Some(c) = self.campaign(tenant, id).await? else {
-            return Err(StoreError::InvalidRecord {
-                id: id.to_string(),
+            return Err(StoreError::Refused {
+                what: format!("campaign {:?}", id.to_string()),
                 reason: "no such campaign".into(),
             });
         };
@@ -600,8 +600,8 @@ impl Store {
             return Ok(to);
         }
         if !c.status.can_become(to) {
-            return Err(StoreError::InvalidRecord {
-                id: id.to_string(),
+            return Err(StoreError::Refused {
+                what: format!("campaign {:?}", id.to_string()),
                 reason: format!(
                     "a {} campaign cannot become {}",
                     c.status.as_str(),
@@ -622,8 +622,8 @@ impl Store {
         .await
         .map_err(self.err(format!("changing campaign {id}")))?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::InvalidRecord {
-                id: id.to_string(),
+            return Err(StoreError::Refused {
+                what: format!("campaign {:?}", id.to_string()),
                 reason: "the campaign changed meanwhile; try again".into(),
             });
         }
@@ -1191,17 +1191,19 @@ impl Store {
         Ok(rows.into_iter().filter_map(from_micros).collect())
     }
 
-    /// Opens the dial of a claimed lead: in one transaction, takes the number's lock, checks the
-    /// lease and the DNC lists, writes the attempt, counts it on the lead and records the
-    /// `dialed` decision. The transaction stays open: send the INVITE, then commit (module docs).
+    /// Opens the dial of a claimed lead. First the attempt and its `dialed` decision are
+    /// committed (the intent); then a second transaction takes the number's lock, checks the
+    /// lease and the DNC lists (when either refuses, the intent is deleted and nothing remains),
+    /// marks the attempt sent and counts it on the lead. That transaction stays open: send the
+    /// INVITE, then commit (module docs).
     pub async fn begin_dial(&self, tenant: &str, a: &NewAttempt) -> Result<DialStart, StoreError> {
         let action = || format!("starting attempt {}", a.id);
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(|e| self.query_error(action(), e))?;
-        let insert = sqlx::query(
+        let qerr = |e| self.query_error(action(), e);
+        // 1. The intent, committed before anything can reach the network: a node killed from
+        //    here on leaves an open attempt (closed later as `interrupted`), never an INVITE
+        //    without a record.
+        let mut tx0 = self.pool.begin().await.map_err(qerr)?;
+        sqlx::query(
             "INSERT INTO attempts (tenant, id, campaign, lead, debt_id, phone, node, started_at_us) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
@@ -1212,68 +1214,12 @@ impl Store {
         .bind(a.debt_id.clone())
         .bind(a.phone.clone())
         .bind(a.node.clone())
-        .bind(us(a.started_at));
-        match self.backend() {
-            // The number's lock first; a DNC insert takes it exclusively.
-            Backend::Postgres => {
-                sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
-                    .bind(number_lock_key(&a.phone))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.query_error(action(), e))?;
-                insert
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.query_error(action(), e))?;
-            }
-            // A write first: it takes SQLite's write lock, which a DNC insert needs too.
-            Backend::Sqlite => {
-                insert
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.query_error(action(), e))?;
-            }
-        }
-        let lease = sqlx::query(
-            "SELECT lease_owner, lease_until_us FROM campaign_leads \
-             WHERE tenant = $1 AND campaign = $2 AND lead = $3",
-        )
-        .bind(tenant.to_string())
-        .bind(a.campaign.clone())
-        .bind(a.lead.clone())
-        .fetch_optional(&mut *tx)
+        .bind(us(a.started_at))
+        .execute(&mut *tx0)
         .await
-        .map_err(|e| self.query_error(action(), e))?;
-        let held = match &lease {
-            Some(r) => {
-                let owner: Option<String> = self.get(r, "lease_owner", &a.lead)?;
-                let until: Option<i64> = self.get(r, "lease_until_us", &a.lead)?;
-                owner.as_deref() == Some(a.node.as_str())
-                    && until.is_some_and(|u| u > us(a.started_at))
-            }
-            None => false,
-        };
-        if !held {
-            let _ = tx.rollback().await;
-            return Ok(DialStart::LeaseLost);
-        }
-        if let Some(entry) = self.dnc_in(&mut tx, tenant, &a.phone, a.started_at).await? {
-            let _ = tx.rollback().await;
-            return Ok(DialStart::Blocked(entry));
-        }
-        sqlx::query(
-            "UPDATE campaign_leads SET attempts = attempts + 1, reason = $1 \
-             WHERE tenant = $2 AND campaign = $3 AND lead = $4",
-        )
-        .bind(format!("{}: {}", a.rule, a.detail))
-        .bind(tenant.to_string())
-        .bind(a.campaign.clone())
-        .bind(a.lead.clone())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.query_error(action(), e))?;
+        .map_err(qerr)?;
         insert_decision(
-            &mut tx,
+            &mut tx0,
             tenant,
             &Decision {
                 at: a.started_at,
@@ -1289,7 +1235,82 @@ impl Store {
             },
         )
         .await
-        .map_err(|e| self.query_error(action(), e))?;
+        .map_err(qerr)?;
+        tx0.commit().await.map_err(qerr)?;
+
+        // 2. Under the number's lock: the lease and the DNC lists, then (by the caller) the
+        //    INVITE, then the commit.
+        let mut tx = self.pool.begin().await.map_err(qerr)?;
+        let mark_sent =
+            sqlx::query("UPDATE attempts SET sent_at_us = $1 WHERE tenant = $2 AND id = $3")
+                .bind(us(a.started_at))
+                .bind(tenant.to_string())
+                .bind(a.id.clone());
+        if self.backend() == Backend::Postgres {
+            // The number's lock first; a DNC insert takes it exclusively.
+            sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+                .bind(number_lock_key(&a.phone))
+                .execute(&mut *tx)
+                .await
+                .map_err(qerr)?;
+        }
+        // On SQLite this write takes the database write lock, which a DNC insert needs too.
+        mark_sent.execute(&mut *tx).await.map_err(qerr)?;
+        let lease = sqlx::query(
+            "SELECT lease_owner, lease_until_us FROM campaign_leads \
+             WHERE tenant = $1 AND campaign = $2 AND lead = $3",
+        )
+        .bind(tenant.to_string())
+        .bind(a.campaign.clone())
+        .bind(a.lead.clone())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(qerr)?;
+        let held = match &lease {
+            Some(r) => {
+                let owner: Option<String> = self.get(r, "lease_owner", &a.lead)?;
+                let until: Option<i64> = self.get(r, "lease_until_us", &a.lead)?;
+                owner.as_deref() == Some(a.node.as_str())
+                    && until.is_some_and(|u| u > us(a.started_at))
+            }
+            None => false,
+        };
+        let blocked = if held {
+            self.dnc_in(&mut tx, tenant, &a.phone, a.started_at).await?
+        } else {
+            None
+        };
+        if !held || blocked.is_some() {
+            // Not dialed after all: the intent goes.
+            sqlx::query("DELETE FROM dial_decisions WHERE tenant = $1 AND attempt = $2")
+                .bind(tenant.to_string())
+                .bind(a.id.clone())
+                .execute(&mut *tx)
+                .await
+                .map_err(qerr)?;
+            sqlx::query("DELETE FROM attempts WHERE tenant = $1 AND id = $2")
+                .bind(tenant.to_string())
+                .bind(a.id.clone())
+                .execute(&mut *tx)
+                .await
+                .map_err(qerr)?;
+            tx.commit().await.map_err(qerr)?;
+            return Ok(match blocked {
+                Some(entry) => DialStart::Blocked(entry),
+                None => DialStart::LeaseLost,
+            });
+        }
+        sqlx::query(
+            "UPDATE campaign_leads SET attempts = attempts + 1, reason = $1 \
+             WHERE tenant = $2 AND campaign = $3 AND lead = $4",
+        )
+        .bind(format!("{}: {}", a.rule, a.detail))
+        .bind(tenant.to_string())
+        .bind(a.campaign.clone())
+        .bind(a.lead.clone())
+        .execute(&mut *tx)
+        .await
+        .map_err(qerr)?;
         Ok(DialStart::Dial(DialTx {
             tx,
             url: self.url().to_string(),
@@ -1408,7 +1429,8 @@ impl Store {
         let row = sqlx::query(
             "SELECT tenant, phone, reason, source, added_by, added_at_us, expires_at_us FROM dnc \
              WHERE phone = $1 AND (tenant = $2 OR tenant = '*') \
-             AND (expires_at_us IS NULL OR expires_at_us > $3) ORDER BY tenant LIMIT 1",
+             AND (expires_at_us IS NULL OR expires_at_us > $3) \
+             ORDER BY CASE WHEN tenant = '*' THEN 1 ELSE 0 END LIMIT 1",
         )
         .bind(phone.to_string())
         .bind(tenant.to_string())
@@ -1512,6 +1534,33 @@ impl Store {
         .await
         .map_err(self.err("listing DNC entries"))?;
         rows.iter().map(|r| self.dnc_from_row(r)).collect()
+    }
+
+    /// Every unexpired DNC entry of every list as (list, E.164, expiry in Unix seconds): what a
+    /// dialer node loads into its in-memory index.
+    pub async fn dnc_all(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, String, Option<i64>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tenant, phone, expires_at_us FROM dnc \
+             WHERE expires_at_us IS NULL OR expires_at_us > $1",
+        )
+        .bind(us(now))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err("loading the DNC lists"))?;
+        rows.iter()
+            .map(|r| {
+                let phone: String = self.get(r, "phone", "dnc")?;
+                let expires: Option<i64> = self.get(r, "expires_at_us", &phone)?;
+                Ok((
+                    self.get(r, "tenant", &phone)?,
+                    phone,
+                    expires.map(|e| e.div_euclid(1_000_000)),
+                ))
+            })
+            .collect()
     }
 
     /// Deletes entries that expired before `now` (they already stopped blocking at expiry);

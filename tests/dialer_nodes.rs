@@ -1,0 +1,569 @@
+//! Dialer nodes (`callbot dialer run`) as operations run them, against SIPp as the customers'
+//! phones (`tests/sipp/uas_answer_hangup.xml`: logs every INVITE's number with its wall-clock
+//! time, answers, hangs up 1.5 s later), with the real models:
+//!
+//! - a node killed with SIGKILL in the middle of a 500-lead campaign on SQLite, then restarted:
+//!   the campaign completes, every INVITE SIPp saw has its attempt row, no lead is dialed again
+//!   except an interrupted attempt retried after its retry delay, no lead or attempt is lost;
+//! - two nodes on one PostgreSQL database running one campaign: no duplicate dial; one is
+//!   killed, the other finishes its leads;
+//! - opt-outs committed while a campaign runs (SQLite and PostgreSQL): no INVITE for an
+//!   opted-out number reaches SIPp after the opt-out's commit.
+//!
+//! Leads are given the timezone of a place where it is daytime now, so the default calling window
+//! (08:00–21:00 local) is the one in force. The tests in this file run one at a time.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bot_runtime::dialer::db::{AttemptRow, CampaignStatus, DEFAULT_TENANT, DncEntry};
+use bot_runtime::store::Store;
+use chrono::{Timelike, Utc};
+use sqlx::Connection;
+
+/// One test at a time: each runs a node with up to 20 calls and SIPp.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const FLOW: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/dialog-flows/flows/card_payment_reminder.yaml"
+);
+const SCENARIO: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/sipp/uas_answer_hangup.xml"
+);
+/// An interrupted attempt is retried after this long; nothing else is retried.
+const INTERRUPTED_RETRY_S: i64 = 2;
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free UDP port")
+}
+
+/// SIPp answering every call on a free loopback port; its INVITE log goes to `log`.
+fn sipp_phones(log: &Path) -> (Killed, SocketAddr) {
+    let port = free_udp_port();
+    let child = Command::new("sipp")
+        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-sf", SCENARIO])
+        .args(["-nostdin", "-trace_logs", "-log_file"])
+        .arg(log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp is installed (Debian package sip-tester; .ci/setup installs it)");
+    std::thread::sleep(Duration::from_millis(500));
+    (Killed(child), SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// Each number's INVITEs as SIPp received them (Unix seconds).
+fn invites(log: &Path) -> HashMap<String, Vec<f64>> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut out: HashMap<String, Vec<f64>> = HashMap::new();
+    for line in text.lines().filter(|l| l.starts_with("INVITE ")) {
+        let number = line.split_whitespace().nth(1).expect("a number");
+        let at: f64 = line
+            .split_whitespace()
+            .last()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("a timestamp in {line:?}"));
+        out.entry(format!("+{number}")).or_default().push(at);
+    }
+    out
+}
+
+/// A zone where it is between 10:00 and 18:59 now.
+fn daytime_zone() -> &'static str {
+    const ZONES: [&str; 12] = [
+        "Pacific/Honolulu",
+        "America/Los_Angeles",
+        "America/Chicago",
+        "America/New_York",
+        "America/Sao_Paulo",
+        "Europe/London",
+        "Europe/Moscow",
+        "Asia/Dubai",
+        "Asia/Kolkata",
+        "Asia/Shanghai",
+        "Asia/Tokyo",
+        "Australia/Sydney",
+    ];
+    let now = Utc::now();
+    ZONES
+        .into_iter()
+        .find(|z| {
+            let tz: chrono_tz::Tz = z.parse().expect("a zone");
+            (10..19).contains(&now.with_timezone(&tz).hour())
+        })
+        .expect("some zone is in daytime")
+}
+
+fn phone(i: usize) -> String {
+    format!("+1212{:07}", 2_000_000 + i)
+}
+
+fn callbot(args: &[&str], db: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_callbot"))
+        .args(args)
+        .args(["--database-url", db])
+        .output()
+        .expect("run callbot");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "callbot {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Creates campaign `c` with `n` leads dialing `trunk`, and starts it.
+fn campaign(dir: &Path, db: &str, n: usize, trunk: SocketAddr) {
+    let zone = daytime_zone();
+    let settings = dir.join("settings.json");
+    std::fs::write(
+        &settings,
+        serde_json::json!({
+            "trunk": {"address": trunk.to_string(), "cps": 50, "burst": 5},
+            "rules": {
+                "retries": {"interrupted": {"delay_secs": INTERRUPTED_RETRY_S, "max": 3}},
+                "min_gap_secs": 1,
+                "max_attempts_per_day": 5,
+            },
+        })
+        .to_string(),
+    )
+    .expect("settings");
+    let leads = dir.join("leads.csv");
+    let mut f = std::fs::File::create(&leads).expect("leads file");
+    writeln!(
+        f,
+        "phone,first_name,amount_due,due_date,card_number,timezone"
+    )
+    .expect("write");
+    for i in 0..n {
+        writeln!(
+            f,
+            "{},Alex,120.50,2030-01-15,4111111111111111,{zone}",
+            phone(i)
+        )
+        .expect("write");
+    }
+    drop(f);
+    let flow = FLOW;
+    let settings = settings.to_str().expect("path");
+    callbot(
+        &[
+            "campaign",
+            "create",
+            "c",
+            "--flow",
+            flow,
+            "--max-concurrent",
+            "20",
+            "--settings",
+            settings,
+        ],
+        db,
+    );
+    let out = callbot(
+        &[
+            "leads",
+            "import",
+            leads.to_str().expect("path"),
+            "--campaign",
+            "c",
+        ],
+        db,
+    );
+    assert!(out.contains(&format!("{n} leads assigned")), "{out}");
+    callbot(&["campaign", "start", "c"], db);
+}
+
+fn node(db: &str, name: &str, until_idle: bool, log: &Path) -> Killed {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callbot"));
+    cmd.args(["dialer", "run", "--node", name, "--sip", "127.0.0.1:0"])
+        .args([
+            "--lease-secs",
+            "5",
+            "--max-calls",
+            "20",
+            "--database-url",
+            db,
+        ]);
+    if until_idle {
+        cmd.arg("--until-idle");
+    }
+    let out = std::fs::File::create(log).expect("node log");
+    let err = out.try_clone().expect("node log");
+    Killed(
+        cmd.stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start a dialer node"),
+    )
+}
+
+async fn attempts(store: &Store) -> Vec<AttemptRow> {
+    store
+        .campaign_attempts(DEFAULT_TENANT, "c")
+        .await
+        .expect("attempts")
+}
+
+async fn wait_for_attempts(store: &Store, n: usize, limit: Duration) {
+    let t0 = Instant::now();
+    while attempts(store).await.len() < n {
+        assert!(
+            t0.elapsed() < limit,
+            "fewer than {n} attempts after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits for a node started with `--until-idle` to exit by itself.
+fn wait_exit(node: &mut Killed, limit: Duration, log: &Path) {
+    let t0 = Instant::now();
+    loop {
+        if let Some(status) = node.0.try_wait().expect("node status") {
+            assert!(
+                status.success(),
+                "the node failed: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            return;
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "the node did not finish the campaign in {limit:?}: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// What every finished campaign must show, whatever happened to its nodes: every lead done, no
+/// attempt left open, every INVITE SIPp saw has an attempt, each lead answered exactly once, and
+/// a lead dialed twice only after an interrupted attempt and its retry delay.
+async fn check_complete(store: &Store, n: usize, sipp_log: &Path) -> Vec<AttemptRow> {
+    let c = store
+        .campaign(DEFAULT_TENANT, "c")
+        .await
+        .expect("read")
+        .expect("campaign");
+    assert_eq!(c.status, CampaignStatus::Finished);
+    let stats = store
+        .campaign_stats(DEFAULT_TENANT, "c", Utc::now())
+        .await
+        .expect("stats");
+    assert_eq!(
+        (stats.leads, stats.done, stats.ready),
+        (n as u64, n as u64, 0)
+    );
+    assert_eq!(stats.in_progress, 0, "no attempt left open");
+    let all = attempts(store).await;
+    let seen = invites(sipp_log);
+    let mut by_phone: HashMap<&str, Vec<&AttemptRow>> = HashMap::new();
+    for a in &all {
+        by_phone.entry(a.phone.as_str()).or_default().push(a);
+    }
+    assert_eq!(by_phone.len(), n, "every lead was dialed");
+    for i in 0..n {
+        let p = phone(i);
+        let rows = &by_phone[p.as_str()];
+        let sent = seen.get(&p).map(Vec::len).unwrap_or(0);
+        assert!(
+            sent <= rows.len(),
+            "{p}: SIPp saw {sent} INVITEs but only {} attempts are recorded",
+            rows.len()
+        );
+        let finals: Vec<_> = rows
+            .iter()
+            .filter(|a| a.disposition.as_deref() != Some("interrupted"))
+            .collect();
+        assert_eq!(finals.len(), 1, "{p}: one attempt to the end: {rows:?}");
+        assert!(sent >= 1, "{p}: its final attempt reached SIPp");
+        for w in rows.windows(2) {
+            assert_eq!(
+                w[0].disposition.as_deref(),
+                Some("interrupted"),
+                "{p}: {rows:?}"
+            );
+            let gap = w[1].started_at - w[0].started_at;
+            assert!(
+                gap >= chrono::Duration::seconds(INTERRUPTED_RETRY_S),
+                "{p}: dialed again {gap} after an interrupted attempt"
+            );
+        }
+        if let Some(times) = seen.get(&p) {
+            for w in times.windows(2) {
+                assert!(
+                    w[1] - w[0] >= INTERRUPTED_RETRY_S as f64 - 0.2,
+                    "{p}: SIPp saw two INVITEs {:.3} s apart",
+                    w[1] - w[0]
+                );
+            }
+        }
+    }
+    all
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio")
+}
+
+/// A fresh PostgreSQL database, dropped at the end.
+struct PgDb {
+    url: String,
+    admin: String,
+    name: String,
+}
+
+impl PgDb {
+    async fn create() -> PgDb {
+        let admin = std::env::var("CALLBOT_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("PostgreSQL is required for this test and unreachable at {admin}: {e}")
+            });
+        let name = format!("callbot_nodes_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .await
+            .expect("create database");
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .expect("a database URL");
+        PgDb {
+            url: format!("{base}/{name}"),
+            admin,
+            name,
+        }
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            rt().block_on(async {
+                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .execute(&mut c)
+                            .await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+#[test]
+fn a_node_killed_mid_campaign_loses_nothing_after_restart() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("callbot.db").display());
+    let sipp_log = dir.path().join("sipp.log");
+    let (_sipp, trunk) = sipp_phones(&sipp_log);
+    const N: usize = 500;
+    campaign(dir.path(), &db, N, trunk);
+    let rt = rt();
+    let store = rt.block_on(Store::open(&db)).expect("open");
+    let log1 = dir.path().join("node-1.log");
+    let mut first = node(&db, "node-1", false, &log1);
+    rt.block_on(wait_for_attempts(&store, 150, Duration::from_secs(120)));
+    first.0.kill().expect("SIGKILL");
+    first.0.wait().expect("reaped");
+    let open = rt
+        .block_on(attempts(&store))
+        .iter()
+        .filter(|a| a.disposition.is_none())
+        .count();
+    println!("killed with {open} attempts in progress");
+    assert!(open > 0, "the kill hit calls in progress");
+    let log2 = dir.path().join("node-1-again.log");
+    let mut again = node(&db, "node-1", true, &log2);
+    wait_exit(&mut again, Duration::from_secs(300), &log2);
+    let all = rt.block_on(check_complete(&store, N, &sipp_log));
+    let interrupted = all
+        .iter()
+        .filter(|a| a.disposition.as_deref() == Some("interrupted"))
+        .count();
+    assert_eq!(
+        interrupted, open,
+        "the calls cut by the kill, and only they, are interrupted"
+    );
+}
+
+#[test]
+fn two_nodes_share_a_campaign_on_postgres_and_one_finishes_the_others_work() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = rt();
+    let pg = rt.block_on(PgDb::create());
+    let sipp_log = dir.path().join("sipp.log");
+    let (_sipp, trunk) = sipp_phones(&sipp_log);
+    const N: usize = 300;
+    campaign(dir.path(), &pg.url, N, trunk);
+    let store = rt.block_on(Store::open(&pg.url)).expect("open");
+    let (log_a, log_b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let mut a = node(&pg.url, "node-a", true, &log_a);
+    let mut b = node(&pg.url, "node-b", false, &log_b);
+    rt.block_on(async {
+        let t0 = Instant::now();
+        loop {
+            let all = attempts(&store).await;
+            let by_b = all.iter().filter(|x| x.node == "node-b").count();
+            let by_a = all.len() - by_b;
+            if by_a >= 40 && by_b >= 40 {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "both nodes dial: a {by_a}, b {by_b}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    b.0.kill().expect("SIGKILL node b");
+    b.0.wait().expect("reaped");
+    wait_exit(&mut a, Duration::from_secs(300), &log_a);
+    let all = rt.block_on(check_complete(&store, N, &sipp_log));
+    // Every interrupted attempt is one of node b's, taken over by node a.
+    for x in all
+        .iter()
+        .filter(|x| x.disposition.as_deref() == Some("interrupted"))
+    {
+        assert_eq!(x.node, "node-b", "{x:?}");
+    }
+    let finished_by_a = all
+        .iter()
+        .filter(|x| x.node == "node-a" && x.disposition.as_deref() != Some("interrupted"))
+        .count();
+    assert!(
+        finished_by_a > N / 2,
+        "node a finished the campaign ({finished_by_a})"
+    );
+    drop(store);
+}
+
+/// Opt-outs race the dialer: each is committed for a lead a few places ahead of the dialer, and
+/// the time its commit returned is compared with SIPp's INVITE times.
+fn opt_outs_race_the_dialer(db: &str, dir: &Path) {
+    let sipp_log = dir.join("sipp.log");
+    let (_sipp, trunk) = sipp_phones(&sipp_log);
+    const N: usize = 200;
+    campaign(dir, db, N, trunk);
+    let rt = rt();
+    let store = rt.block_on(Store::open(db)).expect("open");
+    let log = dir.join("node.log");
+    let mut n1 = node(db, "node-1", true, &log);
+    let mut committed: Vec<(String, f64)> = Vec::new();
+    rt.block_on(async {
+        let mut next = 0usize;
+        while committed.len() < 30 {
+            let dialed = attempts(&store).await.len();
+            // A lead just ahead of the dialer (sequential order: the file's order).
+            let target = (dialed + committed.len() % 3).max(next);
+            if target >= N - 10 {
+                break;
+            }
+            next = target + 1;
+            let p = phone(target);
+            store
+                .add_dnc(&[DncEntry {
+                    tenant: DEFAULT_TENANT.into(),
+                    phone: p.clone(),
+                    reason: "asked during the campaign".into(),
+                    source: "test".into(),
+                    added_by: "tester".into(),
+                    added_at: Utc::now(),
+                    expires_at: None,
+                }])
+                .await
+                .expect("opt-out");
+            let at = Utc::now().timestamp_micros() as f64 / 1e6;
+            committed.push((p, at));
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    });
+    wait_exit(&mut n1, Duration::from_secs(300), &log);
+    let seen = invites(&sipp_log);
+    let mut blocked = 0;
+    for (p, at) in &committed {
+        if let Some(times) = seen.get(p) {
+            for t in times {
+                assert!(
+                    t <= at,
+                    "{p} was dialed {:.3} s after its opt-out committed",
+                    t - at
+                );
+            }
+        }
+        let why = rt
+            .block_on(store.decisions_for_phone(DEFAULT_TENANT, p, None))
+            .expect("decisions");
+        if why
+            .iter()
+            .any(|d| d.verdict == "blocked" && d.rule == "dnc")
+        {
+            blocked += 1;
+            assert!(!seen.contains_key(p), "{p} was blocked yet SIPp saw it");
+        }
+    }
+    println!(
+        "{} opt-outs, {blocked} blocked before dialing",
+        committed.len()
+    );
+    assert!(
+        committed.len() >= 20,
+        "the race ran ({} opt-outs)",
+        committed.len()
+    );
+    assert!(
+        blocked >= 5,
+        "opt-outs beat the dialer to some leads ({blocked})"
+    );
+}
+
+#[test]
+fn an_opt_out_is_never_dialed_after_its_commit_sqlite() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("callbot.db").display());
+    opt_outs_race_the_dialer(&db, dir.path());
+}
+
+#[test]
+fn an_opt_out_is_never_dialed_after_its_commit_postgres() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pg = rt().block_on(PgDb::create());
+    opt_outs_race_the_dialer(&pg.url, dir.path());
+}
