@@ -1,7 +1,7 @@
 //! The dialer's operator commands as a user runs them (`callbot campaign|leads|dnc|audit`), each
 //! scenario on both backends: SQLite (a file in a temporary directory) and PostgreSQL (a fresh
 //! database per test, `callbot_cli_<uuid>`, created on the server named by
-//! `$CALLBOT_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`, trust auth,
+//! `$CALLBOT_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`,
 //! and dropped when the test ends, pass or fail). If that server cannot be reached the PostgreSQL
 //! tests FAIL, saying so: they are never skipped.
 //!
@@ -9,12 +9,8 @@
 //! loads a model.
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
-use std::time::Duration;
 
 use bot_runtime::dialer::campaign::CampaignSettings;
 use bot_runtime::dialer::db::{CampaignKind, CampaignStatus, DncEntry, Lead, Order};
@@ -22,139 +18,18 @@ use bot_runtime::store::{Backend, Store};
 use chrono::{DateTime, Utc};
 use tempfile::TempDir;
 
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-// ----- PostgreSQL: a minimal client for CREATE/DROP DATABASE --------------------------------
-//
-// The root crate has no sqlx; creating and dropping a database needs only the simple-query
-// protocol over a trust-authenticated connection.
+// ----- PostgreSQL: a database per test -----------------------------------------------------
 
 mod pg {
-    use super::*;
+    use std::sync::Mutex;
+    use std::time::Duration;
 
-    /// Host, port, user and database of a `postgres://` URL (a password is ignored: trust auth).
-    struct Target {
-        addr: String,
-        user: String,
-        database: String,
-    }
+    use sqlx::Connection as _;
 
-    fn parse(url: &str) -> Result<Target, String> {
-        let rest = url
-            .strip_prefix("postgres://")
-            .or_else(|| url.strip_prefix("postgresql://"))
-            .ok_or_else(|| format!("{url}: not a postgres:// URL"))?;
-        let rest = rest.split('?').next().unwrap_or(rest);
-        let (authority, database) = rest.split_once('/').unwrap_or((rest, "postgres"));
-        let (user, host) = match authority.rsplit_once('@') {
-            Some((userinfo, host)) => (userinfo.split(':').next().unwrap_or(userinfo), host),
-            None => ("postgres", authority),
-        };
-        let addr = if host.contains(':') {
-            host.to_string()
-        } else {
-            format!("{host}:5432")
-        };
-        Ok(Target {
-            addr,
-            user: if user.is_empty() { "postgres" } else { user }.to_string(),
-            database: if database.is_empty() {
-                "postgres"
-            } else {
-                database
-            }
-            .to_string(),
-        })
-    }
+    const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-    fn send(s: &mut TcpStream, tag: Option<u8>, body: &[u8]) -> Result<(), String> {
-        let mut msg = Vec::with_capacity(body.len() + 5);
-        if let Some(t) = tag {
-            msg.push(t);
-        }
-        let len = u32::try_from(body.len() + 4).map_err(|_| "message too long".to_string())?;
-        msg.extend(len.to_be_bytes());
-        msg.extend(body);
-        s.write_all(&msg).map_err(|e| format!("writing: {e}"))
-    }
-
-    fn receive(s: &mut TcpStream) -> Result<(u8, Vec<u8>), String> {
-        let mut head = [0u8; 5];
-        s.read_exact(&mut head)
-            .map_err(|e| format!("reading: {e}"))?;
-        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-        let mut body = vec![0u8; len.saturating_sub(4)];
-        s.read_exact(&mut body)
-            .map_err(|e| format!("reading: {e}"))?;
-        Ok((head[0], body))
-    }
-
-    /// The `M`essage (and `C`ode) fields of an ErrorResponse.
-    fn server_error(body: &[u8]) -> String {
-        let mut message = String::new();
-        let mut code = String::new();
-        for field in body.split(|b| *b == 0) {
-            if let Some((&kind, text)) = field.split_first() {
-                let text = String::from_utf8_lossy(text).into_owned();
-                match kind {
-                    b'M' => message = text,
-                    b'C' => code = text,
-                    _ => {}
-                }
-            }
-        }
-        format!("{message} (SQLSTATE {code})")
-    }
-
-    /// Runs one statement on the database named by `url`.
-    pub fn execute(url: &str, sql: &str) -> Result<(), String> {
-        let t = parse(url)?;
-        let mut s = TcpStream::connect(&t.addr).map_err(|e| format!("connecting: {e}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(60)))
-            .map_err(|e| e.to_string())?;
-        let mut startup = 196_608u32.to_be_bytes().to_vec(); // protocol 3.0
-        for (k, v) in [("user", &t.user), ("database", &t.database)] {
-            startup.extend(k.as_bytes());
-            startup.push(0);
-            startup.extend(v.as_bytes());
-            startup.push(0);
-        }
-        startup.push(0);
-        send(&mut s, None, &startup)?;
-        loop {
-            match receive(&mut s)? {
-                (b'R', body) => {
-                    let method = body
-                        .get(..4)
-                        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-                        .unwrap_or(u32::MAX);
-                    if method != 0 {
-                        return Err(format!(
-                            "the server asks for authentication (method {method}); these tests \
-                             expect trust authentication"
-                        ));
-                    }
-                }
-                (b'E', body) => return Err(server_error(&body)),
-                (b'Z', _) => break,
-                _ => {}
-            }
-        }
-        let mut query = sql.as_bytes().to_vec();
-        query.push(0);
-        send(&mut s, Some(b'Q'), &query)?;
-        let mut failed = None;
-        loop {
-            match receive(&mut s)? {
-                (b'E', body) => failed = Some(server_error(&body)),
-                (b'Z', _) => break,
-                _ => {}
-            }
-        }
-        // Best effort: the statement's outcome is known.
-        let _ = send(&mut s, Some(b'X'), &[]);
-        failed.map_or(Ok(()), Err)
-    }
+    /// SQLSTATE `object_in_use`: CREATE DATABASE while another session is copying template1.
+    const OBJECT_IN_USE: &str = "55006";
 
     pub fn admin_url() -> String {
         std::env::var("CALLBOT_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.into())
@@ -174,27 +49,6 @@ mod pg {
         }
     }
 
-    /// 32 hex digits, unique enough for a database name (pid, time, a counter, hasher keys).
-    pub fn unique_suffix() -> String {
-        use std::hash::{BuildHasher, Hasher};
-        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let mut halves = [0u64; 2];
-        for (i, half) in halves.iter_mut().enumerate() {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u128(nanos);
-            h.write_u32(std::process::id());
-            h.write_u64(n);
-            h.write_usize(i);
-            *half = h.finish();
-        }
-        format!("{:016x}{:016x}", halves[0], halves[1])
-    }
-
     /// A database that is dropped when this is.
     pub struct Database {
         pub admin_url: String,
@@ -202,38 +56,69 @@ mod pg {
     }
 
     impl Database {
-        pub fn create() -> Database {
+        /// Creates `callbot_cli_<uuid>` on the server named by `$CALLBOT_TEST_POSTGRES_URL`,
+        /// panicking (never skipping) if that server cannot be reached.
+        pub fn create(rt: &tokio::runtime::Runtime) -> Database {
             // CREATE DATABASE copies template1 and fails while another CREATE DATABASE is
             // copying it: one at a time here, and retried for other processes' copies.
             static CREATING: Mutex<()> = Mutex::new(());
             let _guard = CREATING.lock().unwrap_or_else(|e| e.into_inner());
             let admin_url = admin_url();
-            let name = format!("callbot_cli_{}", unique_suffix());
-            let mut tries = 0;
-            loop {
-                match execute(&admin_url, &format!("CREATE DATABASE \"{name}\"")) {
-                    Ok(()) => break,
-                    Err(e) if e.contains("being accessed by other users") && tries < 50 => {
-                        tries += 1;
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
-                    Err(e) if e.starts_with("connecting") || e.starts_with("reading") => panic!(
+            let name = format!("callbot_cli_{}", uuid::Uuid::new_v4().simple());
+            rt.block_on(async {
+                let mut conn = match sqlx::PgConnection::connect(&admin_url).await {
+                    Ok(conn) => conn,
+                    Err(e) => panic!(
                         "PostgreSQL is required for the postgres::* CLI tests and is unreachable \
                          at {admin_url} ({e}). Start PostgreSQL there or point \
                          CALLBOT_TEST_POSTGRES_URL at one (CI provides it)."
                     ),
-                    Err(e) => panic!("creating test database {name} on {admin_url}: {e}"),
+                };
+                let sql = format!("CREATE DATABASE \"{name}\"");
+                let mut tries = 0;
+                loop {
+                    match sqlx::query(&sql).execute(&mut conn).await {
+                        Ok(_) => break,
+                        Err(sqlx::Error::Database(e))
+                            if e.code().as_deref() == Some(OBJECT_IN_USE) && tries < 50 =>
+                        {
+                            tries += 1;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Err(e) => panic!("creating test database {name} on {admin_url}: {e}"),
+                    }
                 }
-            }
+                conn.close().await.expect("closing the admin connection");
+            });
             Database { admin_url, name }
         }
     }
 
     impl Drop for Database {
         fn drop(&mut self) {
+            let admin_url = self.admin_url.clone();
             let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
-            if let Err(e) = execute(&self.admin_url, &sql) {
-                eprintln!("could not drop test database {}: {e}", self.name);
+            // This may run inside a runtime (a test panicking in `block_on`): drop the database
+            // from a thread and runtime of its own.
+            let dropped = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async {
+                    let mut conn = sqlx::PgConnection::connect(&admin_url).await?;
+                    sqlx::query(&sql).execute(&mut conn).await?;
+                    conn.close().await?;
+                    anyhow::Ok(())
+                })
+            })
+            .join();
+            match dropped {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => eprintln!("could not drop test database {}: {e:#}", self.name),
+                Err(_) => eprintln!(
+                    "could not drop test database {}: the dropping thread panicked",
+                    self.name
+                ),
             }
         }
     }
@@ -289,12 +174,13 @@ impl Env {
     }
 
     fn postgres() -> Env {
-        let db = pg::Database::create();
+        let rt = runtime();
+        let db = pg::Database::create(&rt);
         Env {
             url: pg::with_database(&db.admin_url, &db.name),
             backend: Backend::Postgres,
             dir: tempfile::tempdir().expect("temporary directory"),
-            rt: runtime(),
+            rt,
             _pg: Some(db),
         }
     }
@@ -485,15 +371,8 @@ on_both!(
     dnc_add_check_remove,
     dnc_import_export_round_trip,
     audit_why_without_decisions,
-    #[ignore = "bug: dnc check reports the global entry before the tenant's own (db.rs dnc_in \
-                ORDER BY tenant sorts '*' first), against Store::dnc_check's doc"]
     dnc_check_prefers_the_tenant_list,
-    #[ignore = "bug: dnc import numbers rows by record (src/cli/dnc.rs `let row = i + 2`), so a \
-                blank line or a quoted multi-line cell shifts every later row number, unlike \
-                `leads import` (line the record starts on)"]
     dnc_import_row_numbers_are_lines,
-    #[ignore = "bug: campaign errors read `cannot save call \"NAME\": …` (StoreError::InvalidRecord \
-                used by create_campaign/set_campaign_status in bot-runtime/src/dialer/db.rs)"]
     campaign_errors_do_not_mention_calls,
 );
 
