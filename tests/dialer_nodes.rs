@@ -72,12 +72,21 @@ fn sipp_phones(log: &Path) -> (Killed, SocketAddr) {
     (Killed(child), SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
-/// Each number's INVITEs as SIPp received them (Unix seconds).
+/// The caller ID the campaigns present.
+const CALLER_ID: &str = "+18005550100";
+
+/// Each number's INVITEs as SIPp received them (Unix seconds); every INVITE must present the
+/// campaign's caller ID.
 fn invites(log: &Path) -> HashMap<String, Vec<f64>> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let mut out: HashMap<String, Vec<f64>> = HashMap::new();
     for line in text.lines().filter(|l| l.starts_with("INVITE ")) {
         let number = line.split_whitespace().nth(1).expect("a number");
+        assert_eq!(
+            line.split_whitespace().nth(3),
+            Some(CALLER_ID),
+            "the caller ID presented: {line}"
+        );
         let at: f64 = line
             .split_whitespace()
             .last()
@@ -177,6 +186,8 @@ fn campaign(dir: &Path, db: &str, n: usize, trunk: SocketAddr) {
             flow,
             "--max-concurrent",
             "20",
+            "--caller-id",
+            CALLER_ID,
             "--settings",
             settings,
         ],

@@ -100,6 +100,7 @@ async fn round(
             lead_id: None,
             campaign: Some("bench".into()),
             phone: format!("+1555010{i:04}"),
+            caller_id: None,
             amd: false,
             live: None,
         };

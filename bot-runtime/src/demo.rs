@@ -272,6 +272,7 @@ pub async fn run(
             lead_id: Some(format!("lead-{}", c.name.to_lowercase())),
             campaign: Some("demo".into()),
             phone: c.phone.clone(),
+            caller_id: None,
             amd: true,
             live: Some(live_tx.clone()),
         };

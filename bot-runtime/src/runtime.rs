@@ -89,6 +89,8 @@ pub struct Dial {
     pub campaign: Option<String>,
     /// The customer's number, for the record.
     pub phone: String,
+    /// The caller ID presented (the From user; `None`: the server's SIP user).
+    pub caller_id: Option<String>,
     pub amd: bool,
     pub live: Option<mpsc::UnboundedSender<LiveEvent>>,
 }
@@ -372,11 +374,11 @@ impl Runtime {
         let (etx, erx) = mpsc::unbounded_channel();
         let Some(call) = self
             .agent
-            .invite(
+            .invite_as(
                 d.next_hop,
                 d.target.clone(),
+                d.caller_id.as_deref(),
                 offer.to_string().into_bytes(),
-                None,
             )
             .await
         else {

@@ -181,6 +181,7 @@ async fn dial(runtime: &Runtime, name: &str) -> CallRecord {
             lead_id: Some(name.to_lowercase()),
             campaign: Some("e2e".into()),
             phone: c.phone,
+            caller_id: None,
             amd: true,
             live: None,
         })

@@ -585,6 +585,7 @@ impl Dialer {
             lead_id: Some(lead.id.clone()),
             campaign: Some(c.id.clone()),
             phone: lead.phone.clone(),
+            caller_id: c.caller_id.clone(),
             amd: settings.amd,
             live: Some(live_tx),
         };

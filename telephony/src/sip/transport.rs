@@ -31,6 +31,7 @@ enum Command {
         target: Uri,
         sdp: Vec<u8>,
         credentials: Option<Credentials>,
+        from_user: Option<String>,
         reply: oneshot::Sender<Option<CallId>>,
     },
     Hangup(CallId),
@@ -130,6 +131,38 @@ impl AgentHandle {
         sdp: Vec<u8>,
         credentials: Option<Credentials>,
     ) -> Option<CallId> {
+        self.send_invite(next_hop, transport, target, sdp, credentials, None)
+            .await
+    }
+
+    /// Place a call over UDP presenting `from_user` (a caller ID) as the From header's user.
+    pub async fn invite_as(
+        &self,
+        next_hop: SocketAddr,
+        target: Uri,
+        from_user: Option<&str>,
+        sdp: Vec<u8>,
+    ) -> Option<CallId> {
+        self.send_invite(
+            next_hop,
+            SipTransport::Udp,
+            target,
+            sdp,
+            None,
+            from_user.map(str::to_string),
+        )
+        .await
+    }
+
+    async fn send_invite(
+        &self,
+        next_hop: SocketAddr,
+        transport: SipTransport,
+        target: Uri,
+        sdp: Vec<u8>,
+        credentials: Option<Credentials>,
+        from_user: Option<String>,
+    ) -> Option<CallId> {
         let (reply, rx) = oneshot::channel();
         self.commands
             .send(Command::Invite {
@@ -138,6 +171,7 @@ impl AgentHandle {
                 target,
                 sdp,
                 credentials,
+                from_user,
                 reply,
             })
             .ok()?;
@@ -255,7 +289,7 @@ async fn run(
             },
             c = commands.recv() => match c {
                 None => return,
-                Some(Command::Invite { next_hop, transport, target, sdp, credentials, reply }) => {
+                Some(Command::Invite { next_hop, transport, target, sdp, credentials, from_user, reply }) => {
                     if transport == SipTransport::Tcp && !writers.contains_key(&next_hop) {
                         match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(next_hop)).await {
                             Ok(Ok(stream)) => {
@@ -271,7 +305,7 @@ async fn run(
                             }
                         }
                     }
-                    let (id, out) = ua.invite(next_hop, target, None, sdp, credentials, Instant::now());
+                    let (id, out) = ua.invite_from(next_hop, target, from_user.as_deref(), None, sdp, credentials, Instant::now());
                     invited = Some((reply, id));
                     out
                 }

@@ -246,22 +246,34 @@ impl UserAgent {
         credentials: Option<Credentials>,
         now: Instant,
     ) -> (CallId, Vec<UaOutput>) {
+        self.invite_from(next_hop, target, None, from_display, sdp, credentials, now)
+    }
+
+    /// [`UserAgent::invite`] with `from_user` as the From header's user part — the caller ID a
+    /// trunk presents (`None`: this agent's user). The Contact stays this agent's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn invite_from(
+        &mut self,
+        next_hop: SocketAddr,
+        target: Uri,
+        from_user: Option<&str>,
+        from_display: Option<&str>,
+        sdp: Vec<u8>,
+        credentials: Option<Credentials>,
+        now: Instant,
+    ) -> (CallId, Vec<UaOutput>) {
+        let from_user = from_user.unwrap_or(&self.cfg.user).to_string();
         let local_tag = token();
         let mut h = Headers::default();
         h.push("Via", self.via(next_hop, &format!("z9hG4bK{}", token())));
         h.push("Max-Forwards", "70");
         let from = match from_display {
             Some(d) => format!(
-                "\"{}\" <sip:{}@{}>;tag={local_tag}",
+                "\"{}\" <sip:{from_user}@{}>;tag={local_tag}",
                 d.replace('"', ""),
-                self.cfg.user,
                 self.cfg.local.ip()
             ),
-            None => format!(
-                "<sip:{}@{}>;tag={local_tag}",
-                self.cfg.user,
-                self.cfg.local.ip()
-            ),
+            None => format!("<sip:{from_user}@{}>;tag={local_tag}", self.cfg.local.ip()),
         };
         h.push("From", from);
         h.push("To", format!("<{target}>"));
