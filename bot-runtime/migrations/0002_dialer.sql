@@ -83,6 +83,16 @@ CREATE TABLE campaign_leads (
     FOREIGN KEY (tenant, lead) REFERENCES leads (tenant, id)
 );
 CREATE INDEX campaign_leads_due ON campaign_leads (tenant, campaign, state, next_at_us, seq);
+-- The next seq of an assignment (MAX(seq) is one probe).
+CREATE INDEX campaign_leads_seq ON campaign_leads (tenant, campaign, seq);
+-- Claims walk the unleased ready leads in the campaign's order and stop after a batch; leased
+-- rows leave these partial indexes, and expired leases are found by the last one.
+CREATE INDEX campaign_leads_claimable ON campaign_leads (tenant, campaign, seq)
+    WHERE state = 'ready' AND lease_owner IS NULL;
+CREATE INDEX campaign_leads_claimable_loop ON campaign_leads (tenant, campaign, attempts, seq)
+    WHERE state = 'ready' AND lease_owner IS NULL;
+CREATE INDEX campaign_leads_leased ON campaign_leads (tenant, campaign, lease_until_us)
+    WHERE lease_owner IS NOT NULL;
 
 -- One dial of one lead, written before its INVITE can leave. `disposition` is NULL while the
 -- attempt is in progress; an attempt left NULL by a node that died is closed as 'interrupted' by

@@ -221,6 +221,14 @@ impl Order {
             Order::Loop => "attempts, seq",
         }
     }
+
+    /// The same order on a table aliased `cl`.
+    fn sql_cl(self) -> &'static str {
+        match self {
+            Order::Sequential | Order::Random => "cl.seq",
+            Order::Loop => "cl.attempts, cl.seq",
+        }
+    }
 }
 
 /// One past attempt.
@@ -335,6 +343,35 @@ impl DialTx {
             action: "committing a dial".into(),
             source,
         })
+    }
+}
+
+/// Placeholders for generated statements, in bind order: `$1`, `$2`… on PostgreSQL, anonymous
+/// `?` on SQLite — sqlx-sqlite maps each `$N` by asking SQLite for the parameter's name, a linear
+/// scan per bind, which makes binding a 6000-parameter statement quadratic. Only for statements
+/// whose placeholders each appear once, in bind order.
+struct Placeholders {
+    backend: Backend,
+    n: usize,
+}
+
+impl Placeholders {
+    fn new(backend: Backend) -> Self {
+        Placeholders { backend, n: 0 }
+    }
+
+    fn next(&mut self) -> String {
+        self.n += 1;
+        match self.backend {
+            Backend::Postgres => format!("${}", self.n),
+            Backend::Sqlite => "?".to_string(),
+        }
+    }
+
+    /// `(p, p, …)` of `k` placeholders.
+    fn tuple(&mut self, k: usize) -> String {
+        let items: Vec<String> = (0..k).map(|_| self.next()).collect();
+        format!("({})", items.join(", "))
     }
 }
 
@@ -696,114 +733,77 @@ impl Store {
 
     // ----- leads ---------------------------------------------------------------------------
 
-    /// Inserts leads for a tenant in batches, each batch one transaction; a lead whose number the
-    /// tenant already has is not inserted and is reported (the earlier lead stays as it was).
+    /// Inserts leads for a tenant in batches of [`BATCH`], one statement each; a lead whose
+    /// number the tenant already has (or that repeats a number earlier in `leads`) is not
+    /// inserted and is reported (the earlier lead stays as it was). The unique index on
+    /// `(tenant, phone)` decides (`ON CONFLICT DO NOTHING RETURNING`), so concurrent imports agree
+    /// without a read-then-write.
     pub async fn insert_leads(
         &self,
         tenant: &str,
         source: &str,
         leads: &[NewLead],
     ) -> Result<InsertReport, StoreError> {
+        const COLS: usize = 12;
         let mut report = InsertReport::default();
+        let mut seen = std::collections::HashSet::new();
         for batch in leads.chunks(BATCH) {
-            let mut tx = self
-                .pool
-                .begin()
-                .await
-                .map_err(self.err("importing leads"))?;
-            // A write first: it takes SQLite's write lock now (a read-then-write transaction
-            // would be refused the upgrade when another writer is active); on PostgreSQL it
-            // serialises concurrent imports into one tenant, so their duplicate checks agree.
-            sqlx::query("UPDATE tenants SET name = name WHERE id = $1")
-                .bind(tenant.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(self.err("importing leads"))?;
-            // Which of these numbers the tenant already has.
-            let placeholders: Vec<String> =
-                (0..batch.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!(
-                "SELECT phone FROM leads WHERE tenant = $1 AND phone IN ({})",
-                placeholders.join(", ")
-            );
-            let mut q = sqlx::query_scalar::<_, String>(&sql).bind(tenant.to_string());
-            for l in batch {
-                q = q.bind(l.phone.clone());
-            }
-            let existing: std::collections::HashSet<String> = q
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(self.err("importing leads"))?
-                .into_iter()
-                .collect();
-            let mut seen = std::collections::HashSet::new();
             let fresh: Vec<&NewLead> = batch
                 .iter()
                 .filter(|l| {
-                    if existing.contains(&l.phone) || !seen.insert(l.phone.clone()) {
+                    if seen.insert(l.phone.clone()) {
+                        true
+                    } else {
                         report.duplicates.push((l.source_row, l.phone.clone()));
                         false
-                    } else {
-                        true
                     }
                 })
                 .collect();
-            if !fresh.is_empty() {
-                const COLS: usize = 12;
-                let values: Vec<String> = (0..fresh.len())
-                    .map(|i| {
-                        let b = i * COLS;
-                        format!(
-                            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                            b + 1,
-                            b + 2,
-                            b + 3,
-                            b + 4,
-                            b + 5,
-                            b + 6,
-                            b + 7,
-                            b + 8,
-                            b + 9,
-                            b + 10,
-                            b + 11,
-                            b + 12
-                        )
-                    })
-                    .collect();
-                let sql = format!(
-                    "INSERT INTO leads (tenant, id, phone, external_id, name, timezones, tz_source, \
-                     debt_id, fields_json, source, source_row, created_at_us) VALUES {}",
-                    values.join(", ")
-                );
-                let now = us(Utc::now());
-                let mut q = sqlx::query(&sql);
-                let mut ids = Vec::with_capacity(fresh.len());
-                for l in &fresh {
-                    let id = new_id();
-                    ids.push((l.phone.clone(), id.clone()));
-                    q = q
-                        .bind(tenant.to_string())
-                        .bind(id)
-                        .bind(l.phone.clone())
-                        .bind(l.external_id.clone())
-                        .bind(l.name.clone())
-                        .bind(l.timezones.join(" "))
-                        .bind(l.tz_source.clone())
-                        .bind(l.debt_id.clone())
-                        .bind(serde_json::Value::Object(l.fields.clone()).to_string())
-                        .bind(source.to_string())
-                        .bind(l.source_row.and_then(|r| i64::try_from(r).ok()))
-                        .bind(now);
-                }
-                q.execute(&mut *tx)
-                    .await
-                    .map_err(self.err("importing leads"))?;
-                report.inserted += fresh.len() as u64;
-                tx.commit().await.map_err(self.err("importing leads"))?;
-                report.ids.extend(ids);
+            if fresh.is_empty() {
                 continue;
             }
-            tx.commit().await.map_err(self.err("importing leads"))?;
+            let mut ph = Placeholders::new(self.backend());
+            let values: Vec<String> = fresh.iter().map(|_| ph.tuple(COLS)).collect();
+            let sql = format!(
+                "INSERT INTO leads (tenant, id, phone, external_id, name, timezones, tz_source, \
+                 debt_id, fields_json, source, source_row, created_at_us) VALUES {} \
+                 ON CONFLICT (tenant, phone) DO NOTHING RETURNING phone, id",
+                values.join(", ")
+            );
+            let now = us(Utc::now());
+            let mut q = sqlx::query(&sql);
+            for l in &fresh {
+                q = q
+                    .bind(tenant.to_string())
+                    .bind(new_id())
+                    .bind(l.phone.clone())
+                    .bind(l.external_id.clone())
+                    .bind(l.name.clone())
+                    .bind(l.timezones.join(" "))
+                    .bind(l.tz_source.clone())
+                    .bind(l.debt_id.clone())
+                    .bind(serde_json::Value::Object(l.fields.clone()).to_string())
+                    .bind(source.to_string())
+                    .bind(l.source_row.and_then(|r| i64::try_from(r).ok()))
+                    .bind(now);
+            }
+            let rows = q
+                .fetch_all(&self.pool)
+                .await
+                .map_err(self.err("importing leads"))?;
+            let mut ids = std::collections::HashMap::with_capacity(rows.len());
+            for r in &rows {
+                let phone: String = self.get(r, "phone", "lead")?;
+                let id: String = self.get(r, "id", &phone)?;
+                ids.insert(phone, id);
+            }
+            for l in &fresh {
+                if !ids.contains_key(&l.phone) {
+                    report.duplicates.push((l.source_row, l.phone.clone()));
+                }
+            }
+            report.inserted += ids.len() as u64;
+            report.ids.extend(ids);
         }
         Ok(report)
     }
@@ -889,8 +889,9 @@ impl Store {
         rows.iter().map(|r| self.lead_from_row(r)).collect()
     }
 
-    /// Puts leads into a campaign (those already in it are skipped), in `order`. Returns how many
-    /// were added. `next_at` is when they become due.
+    /// Puts leads into a campaign (those already in it, and ids that are not the tenant's
+    /// leads, are skipped), in `order`, [`BATCH`] per statement. Returns how many were added.
+    /// `next_at` is when they become due.
     pub async fn assign_leads(
         &self,
         tenant: &str,
@@ -901,6 +902,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let action = || format!("assigning leads to {campaign}");
         let mut added = 0u64;
+        // One probe of `campaign_leads_seq`.
         let start: i64 = sqlx::query_scalar::<_, i64>(
             "SELECT COALESCE(MAX(seq), 0) FROM campaign_leads WHERE tenant = $1 AND campaign = $2",
         )
@@ -910,35 +912,36 @@ impl Store {
         .await
         .map_err(|e| self.query_error(action(), e))?;
         for (b, batch) in lead_ids.chunks(BATCH).enumerate() {
-            let mut tx = self
-                .pool
-                .begin()
-                .await
-                .map_err(|e| self.query_error(action(), e))?;
+            // Placeholders in the order they are bound (SQLite gets anonymous `?`).
+            let mut ph = Placeholders::new(self.backend());
+            let (t, c, due) = (ph.next(), ph.next(), ph.next());
+            let values: Vec<String> = batch.iter().map(|_| ph.tuple(2)).collect();
+            let t2 = ph.next();
+            let sql = format!(
+                "INSERT INTO campaign_leads (tenant, campaign, lead, seq, state, next_at_us, \
+                 attempts) SELECT {t}, {c}, v.column1, v.column2, 'ready', {due}, 0 \
+                 FROM (VALUES {}) AS v \
+                 WHERE EXISTS (SELECT 1 FROM leads WHERE tenant = {t2} AND id = v.column1) \
+                 ON CONFLICT (tenant, campaign, lead) DO NOTHING",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql)
+                .bind(tenant.to_string())
+                .bind(campaign.to_string())
+                .bind(us(next_at));
             for (i, id) in batch.iter().enumerate() {
                 let seq = match order {
                     Order::Random => i64::from(rand::random::<u32>()),
                     _ => start + (b * BATCH + i + 1) as i64,
                 };
-                let r = sqlx::query(
-                    "INSERT INTO campaign_leads (tenant, campaign, lead, seq, state, next_at_us, \
-                     attempts) SELECT $1, $2, $3, $4, 'ready', $5, 0 \
-                     WHERE EXISTS (SELECT 1 FROM leads WHERE tenant = $1 AND id = $3) \
-                     ON CONFLICT (tenant, campaign, lead) DO NOTHING",
-                )
-                .bind(tenant.to_string())
-                .bind(campaign.to_string())
-                .bind(id.clone())
-                .bind(seq)
-                .bind(us(next_at))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.query_error(action(), e))?;
-                added += r.rows_affected();
+                q = q.bind(id.clone()).bind(seq);
             }
-            tx.commit()
+            added += q
+                .bind(tenant.to_string())
+                .execute(&self.pool)
                 .await
-                .map_err(|e| self.query_error(action(), e))?;
+                .map_err(|e| self.query_error(action(), e))?
+                .rows_affected();
         }
         Ok(added)
     }
@@ -964,10 +967,25 @@ impl Store {
         if n == 0 {
             return Ok(Vec::new());
         }
+        // Leases that ran out go back to the pool first (normally none: an index range), so the
+        // pick below only walks the claimable partial index, in the campaign's order.
+        sqlx::query(
+            "UPDATE campaign_leads SET lease_owner = NULL, lease_until_us = NULL \
+             WHERE tenant = $1 AND campaign = $2 AND lease_owner IS NOT NULL \
+             AND lease_until_us <= $3",
+        )
+        .bind(tenant.to_string())
+        .bind(campaign.to_string())
+        .bind(us(now))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.query_error(format!("claiming leads of {campaign}"), e))?;
+        // `+next_at_us`: not an index column here, so SQLite walks `campaign_leads_claimable`
+        // in order instead of sorting the due index's range.
         let due = format!(
             "SELECT lead FROM campaign_leads WHERE tenant = $3 AND campaign = $4 \
-             AND state = 'ready' AND next_at_us <= $5 \
-             AND (lease_until_us IS NULL OR lease_until_us <= $5) ORDER BY {} LIMIT $6",
+             AND state = 'ready' AND lease_owner IS NULL AND +next_at_us <= $5 \
+             ORDER BY {} LIMIT $6",
             order.sql()
         );
         let sql = match self.backend() {
@@ -1000,15 +1018,17 @@ impl Store {
             return Ok(Vec::new());
         }
         // Their details, in the campaign's order (RETURNING has none).
-        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 4)).collect();
+        let mut ph = Placeholders::new(self.backend());
+        let (t, c, o) = (ph.next(), ph.next(), ph.next());
+        let placeholders: Vec<String> = ids.iter().map(|_| ph.next()).collect();
         let sql = format!(
             "SELECT {}, cl.attempts, cl.last_disposition, cl.callback_at_us, cl.lease_until_us \
              FROM campaign_leads cl JOIN leads l ON l.tenant = cl.tenant AND l.id = cl.lead \
-             WHERE cl.tenant = $1 AND cl.campaign = $2 AND cl.lease_owner = $3 \
+             WHERE cl.tenant = {t} AND cl.campaign = {c} AND cl.lease_owner = {o} \
              AND cl.lead IN ({}) ORDER BY {}",
             Self::LEAD_COLUMNS,
             placeholders.join(", "),
-            order.sql()
+            order.sql_cl()
         );
         let mut q = sqlx::query(&sql)
             .bind(tenant.to_string())

@@ -153,7 +153,8 @@ impl Dialer {
     }
 
     /// Runs until `stop` becomes true (then waits for the calls in progress), or, with
-    /// `until_idle`, until no campaign is running and no call is in progress.
+    /// `until_idle`, until no running campaign has a lead left to dial (now or later) and no call
+    /// is in progress.
     pub async fn run(
         self: &Arc<Self>,
         mut stop: watch::Receiver<bool>,
@@ -224,13 +225,18 @@ impl Dialer {
                     Vec::new()
                 }
             };
-            if until_idle && campaigns.is_empty() && self.active_calls() == 0 {
-                break;
-            }
+            let mut busy = false;
             for c in campaigns {
-                if let Err(e) = self.tick_campaign(&c).await {
-                    tracing::error!(campaign = %c.id, error = %e, "dialer step failed");
+                match self.tick_campaign(&c).await {
+                    Ok(has_work) => busy |= has_work,
+                    Err(e) => {
+                        busy = true;
+                        tracing::error!(campaign = %c.id, error = %e, "dialer step failed");
+                    }
                 }
+            }
+            if until_idle && !busy && self.active_calls() == 0 {
+                break;
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.cfg.poll) => {}
@@ -362,12 +368,18 @@ impl Dialer {
         }
     }
 
-    async fn tick_campaign(self: &Arc<Self>, c: &Campaign) -> Result<(), StoreError> {
+    /// One look at a running campaign; returns whether it still has leads to dial (now or
+    /// later) or in progress.
+    async fn tick_campaign(self: &Arc<Self>, c: &Campaign) -> Result<bool, StoreError> {
         let Some(settings) = self.settings(c) else {
-            return Ok(());
+            return Ok(false);
         };
         let now = Utc::now();
         let stats = self.store.campaign_stats(&c.tenant, &c.id, now).await?;
+        if stats.leads == 0 {
+            // Started before its leads were imported: it waits for them.
+            return Ok(false);
+        }
         if stats.ready == 0 && stats.leased == 0 {
             if self
                 .store
@@ -381,10 +393,10 @@ impl Dialer {
                     campaign: c.id.clone(),
                 });
             }
-            return Ok(());
+            return Ok(false);
         }
         if stats.due == 0 {
-            return Ok(());
+            return Ok(true);
         }
         let limit = match settings.pacing {
             Some(PacingMode::Robot { max_concurrent }) => max_concurrent.min(c.max_concurrent),
@@ -396,10 +408,10 @@ impl Dialer {
         let node_room = self.cfg.max_calls.saturating_sub(self.active_calls());
         let n = room.min(u64::from(node_room)) as u32;
         if n == 0 {
-            return Ok(());
+            return Ok(true);
         }
         let Some(flow) = self.flow(c).await? else {
-            return Ok(());
+            return Ok(false);
         };
         // Preparing a flow takes seconds: the lease starts now, not when the tick began.
         let now = Utc::now();
@@ -429,7 +441,7 @@ impl Dialer {
                 me.active.fetch_sub(1, Ordering::SeqCst);
             });
         }
-        Ok(())
+        Ok(true)
     }
 
     async fn wait_for_trunk(&self, settings: &CampaignSettings) {
