@@ -13,11 +13,10 @@
 //! store holds exactly the claimed leads as leased, and, when the run was not cut by MAX_SECS,
 //! every lead was claimed.
 //!
-//! Each backend then runs the same with the claim proposed in BENCHMARKS.md ("Lead claims"):
-//! `claim_leads` sorts every due lead of the campaign on each call (its lease condition cannot
-//! use an index), so a call costs O(campaign size); the proposed claim picks unleased leads
-//! through a partial index in `seq` order and stops after `batch` rows. It runs through pools of
-//! the bench's own, with the two indexes it needs created in the bench's database.
+//! `claim_leads` releases the campaign's expired leases (through `campaign_leads_leased`), then
+//! takes unleased due leads in `seq` order through the partial index `campaign_leads_claimable`
+//! (migration `0002_dialer.sql`), stopping after `batch` rows, so a call's cost should not grow
+//! with the campaign: compare the ms/call figures across LEADS.
 //!
 //! PostgreSQL: a fresh database `callbot_bench_<uuid>` on `$CALLBOT_BENCH_POSTGRES_URL` (else
 //! `$CALLBOT_TEST_POSTGRES_URL`, else `postgres://postgres@127.0.0.1:5432/test`), dropped at the
@@ -68,28 +67,11 @@ fn main() {
     );
     if !std::env::var("LEAD_BENCH_SKIP_POSTGRES").is_ok_and(|v| v == "1") {
         let pg = PgDb::create(&runtime);
-        runtime.block_on(bench_backend(
-            "postgres",
-            &pg.url,
-            n,
-            cap,
-            &[(Claimer::Store, 2), (Claimer::Proposed, 2)],
-        ));
+        runtime.block_on(bench_backend("postgres", &pg.url, n, cap, &[2]));
     }
     let dir = tempfile::tempdir().expect("temp dir for SQLite");
     let url = format!("sqlite://{}", dir.path().join("claims.db").display());
-    runtime.block_on(bench_backend(
-        "sqlite",
-        &url,
-        n,
-        cap,
-        &[
-            (Claimer::Store, 1),
-            (Claimer::Store, 2),
-            (Claimer::Proposed, 1),
-            (Claimer::Proposed, 2),
-        ],
-    ));
+    runtime.block_on(bench_backend("sqlite", &url, n, cap, &[1, 2]));
 }
 
 fn lead(i: usize) -> NewLead {
@@ -129,7 +111,7 @@ async fn bench_backend(
     url: &str,
     n: usize,
     cap: Option<Duration>,
-    runs: &[(Claimer, usize)],
+    node_counts: &[usize],
 ) {
     let store = Store::open(url).await.expect("opening the store");
     store
@@ -162,12 +144,7 @@ async fn bench_backend(
         start.elapsed().as_secs_f64()
     );
     let mut previous: Option<String> = None;
-    for &(claimer, node_count) in runs {
-        if claimer == Claimer::Proposed {
-            for sql in PROPOSED_INDEXES {
-                admin_exec(url, sql).await;
-            }
-        }
+    for &node_count in node_counts {
         for batch in BATCHES {
             if let Some(old) = previous.take() {
                 admin_exec(
@@ -178,13 +155,7 @@ async fn bench_backend(
                 )
                 .await;
             }
-            let campaign = format!(
-                "claims-{}-{node_count}n-b{batch}",
-                match claimer {
-                    Claimer::Store => "store",
-                    Claimer::Proposed => "proposed",
-                }
-            );
+            let campaign = format!("claims-{node_count}n-b{batch}");
             let start = Instant::now();
             store
                 .create_campaign(
@@ -223,117 +194,13 @@ async fn bench_backend(
             }
             let setup = start.elapsed();
             run(
-                claimer, label, url, &store, &campaign, n, node_count, batch, cap, setup,
+                label, url, &store, &campaign, n, node_count, batch, cap, setup,
             )
             .await;
             previous = Some(campaign);
         }
     }
     store.close().await;
-}
-
-/// How the nodes claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Claimer {
-    /// `Store::claim_leads`.
-    Store,
-    /// The claim proposed in BENCHMARKS.md ("Lead claims"), through a pool of the bench's own:
-    /// expired leases released first, then the unleased due leads picked through the partial
-    /// index `(tenant, campaign, seq) WHERE state = 'ready' AND lease_owner IS NULL`.
-    Proposed,
-}
-
-impl Claimer {
-    fn label(self) -> &'static str {
-        match self {
-            Claimer::Store => "claim_leads",
-            Claimer::Proposed => "proposed claim",
-        }
-    }
-}
-
-/// The proposed claim's indexes (portable partial indexes, SQLite >= 3.8 and PostgreSQL).
-const PROPOSED_INDEXES: [&str; 2] = [
-    "CREATE INDEX IF NOT EXISTS campaign_leads_claimable ON campaign_leads \
-     (tenant, campaign, seq) WHERE state = 'ready' AND lease_owner IS NULL",
-    "CREATE INDEX IF NOT EXISTS campaign_leads_leased ON campaign_leads \
-     (tenant, campaign, lease_until_us) WHERE lease_owner IS NOT NULL",
-];
-
-/// The proposed claim for `Order::Sequential`: the same two round trips as `claim_leads` (claim,
-/// then the leads' details), plus the release of expired leases (an indexed no-op here).
-async fn proposed_claim(
-    pool: &sqlx::AnyPool,
-    backend: Backend,
-    campaign: &str,
-    node: &str,
-    now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
-    n: u32,
-) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query(
-        "UPDATE campaign_leads SET lease_owner = NULL, lease_until_us = NULL \
-         WHERE tenant = $1 AND campaign = $2 AND lease_owner IS NOT NULL AND lease_until_us <= $3",
-    )
-    .bind(TENANT)
-    .bind(campaign.to_string())
-    .bind(now.timestamp_micros())
-    .execute(pool)
-    .await?;
-    // `+next_at_us`: not an index term, so SQLite's planner (no statistics) takes the partial
-    // index in `seq` order instead of `campaign_leads_due` and a sort; PostgreSQL does anyway.
-    let due = "SELECT lead FROM campaign_leads WHERE tenant = $3 AND campaign = $4 \
-               AND state = 'ready' AND lease_owner IS NULL AND +next_at_us <= $5 \
-               ORDER BY seq LIMIT $6";
-    let sql = match backend {
-        Backend::Postgres => format!(
-            "WITH picked AS ({due} FOR UPDATE SKIP LOCKED) \
-             UPDATE campaign_leads cl SET lease_owner = $1, lease_until_us = $2 FROM picked \
-             WHERE cl.tenant = $3 AND cl.campaign = $4 AND cl.lead = picked.lead \
-             RETURNING cl.lead"
-        ),
-        Backend::Sqlite => format!(
-            "UPDATE campaign_leads SET lease_owner = $1, lease_until_us = $2 \
-             WHERE tenant = $3 AND campaign = $4 AND lead IN ({due}) RETURNING lead"
-        ),
-    };
-    let ids: Vec<String> = sqlx::query_scalar(&sql)
-        .bind(node.to_string())
-        .bind(lease_until.timestamp_micros())
-        .bind(TENANT)
-        .bind(campaign.to_string())
-        .bind(now.timestamp_micros())
-        .bind(i64::from(n))
-        .fetch_all(pool)
-        .await?;
-    if ids.is_empty() {
-        return Ok(ids);
-    }
-    // `claim_leads`' second query, unchanged.
-    let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 4)).collect();
-    let sql = format!(
-        "SELECT l.id, l.phone, l.external_id, l.name, l.timezones, l.tz_source, l.debt_id, \
-         l.fields_json, l.source, l.source_row, cl.attempts, cl.last_disposition, \
-         cl.callback_at_us, cl.lease_until_us \
-         FROM campaign_leads cl JOIN leads l ON l.tenant = cl.tenant AND l.id = cl.lead \
-         WHERE cl.tenant = $1 AND cl.campaign = $2 AND cl.lease_owner = $3 \
-         AND cl.lead IN ({}) ORDER BY seq",
-        placeholders.join(", ")
-    );
-    let mut q = sqlx::query(&sql)
-        .bind(TENANT)
-        .bind(campaign.to_string())
-        .bind(node.to_string());
-    for id in &ids {
-        q = q.bind(id.clone());
-    }
-    let rows = q.fetch_all(pool).await?;
-    assert_eq!(
-        rows.len(),
-        ids.len(),
-        "{node}: details of the claimed leads"
-    );
-    Ok(ids)
 }
 
 /// What one node did.
@@ -347,7 +214,6 @@ struct NodeResult {
 
 #[allow(clippy::too_many_arguments)]
 async fn run(
-    claimer: Claimer,
     label: &str,
     url: &str,
     store: &Store,
@@ -362,20 +228,9 @@ async fn run(
     let lease_until = now + chrono::Duration::minutes(10);
     let barrier = Arc::new(tokio::sync::Barrier::new(node_count + 1));
     let mut tasks = Vec::new();
-    let backend = store.backend();
     for i in 0..node_count {
         // A pool of its own, as a separate dialer process would have.
         let node_store = Store::open(url).await.expect("opening a node's store");
-        let node_pool = match claimer {
-            Claimer::Store => None,
-            Claimer::Proposed => Some(
-                sqlx::any::AnyPoolOptions::new()
-                    .max_connections(if backend == Backend::Postgres { 10 } else { 4 })
-                    .connect(url)
-                    .await
-                    .expect("a node's pool"),
-            ),
-        };
         let barrier = Arc::clone(&barrier);
         let campaign = campaign.to_string();
         let name = format!("node-{}", i + 1);
@@ -389,41 +244,20 @@ async fn run(
                 if cap.is_some_and(|c| start.elapsed() >= c) {
                     break;
                 }
-                let got = match &node_pool {
-                    None => {
-                        let got = node_store
-                            .claim_leads(
-                                TENANT,
-                                &campaign,
-                                &name,
-                                Order::Sequential,
-                                now,
-                                lease_until,
-                                batch,
-                            )
-                            .await
-                            .unwrap_or_else(|e| panic!("{name}: claiming: {e}"));
-                        let n = got.len();
-                        leads.extend(got.into_iter().map(|c| c.lead.id));
-                        n
-                    }
-                    Some(pool) => {
-                        let got = proposed_claim(
-                            pool,
-                            backend,
-                            &campaign,
-                            &name,
-                            now,
-                            lease_until,
-                            batch,
-                        )
-                        .await
-                        .unwrap_or_else(|e| panic!("{name}: claiming: {e}"));
-                        let n = got.len();
-                        leads.extend(got);
-                        n
-                    }
-                };
+                let batch_got = node_store
+                    .claim_leads(
+                        TENANT,
+                        &campaign,
+                        &name,
+                        Order::Sequential,
+                        now,
+                        lease_until,
+                        batch,
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: claiming: {e}"));
+                let got = batch_got.len();
+                leads.extend(batch_got.into_iter().map(|c| c.lead.id));
                 calls += 1;
                 if got == 0 {
                     break;
@@ -433,9 +267,6 @@ async fn run(
             }
             let elapsed = start.elapsed();
             node_store.close().await;
-            if let Some(pool) = node_pool {
-                pool.close().await;
-            }
             NodeResult {
                 name,
                 leads,
@@ -484,9 +315,8 @@ async fn run(
         })
         .collect();
     println!(
-        "lead_claims: {label}: {}, {node_count} node(s), batch {batch:>2}: {claimed} of {n} \
-         leads claimed in {wall:.2} s = {:.0} claims/s total{}; {}; setup {:.1} s",
-        claimer.label(),
+        "lead_claims: {label}: claim_leads, {node_count} node(s), batch {batch:>2}: {claimed} of \
+         {n} leads claimed in {wall:.2} s = {:.0} claims/s total{}; {}; setup {:.1} s",
         claimed as f64 / wall,
         if capped { " (cut at the time cap)" } else { "" },
         per_node.join("; "),

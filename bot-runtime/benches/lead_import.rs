@@ -15,13 +15,12 @@
 //! campaign must hold all of them; the bench fails loudly otherwise.
 //!
 //! The breakdown re-runs the import into another fresh database with the two store calls timed
-//! apart (`insert_leads`: 500 rows per multi-row INSERT; `assign_leads`: one INSERT per lead),
-//! plus the same assignment done as 500-row multi-row INSERTs through a pool of its own: the
-//! change suggested for `assign_leads` (BENCHMARKS.md, "Lead import"). On SQLite it also times
-//! `insert_leads`' statements written with anonymous `?` placeholders instead of `$N` (into a
-//! second tenant), the change suggested for `insert_leads` there. The breakdown covers the first
-//! 200 000 rows (`LEAD_BENCH_BREAKDOWN_ROWS`; 0 skips it); `LEAD_BENCH_ONLY=sqlite|postgres`
-//! runs one backend.
+//! apart, fed the same 2 000-lead chunks `import_leads` hands the store: `insert_leads` (one
+//! `INSERT … ON CONFLICT (tenant, phone) DO NOTHING RETURNING` per 500 leads) and `assign_leads`
+//! (500 rows per INSERT). It covers the first 200 000 rows (`LEAD_BENCH_BREAKDOWN_ROWS`; 0 skips
+//! it) and checks that every good row was inserted and assigned. `LEAD_BENCH_ONLY=sqlite|postgres`
+//! runs one backend; on PostgreSQL `LEAD_BENCH_PG_ANALYZE_SECS` sets how often the tables are
+//! analysed while an import runs (see `analyze_ticker`).
 
 use std::fs::File;
 use std::io::BufReader;
@@ -34,19 +33,15 @@ use bot_runtime::dialer::leads::{
     ImportOptions, Lead, LeadReader, Report, TzSource, import, write_sample_csv,
 };
 use bot_runtime::store::{Backend, Store};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sqlx::Connection;
 
 const TENANT: &str = "bench-bank";
-/// The SQLite breakdown's second tenant, for the `?` placeholder variant of `insert_leads`.
-const ANON_TENANT: &str = "bench-bank-q";
 const CAMPAIGN: &str = "reminders";
 const FLOW: &str = "name: reminder\nversion: 1\n";
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// What `import_leads` hands the store at a time (its `CHUNK`).
 const CHUNK: usize = 2_000;
-/// Rows per multi-row INSERT in the store (its `BATCH`), used by the batched assignment.
-const BATCH: usize = 500;
 
 /// The row count: the first argument that is not a flag (`cargo bench` adds `--bench`), else
 /// `LEAD_BENCH_ROWS`, else 1 M.
@@ -196,9 +191,8 @@ async fn stored_leads(url: &str, tenant: &str) -> u64 {
 
 /// On PostgreSQL, `ANALYZE leads, campaign_leads` every `LEAD_BENCH_PG_ANALYZE_SECS` seconds
 /// (default 10; 0: never) while an import runs: what autovacuum's analyze does on a server that
-/// has it on. Without statistics the duplicate check's cached generic plan scans all the
-/// tenant's leads through `leads_by_debt` for every 500-row batch, and the import goes quadratic
-/// (BENCHMARKS.md, "Lead import").
+/// has it on, so the figures are those of a server with fresh statistics. Set it to 0 to see
+/// the import on tables that were never analysed.
 fn analyze_ticker(store: &Store, url: &str) -> Option<tokio::task::JoinHandle<()>> {
     let secs: u64 = std::env::var("LEAD_BENCH_PG_ANALYZE_SECS")
         .ok()
@@ -313,116 +307,10 @@ fn to_new(lead: &Lead) -> NewLead {
     }
 }
 
-/// `insert_leads`' three statements per 500 leads, with SQLite's anonymous `?` placeholders:
-/// sqlx-sqlite looks every `$N` up with `sqlite3_bind_parameter_name`, a linear scan of the
-/// statement's parameter list, so binding a 6 000-parameter `$N` INSERT is quadratic.
-async fn insert_anonymous(pool: &sqlx::AnyPool, tenant: &str, leads: &[NewLead]) -> u64 {
-    let mut inserted = 0;
-    for batch in leads.chunks(BATCH) {
-        let mut tx = pool.begin().await.expect("beginning");
-        sqlx::query("UPDATE tenants SET name = name WHERE id = ?")
-            .bind(tenant.to_string())
-            .execute(&mut *tx)
-            .await
-            .expect("the tenant lock");
-        let sql = format!(
-            "SELECT phone FROM leads WHERE tenant = ? AND phone IN ({})",
-            vec!["?"; batch.len()].join(", ")
-        );
-        let mut q = sqlx::query_scalar::<_, String>(&sql).bind(tenant.to_string());
-        for l in batch {
-            q = q.bind(l.phone.clone());
-        }
-        let known = q.fetch_all(&mut *tx).await.expect("the duplicate check");
-        assert!(known.is_empty(), "a fresh tenant has no leads");
-        let sql = format!(
-            "INSERT INTO leads (tenant, id, phone, external_id, name, timezones, tz_source, \
-             debt_id, fields_json, source, source_row, created_at_us) VALUES {}",
-            vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; batch.len()].join(", ")
-        );
-        let now = Utc::now().timestamp_micros();
-        let mut q = sqlx::query(&sql);
-        for l in batch {
-            q = q
-                .bind(tenant.to_string())
-                .bind(uuid::Uuid::new_v4().to_string())
-                .bind(l.phone.clone())
-                .bind(l.external_id.clone())
-                .bind(l.name.clone())
-                .bind(l.timezones.join(" "))
-                .bind(l.tz_source.clone())
-                .bind(l.debt_id.clone())
-                .bind(serde_json::Value::Object(l.fields.clone()).to_string())
-                .bind("leads.csv")
-                .bind(l.source_row.and_then(|r| i64::try_from(r).ok()))
-                .bind(now);
-        }
-        inserted += q
-            .execute(&mut *tx)
-            .await
-            .expect("inserting")
-            .rows_affected();
-        tx.commit().await.expect("committing");
-    }
-    inserted
-}
-
-/// The suggested `assign_leads`: one multi-row `INSERT … SELECT … FROM (VALUES …)` per 500
-/// leads (portable: SQLite and PostgreSQL both name VALUES columns `column1`, `column2`).
-async fn assign_batched(
-    pool: &sqlx::AnyPool,
-    tenant: &str,
-    campaign: &str,
-    ids: &[String],
-    first_seq: i64,
-    next_at: DateTime<Utc>,
-) -> u64 {
-    let mut added = 0;
-    for (b, batch) in ids.chunks(BATCH).enumerate() {
-        let values: Vec<String> = (0..batch.len())
-            .map(|i| format!("(${}, ${})", 4 + 2 * i, 5 + 2 * i))
-            .collect();
-        let sql = format!(
-            "INSERT INTO campaign_leads (tenant, campaign, lead, seq, state, next_at_us, attempts) \
-             SELECT $1, $2, v.column1, v.column2, 'ready', $3, 0 FROM (VALUES {}) AS v \
-             WHERE EXISTS (SELECT 1 FROM leads WHERE tenant = $1 AND id = v.column1) \
-             ON CONFLICT (tenant, campaign, lead) DO NOTHING",
-            values.join(", ")
-        );
-        let mut q = sqlx::query(&sql)
-            .bind(tenant.to_string())
-            .bind(campaign.to_string())
-            .bind(next_at.timestamp_micros());
-        for (i, id) in batch.iter().enumerate() {
-            q = q.bind(id.clone()).bind(first_seq + (b * BATCH + i) as i64);
-        }
-        let mut tx = pool
-            .begin()
-            .await
-            .expect("beginning the batched assignment");
-        added += q
-            .execute(&mut *tx)
-            .await
-            .expect("batched assignment")
-            .rows_affected();
-        tx.commit()
-            .await
-            .expect("committing the batched assignment");
-    }
-    added
-}
-
-/// The import's store work with its calls timed apart: `insert_leads`, `assign_leads` (one
-/// INSERT per lead), and the batched assignment into a second campaign.
+/// The import's store work with its two calls timed apart: `insert_leads` and `assign_leads`.
 async fn breakdown(label: &str, url: &str, csv: &Path, limit: u64) {
     let store = Store::open(url).await.expect("opening the store");
-    setup(&store, &[CAMPAIGN, "batched"]).await;
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(url)
-        .await
-        .expect("a pool for the batched assignment");
+    setup(&store, &[CAMPAIGN]).await;
     let due = Utc::now();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Lead>>(4);
     let csv = csv.to_path_buf();
@@ -447,18 +335,9 @@ async fn breakdown(label: &str, url: &str, csv: &Path, limit: u64) {
         }
         (report, start.elapsed())
     });
-    let (mut t_insert, mut t_assign, mut t_batched) =
-        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    let (mut inserted, mut assigned, mut batched, mut seq) = (0u64, 0u64, 0u64, 1i64);
+    let (mut t_insert, mut t_assign) = (Duration::ZERO, Duration::ZERO);
+    let (mut inserted, mut assigned) = (0u64, 0u64);
     let (mut taken, mut good) = (0u64, 0u64);
-    let sqlite = store.backend() == Backend::Sqlite;
-    if sqlite {
-        store
-            .ensure_tenant(ANON_TENANT, "Bench bank, ? placeholders")
-            .await
-            .expect("creating the second tenant");
-    }
-    let (mut anonymous, mut t_anonymous) = (0u64, Duration::ZERO);
     while taken < limit
         && let Some(chunk) = rx.recv().await
     {
@@ -483,15 +362,6 @@ async fn breakdown(label: &str, url: &str, csv: &Path, limit: u64) {
             .await
             .expect("assign_leads");
         t_assign += t.elapsed();
-        let t = Instant::now();
-        batched += assign_batched(&pool, TENANT, "batched", &ids, seq, due).await;
-        t_batched += t.elapsed();
-        seq += ids.len() as i64;
-        if sqlite {
-            let t = Instant::now();
-            anonymous += insert_anonymous(&pool, ANON_TENANT, &new).await;
-            t_anonymous += t.elapsed();
-        }
     }
     let total = start.elapsed();
     if let Some(t) = ticker {
@@ -504,51 +374,28 @@ async fn breakdown(label: &str, url: &str, csv: &Path, limit: u64) {
     let rate = |d: Duration| rows / d.as_secs_f64();
     println!(
         "lead_import: {label} breakdown over the first {taken} rows ({good} good): parse thread \
-         {:.2} s ({:.0} rows/s, overlapped, blocked whenever the store lags); insert_leads {:.2} s ({:.0} rows/s); assign_leads \
-         (1 row/INSERT) {:.2} s ({:.0} rows/s); batched assignment (500 rows/INSERT) {:.2} s \
-         ({:.0} rows/s); wall {:.2} s",
+         {:.2} s ({:.0} rows/s, overlapped, blocked whenever the store lags); insert_leads {:.2} s \
+         ({:.0} rows/s); assign_leads {:.2} s ({:.0} rows/s); store calls together {:.0} rows/s; \
+         wall {:.2} s",
         t_parse.as_secs_f64(),
         rate(t_parse),
         t_insert.as_secs_f64(),
         rate(t_insert),
         t_assign.as_secs_f64(),
         rate(t_assign),
-        t_batched.as_secs_f64(),
-        rate(t_batched),
+        rate(t_insert + t_assign),
         total.as_secs_f64(),
     );
-    println!(
-        "lead_import: {label} breakdown: end to end with the batched assignment would be about \
-         {:.0} rows/s (insert_leads + batched assignment; parsing runs alongside and is far \
-         faster)",
-        rows / (t_insert + t_batched).as_secs_f64()
-    );
-    assert!(
-        inserted == good && assigned == good && batched == good,
-        "lead_import: {label} breakdown: MISMATCH: {good} good rows, {inserted} inserted, \
-         {assigned} assigned one by one, {batched} assigned in batches"
-    );
-    let both = store
-        .campaign_stats(TENANT, "batched", due)
+    let in_campaign = store
+        .campaign_stats(TENANT, CAMPAIGN, due)
         .await
         .expect("campaign stats")
         .leads;
-    assert_eq!(both, good, "lead_import: {label}: batched campaign leads");
-    if sqlite {
-        println!(
-            "lead_import: {label} breakdown: insert_leads' statements with anonymous `?` \
-             placeholders instead of `$N` (same 500-row batches, same binds, another tenant): \
-             {:.2} s ({:.0} rows/s) against insert_leads' {:.2} s",
-            t_anonymous.as_secs_f64(),
-            rate(t_anonymous),
-            t_insert.as_secs_f64()
-        );
-        assert_eq!(
-            anonymous, good,
-            "lead_import: {label}: leads inserted with `?`"
-        );
-    }
-    pool.close().await;
+    assert!(
+        inserted == good && assigned == good && in_campaign == good,
+        "lead_import: {label} breakdown: MISMATCH: {good} good rows, {inserted} inserted, \
+         {assigned} assigned, {in_campaign} in the campaign"
+    );
     store.close().await;
 }
 
