@@ -222,11 +222,13 @@ impl Order {
         }
     }
 
-    /// The same order on a table aliased `cl`.
+    /// The same order on a table aliased `cl`, for sorting a handful of rows found by key: the
+    /// unary `+` keeps SQLite from walking `campaign_leads_seq` over the whole campaign to avoid
+    /// that sort.
     fn sql_cl(self) -> &'static str {
         match self {
-            Order::Sequential | Order::Random => "cl.seq",
-            Order::Loop => "cl.attempts, cl.seq",
+            Order::Sequential | Order::Random => "+cl.seq",
+            Order::Loop => "+cl.attempts, +cl.seq",
         }
     }
 }
