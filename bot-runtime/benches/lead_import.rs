@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use bot_runtime::dialer::db::{CampaignKind, NewCampaign, NewLead, Order};
 use bot_runtime::dialer::import::{Assign, Filter, import_leads};
 use bot_runtime::dialer::leads::{
-    ImportOptions, Lead, LeadReader, Report, TzSource, import, write_sample_csv,
+    ImportOptions, Lead, LeadReader, Report, import, write_sample_csv,
 };
 use bot_runtime::store::{Backend, Store};
 use chrono::Utc;
@@ -284,29 +284,6 @@ async fn import_end_to_end(label: &str, url: &str, csv: &Path) -> f64 {
     rate
 }
 
-/// `import::to_new`, which is private.
-fn to_new(lead: &Lead) -> NewLead {
-    NewLead {
-        external_id: lead.external_id.clone(),
-        phone: lead.phone.e164.clone(),
-        name: lead.name.clone(),
-        timezones: lead
-            .timezones
-            .iter()
-            .map(|z| z.name().to_string())
-            .collect(),
-        tz_source: match lead.timezone_source {
-            TzSource::Column => "column",
-            TzSource::Number => "number",
-            TzSource::Default => "default",
-        }
-        .into(),
-        debt_id: lead.debt_id.clone(),
-        fields: lead.fields.clone(),
-        source_row: Some(lead.row),
-    }
-}
-
 /// The import's store work with its two calls timed apart: `insert_leads` and `assign_leads`.
 async fn breakdown(label: &str, url: &str, csv: &Path, limit: u64) {
     let store = Store::open(url).await.expect("opening the store");
@@ -344,7 +321,7 @@ async fn breakdown(label: &str, url: &str, csv: &Path, limit: u64) {
         // Rows of the file this chunk covers: up to its last lead's row (the header is row 1).
         taken = chunk.last().map_or(taken, |l| l.row - 1);
         good += chunk.len() as u64;
-        let new: Vec<NewLead> = chunk.iter().map(to_new).collect();
+        let new: Vec<NewLead> = chunk.iter().map(NewLead::from).collect();
         let t = Instant::now();
         let report = store
             .insert_leads(TENANT, "leads.csv", &new)

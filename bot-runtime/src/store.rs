@@ -522,7 +522,12 @@ impl Store {
             .map_err(|e| self.bad_row(id, format!("column {column}: {e}")))
     }
 
-    fn time(&self, row: &AnyRow, column: &str, id: &str) -> Result<DateTime<Utc>, StoreError> {
+    pub(crate) fn time(
+        &self,
+        row: &AnyRow,
+        column: &str,
+        id: &str,
+    ) -> Result<DateTime<Utc>, StoreError> {
         let us: i64 = self.get(row, column, id)?;
         from_micros(us).ok_or_else(|| self.bad_row(id, format!("{column} {us} out of range")))
     }

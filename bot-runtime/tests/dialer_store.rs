@@ -551,6 +551,14 @@ mod cases {
         assert_eq!(stats.attempts, 3);
         assert_eq!(stats.in_progress, 0);
         assert_eq!(stats.leased, 2);
+        let load = store
+            .campaign_load("default", "c1", t(41))
+            .await
+            .expect("load");
+        assert_eq!(
+            (load.has_leads, load.has_ready, load.leased),
+            (true, true, 2)
+        );
         // close_interrupted: an attempt left open under an expired lease is closed by the taker.
         let c = &again[0];
         let a = attempt("c1", &c.lead.id, &c.lead.phone, "n2", t(50));

@@ -124,7 +124,8 @@ pub struct ImportArgs {
     db: DbArgs,
 }
 
-fn rt() -> anyhow::Result<tokio::runtime::Runtime> {
+/// The async runtime of the database commands.
+pub(super) fn rt() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -9,7 +9,7 @@ use bot_runtime::dialer::phone;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 
-use super::campaign::DbArgs;
+use super::campaign::{DbArgs, rt};
 
 #[derive(Subcommand)]
 pub enum DncCommand {
@@ -113,13 +113,6 @@ fn list_of(db: &DbArgs, global: bool) -> String {
     } else {
         db.tenant.clone()
     }
-}
-
-fn rt() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
 }
 
 pub fn run(cmd: DncCommand) -> anyhow::Result<()> {

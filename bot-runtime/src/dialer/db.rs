@@ -307,6 +307,20 @@ pub struct LeadUpdate {
     pub callback_at: Option<DateTime<Utc>>,
 }
 
+/// What a dialer node needs to know of a campaign at each look: index probes, not counts over
+/// the whole campaign ([`Store::campaign_stats`] is the report).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CampaignLoad {
+    /// The campaign has leads at all.
+    pub has_leads: bool,
+    /// Some lead is ready (due now or later).
+    pub has_ready: bool,
+    /// Some ready lead is due now.
+    pub has_due: bool,
+    /// Leads leased now, by any node.
+    pub leased: u64,
+}
+
 /// Lead counts of a campaign by state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CampaignStats {
@@ -414,11 +428,6 @@ impl Store {
                 .ok_or_else(|| self.bad_row(id, format!("{column} {v} out of range"))),
             None => Ok(None),
         }
-    }
-
-    fn req_time(&self, row: &AnyRow, column: &str, id: &str) -> Result<DateTime<Utc>, StoreError> {
-        let v: i64 = self.get(row, column, id)?;
-        from_micros(v).ok_or_else(|| self.bad_row(id, format!("{column} {v} out of range")))
     }
 
     // ----- tenants -------------------------------------------------------------------------
@@ -560,8 +569,8 @@ impl Store {
                 .map_err(|_| self.bad_row(&id, "max_concurrent out of range".into()))?,
             settings: serde_json::from_str(&settings)
                 .map_err(|e| self.bad_row(&id, format!("settings_json: {e}")))?,
-            created_at: self.req_time(row, "created_at_us", &id)?,
-            updated_at: self.req_time(row, "updated_at_us", &id)?,
+            created_at: self.time(row, "created_at_us", &id)?,
+            updated_at: self.time(row, "updated_at_us", &id)?,
             id,
         })
     }
@@ -675,6 +684,43 @@ impl Store {
         )
         .await?;
         Ok(c.status)
+    }
+
+    /// The campaign's [`CampaignLoad`] at `now`, from the partial and due indexes.
+    pub async fn campaign_load(
+        &self,
+        tenant: &str,
+        campaign: &str,
+        now: DateTime<Utc>,
+    ) -> Result<CampaignLoad, StoreError> {
+        let flag = |cond: &str| {
+            format!(
+                "CAST(CASE WHEN EXISTS (SELECT 1 FROM campaign_leads \
+                 WHERE tenant = $1 AND campaign = $2{cond}) THEN 1 ELSE 0 END AS BIGINT)"
+            )
+        };
+        let sql = format!(
+            "SELECT (SELECT COUNT(*) FROM campaign_leads WHERE tenant = $1 AND campaign = $2 \
+             AND lease_owner IS NOT NULL AND lease_until_us > $3) AS leased, \
+             {} AS has_leads, {} AS has_ready, {} AS has_due",
+            flag(""),
+            flag(" AND state = 'ready'"),
+            flag(" AND state = 'ready' AND next_at_us <= $3"),
+        );
+        let row = sqlx::query(&sql)
+            .bind(tenant.to_string())
+            .bind(campaign.to_string())
+            .bind(us(now))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(self.err(format!("looking at campaign {campaign}")))?;
+        let n = |c: &str| -> Result<i64, StoreError> { self.get(&row, c, campaign) };
+        Ok(CampaignLoad {
+            has_leads: n("has_leads")? != 0,
+            has_ready: n("has_ready")? != 0,
+            has_due: n("has_due")? != 0,
+            leased: u64::try_from(n("leased")?).unwrap_or(0),
+        })
     }
 
     /// Lead counts and attempt dispositions of a campaign at `now`.
@@ -1053,7 +1099,7 @@ impl Store {
                 attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
                 last_disposition: self.get(&row, "last_disposition", &id)?,
                 callback_at: self.opt_time(&row, "callback_at_us", &id)?,
-                lease_until: self.req_time(&row, "lease_until_us", &id)?,
+                lease_until: self.time(&row, "lease_until_us", &id)?,
             });
         }
         Ok(out)
@@ -1185,7 +1231,7 @@ impl Store {
             lead: self.get(r, "lead", &id)?,
             phone: self.get(r, "phone", &id)?,
             node: self.get(r, "node", &id)?,
-            started_at: self.req_time(r, "started_at_us", &id)?,
+            started_at: self.time(r, "started_at_us", &id)?,
             ended_at: self.opt_time(r, "ended_at_us", &id)?,
             disposition: self.get(r, "disposition", &id)?,
             call_id: self.get(r, "call_id", &id)?,
@@ -1470,7 +1516,7 @@ impl Store {
             reason: self.get(r, "reason", &phone)?,
             source: self.get(r, "source", &phone)?,
             added_by: self.get(r, "added_by", &phone)?,
-            added_at: self.req_time(r, "added_at_us", &phone)?,
+            added_at: self.time(r, "added_at_us", &phone)?,
             expires_at: self.opt_time(r, "expires_at_us", &phone)?,
             phone,
         })
@@ -1655,7 +1701,7 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(Decision {
-                    at: self.req_time(r, "at_us", phone)?,
+                    at: self.time(r, "at_us", phone)?,
                     campaign: self.get(r, "campaign", phone)?,
                     lead: self.get(r, "lead", phone)?,
                     phone: self.get(r, "phone", phone)?,

@@ -152,25 +152,28 @@ impl Filter {
     }
 }
 
-fn to_new(lead: &Lead) -> NewLead {
-    NewLead {
-        external_id: lead.external_id.clone(),
-        phone: lead.phone.e164.clone(),
-        name: lead.name.clone(),
-        timezones: lead
-            .timezones
-            .iter()
-            .map(|z| z.name().to_string())
-            .collect(),
-        tz_source: match lead.timezone_source {
-            TzSource::Column => "column",
-            TzSource::Number => "number",
-            TzSource::Default => "default",
+impl From<&Lead> for NewLead {
+    /// A validated row of a lead file, as the store takes it.
+    fn from(lead: &Lead) -> NewLead {
+        NewLead {
+            external_id: lead.external_id.clone(),
+            phone: lead.phone.e164.clone(),
+            name: lead.name.clone(),
+            timezones: lead
+                .timezones
+                .iter()
+                .map(|z| z.name().to_string())
+                .collect(),
+            tz_source: match lead.timezone_source {
+                TzSource::Column => "column",
+                TzSource::Number => "number",
+                TzSource::Default => "default",
+            }
+            .into(),
+            debt_id: lead.debt_id.clone(),
+            fields: lead.fields.clone(),
+            source_row: Some(lead.row),
         }
-        .into(),
-        debt_id: lead.debt_id.clone(),
-        fields: lead.fields.clone(),
-        source_row: Some(lead.row),
     }
 }
 
@@ -213,7 +216,7 @@ pub async fn import_leads<R: Read + Send + 'static>(
     let mut summary = ImportSummary::default();
     let mut store_error = None;
     while let Some(chunk) = rx.recv().await {
-        let new: Vec<NewLead> = chunk.iter().map(to_new).collect();
+        let new: Vec<NewLead> = chunk.iter().map(NewLead::from).collect();
         let report = match store.insert_leads(tenant, source, &new).await {
             Ok(r) => r,
             Err(e) => {

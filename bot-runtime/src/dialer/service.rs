@@ -375,12 +375,12 @@ impl Dialer {
             return Ok(false);
         };
         let now = Utc::now();
-        let stats = self.store.campaign_stats(&c.tenant, &c.id, now).await?;
-        if stats.leads == 0 {
+        let load = self.store.campaign_load(&c.tenant, &c.id, now).await?;
+        if !load.has_leads {
             // Started before its leads were imported: it waits for them.
             return Ok(false);
         }
-        if stats.ready == 0 && stats.leased == 0 {
+        if !load.has_ready && load.leased == 0 {
             if self
                 .store
                 .set_campaign_status(&c.tenant, &c.id, CampaignStatus::Finished, "dialer")
@@ -395,7 +395,7 @@ impl Dialer {
             }
             return Ok(false);
         }
-        if stats.due == 0 {
+        if !load.has_due {
             return Ok(true);
         }
         let limit = match settings.pacing {
@@ -404,7 +404,7 @@ impl Dialer {
             // campaign at the campaign's concurrency.
             _ => c.max_concurrent,
         };
-        let room = u64::from(limit).saturating_sub(stats.leased);
+        let room = u64::from(limit).saturating_sub(load.leased);
         let node_room = self.cfg.max_calls.saturating_sub(self.active_calls());
         let n = room.min(u64::from(node_room)) as u32;
         if n == 0 {
