@@ -68,13 +68,32 @@ impl std::ops::Deref for UdpAgent {
     }
 }
 
+/// A UDP socket and a TCP listener on the same address. With port 0 the kernel picks the UDP
+/// port, and that number may already be taken for TCP by an unrelated process: then both are
+/// dropped and another port is tried, a bounded number of times.
+async fn bind_pair(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
+    const TRIES: usize = 64;
+    let mut last = None;
+    for _ in 0..TRIES {
+        let socket = UdpSocket::bind(addr).await?;
+        let local = socket.local_addr()?;
+        match TcpListener::bind(local).await {
+            Ok(listener) => return Ok((socket, listener)),
+            Err(e) if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse => {
+                last = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free UDP+TCP port pair")))
+}
+
 impl UdpAgent {
     /// Bind `addr` (port 0 picks one) for UDP and TCP and start the agent's task on the current
     /// runtime.
     pub async fn bind(addr: SocketAddr, user: &str) -> std::io::Result<UdpAgent> {
-        let socket = UdpSocket::bind(addr).await?;
+        let (socket, listener) = bind_pair(addr).await?;
         let local = socket.local_addr()?;
-        let listener = TcpListener::bind(local).await?;
         let ua = UserAgent::new(UaConfig {
             local,
             user: user.to_string(),
@@ -345,5 +364,24 @@ async fn run(
             ua.collect_garbage();
             last_gc = Instant::now();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_taken_tcp_port_is_an_error_for_a_fixed_address_and_skipped_for_port_zero() {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("tcp");
+        let taken = tcp.local_addr().expect("addr");
+        let err = bind_pair(taken).await.expect_err("TCP side is taken");
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+        let (udp, listener) = bind_pair(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("a free pair");
+        let port = udp.local_addr().expect("udp addr").port();
+        assert_eq!(listener.local_addr().expect("tcp addr").port(), port);
+        assert_ne!(port, 0);
     }
 }
