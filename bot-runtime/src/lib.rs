@@ -6,10 +6,12 @@
 //! - [`record`]: the call record (transcript with timings, path, outcome, latencies, recording).
 //! - [`dialer`]: campaigns' dialing policy: rules, pacing, lead import, phone numbers, DNC.
 //! - [`store`]: call records in SQLite or PostgreSQL through sqlx, with migrations.
+//! - [`agents`]: human agents and queues for warm transfers (the sans-IO queue engine).
 //! - [`amd`]: answering-machine detection on the first seconds after answer.
 //! - [`turn`]: turn-taking (endpointing, speculative recognition, barge-in), sans-IO.
 //! - [`playout`]: the robot's speech queue fed to the media session, sans-IO.
 
+pub mod agents;
 pub mod amd;
 pub mod call;
 pub mod demo;

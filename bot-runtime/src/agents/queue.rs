@@ -1,0 +1,1 @@
+//! Sans-IO queue engine (being written).

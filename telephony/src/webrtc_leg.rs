@@ -1,0 +1,1 @@
+//! The agent console softphone leg: WebRTC (DTLS-SRTP, G.711) to a browser (being written).
