@@ -1,1 +1,0 @@
-//! Sans-IO queue engine (being written).
