@@ -1,0 +1,342 @@
+//! The agent softphone leg against a real browser: Debian's headless Chromium, driven through
+//! chromedriver (WebDriver), answers through `telephony::webrtc_leg` on loopback. Audio goes both
+//! ways: a 440 Hz tone from the server is heard by the page's WebAudio analyser, the fake
+//! microphone's 1000 Hz tone is heard by the server.
+//!
+//! Chromium and chromedriver are required (CI installs them in `.ci/setup`); without them the
+//! test fails and says so. `$CHROMIUM` and `$CHROMEDRIVER` override the Debian paths.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdTcpListener, TcpStream as StdTcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+use telephony::goertzel;
+use telephony::webrtc_leg::{LegState, WebRtcConfig, WebRtcError, WebRtcLeg};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Every wait in this test is bounded by this, so a hang is a failure and not a stuck CI.
+const WAIT: Duration = Duration::from_secs(60);
+const PAGE: &str = include_str!("web/softphone.html");
+
+/// Kills the child process when dropped, panics included.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn required_binary(var: &str, default: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from);
+    assert!(
+        path.is_file(),
+        "{} not found: this test needs Debian's `{package}` package (apt-get install {package}; \
+         .ci/setup installs it) or ${var} pointing at the binary",
+        path.display()
+    );
+    path
+}
+
+fn free_tcp_port() -> u16 {
+    StdTcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback TCP port")
+        .port()
+}
+
+/// A mono 16-bit WAV of a steady tone; Chromium loops it as the fake microphone.
+fn write_tone_wav(path: &Path, freq: f32, rate: u32, seconds: u32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).expect("create the tone WAV");
+    for n in 0..rate * seconds {
+        let phase = 2.0 * std::f32::consts::PI * freq * n as f32 / rate as f32;
+        writer
+            .write_sample((phase.sin() * 12_000.0) as i16)
+            .expect("write the tone WAV");
+    }
+    writer.finalize().expect("finish the tone WAV");
+}
+
+fn tone_8k(freq: f32, seconds: f32, amplitude: f32) -> Vec<i16> {
+    (0..(8000.0 * seconds) as usize)
+        .map(|n| {
+            let phase = 2.0 * std::f32::consts::PI * freq * n as f32 / 8000.0;
+            (phase.sin() * amplitude) as i16
+        })
+        .collect()
+}
+
+/// The frequency, on a 10 Hz grid over the telephone band, with the most power.
+fn dominant_frequency(samples: &[i16]) -> f32 {
+    (30..=340)
+        .map(|step| step as f32 * 10.0)
+        .map(|f| (f, goertzel::power(samples, 8000, f)))
+        .fold(
+            (0.0, f32::MIN),
+            |best, cur| if cur.1 > best.1 { cur } else { best },
+        )
+        .0
+}
+
+/// Serve the one test page to whoever asks, on loopback.
+async fn serve_page() -> SocketAddr {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind the page server");
+    let addr = listener.local_addr().expect("page server address");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 2048];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let (status, body) = if request.starts_with(b"GET / ") {
+                    ("200 OK", PAGE)
+                } else {
+                    ("404 Not Found", "")
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+async fn start_browser(workdir: &Path) -> (KillOnDrop, Client) {
+    let chromium = required_binary("CHROMIUM", "/usr/bin/chromium", "chromium");
+    let chromedriver = required_binary("CHROMEDRIVER", "/usr/bin/chromedriver", "chromium-driver");
+
+    let port = free_tcp_port();
+    let driver = KillOnDrop(
+        Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .arg(format!(
+                "--log-path={}",
+                workdir.join("chromedriver.log").display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", chromedriver.display())),
+    );
+    let started = Instant::now();
+    while StdTcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "chromedriver did not listen on port {port} within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let tone = workdir.join("mic-1000hz.wav");
+    write_tone_wav(&tone, 1000.0, 48_000, 5);
+    let profile = workdir.join("profile");
+    let args = vec![
+        "--headless=new".to_owned(),
+        "--no-sandbox".to_owned(),
+        "--disable-gpu".to_owned(),
+        "--disable-dev-shm-usage".to_owned(),
+        "--no-first-run".to_owned(),
+        format!("--user-data-dir={}", profile.display()),
+        "--use-fake-ui-for-media-stream".to_owned(),
+        "--use-fake-device-for-media-stream".to_owned(),
+        format!("--use-file-for-fake-audio-capture={}", tone.display()),
+        "--autoplay-policy=no-user-gesture-required".to_owned(),
+        "--allow-loopback-in-peer-connection".to_owned(),
+        "--disable-features=WebRtcHideLocalIpsWithMdns".to_owned(),
+    ];
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".to_owned(),
+        json!({ "binary": chromium, "args": args }),
+    );
+    let client = tokio::time::timeout(
+        WAIT,
+        ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}")),
+    )
+    .await
+    .expect("chromedriver session within 60 s")
+    .unwrap_or_else(|e| {
+        let log = std::fs::read_to_string(workdir.join("chromedriver.log")).unwrap_or_default();
+        let tail: String = log.chars().rev().take(4000).collect::<Vec<_>>().into_iter().rev().collect();
+        panic!("start a Chromium session through chromedriver: {e}\n--- chromedriver.log (tail)\n{tail}")
+    });
+    (driver, client)
+}
+
+/// Run an async page function through WebDriver: `{ok: value}` or `{err: message}`.
+async fn call_page(client: &Client, call: &str, args: Vec<Value>) -> Value {
+    let script = format!(
+        "const done = arguments[arguments.length - 1];\
+         ({call}).then(v => done({{ ok: v === undefined ? null : v }}), e => done({{ err: String(e) }}));"
+    );
+    let reply = tokio::time::timeout(WAIT, client.execute_async(&script, args))
+        .await
+        .unwrap_or_else(|_| panic!("page call `{call}` within 60 s"))
+        .unwrap_or_else(|e| panic!("page call `{call}`: {e}"));
+    if let Some(err) = reply.get("err") {
+        panic!("page call `{call}` failed: {err}");
+    }
+    reply.get("ok").cloned().unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_softphone_hears_and_is_heard() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "telephony=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+    let begun = Instant::now();
+
+    // A garbage offer is refused with an error that says what is wrong.
+    let err = WebRtcLeg::answer("v=0\r\nthis is no offer", &WebRtcConfig::default())
+        .await
+        .expect_err("garbage offer refused");
+    assert!(matches!(err, WebRtcError::BadOffer(_)), "{err:?}");
+
+    let workdir = tempfile::tempdir().expect("temp dir");
+    let (_driver, client) = start_browser(workdir.path()).await;
+    let page = serve_page().await;
+    tokio::time::timeout(WAIT, client.goto(&format!("http://{page}/")))
+        .await
+        .expect("page load within 60 s")
+        .expect("load the softphone page");
+
+    let offer = call_page(&client, "makeOffer()", vec![]).await;
+    let offer = offer.as_str().expect("offer SDP is a string");
+    assert!(
+        offer.contains("PCMU/8000"),
+        "Chromium offers PCMU:\n{offer}"
+    );
+
+    let (mut leg, answer) =
+        tokio::time::timeout(WAIT, WebRtcLeg::answer(offer, &WebRtcConfig::default()))
+            .await
+            .expect("answer within 60 s")
+            .expect("answer the browser's offer");
+    assert!(
+        answer.contains("a=rtpmap:0 PCMU/8000"),
+        "answer selects PCMU:\n{answer}"
+    );
+    assert!(
+        !answer.contains("opus"),
+        "answer carries no other codec:\n{answer}"
+    );
+    assert!(
+        answer.contains("127.0.0.1"),
+        "answer holds the loopback candidate:\n{answer}"
+    );
+    call_page(&client, "acceptAnswer(arguments[0])", vec![json!(answer)]).await;
+
+    leg.connected(WAIT).await.expect("ICE + DTLS connected");
+    assert_eq!(leg.state(), LegState::Connected);
+    let connected_after = begun.elapsed();
+
+    // Server → browser: a 440 Hz tone, heard by the page's analyser.
+    leg.send_audio(tone_8k(440.0, 30.0, 10_000.0))
+        .await
+        .expect("queue the tone");
+    let heard = tokio::time::timeout(WAIT, async {
+        loop {
+            let probe = client
+                .execute("return probe();", vec![])
+                .await
+                .expect("probe the page");
+            let freq = probe["freq"].as_f64().unwrap_or(0.0);
+            let db = probe["db"].as_f64().unwrap_or(-999.0);
+            let bin = probe["binHz"].as_f64().unwrap_or(0.0);
+            if db > -70.0 && bin > 0.0 && (freq - 440.0).abs() <= 2.0 * bin {
+                return probe;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let probe = match heard {
+        Ok(probe) => probe,
+        Err(_) => {
+            let last = client.execute("return probe();", vec![]).await.ok();
+            panic!("the page never heard 440 Hz within 60 s; last probe: {last:?}");
+        }
+    };
+    eprintln!("page hears {probe}");
+    leg.clear_audio().expect("clear the tone");
+
+    // Browser → server: the fake microphone's 1000 Hz tone.
+    let mut pcm = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        // Skip the first half second (Chromium's capture warming up), then take one second.
+        let mut skipped = 0;
+        while pcm.len() < 8000 {
+            let frame = leg.next_frame().await.expect("a frame from the browser");
+            assert_eq!(frame.samples.len(), 160);
+            if skipped < 25 {
+                skipped += 1;
+                continue;
+            }
+            pcm.extend_from_slice(&frame.samples);
+        }
+    })
+    .await
+    .expect("a second of browser audio within 60 s");
+    let dominant = dominant_frequency(&pcm);
+    let level = goertzel::energy(&pcm);
+    eprintln!("server hears {dominant} Hz, energy {level}");
+    assert!(
+        (dominant - 1000.0).abs() <= 20.0,
+        "server heard {dominant} Hz, not 1000 Hz"
+    );
+    assert!(
+        level > 1e-4,
+        "the browser's tone is too quiet: energy {level}"
+    );
+
+    // Hanging up ends the frame stream and further sends.
+    leg.close().await;
+    assert_eq!(leg.state(), LegState::Closed);
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        while leg.next_frame().await.is_some() {}
+    })
+    .await;
+    assert!(end.is_ok(), "next_frame ends with None after close");
+    assert!(matches!(
+        leg.send_audio(vec![0; 160]).await,
+        Err(WebRtcError::Closed)
+    ));
+
+    let _ = client.close().await;
+    eprintln!(
+        "connected after {:.1} s, whole test {:.1} s",
+        connected_after.as_secs_f32(),
+        begun.elapsed().as_secs_f32()
+    );
+}
