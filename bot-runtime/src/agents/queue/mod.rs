@@ -90,8 +90,10 @@
 //! Every choice is a strict order over (time, sequence number): the same inputs at the same
 //! instants give the same outputs, which the tests and the bench rely on.
 
+mod inputs;
 mod report;
 mod routing;
+mod state;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -100,7 +102,7 @@ use serde::{Deserialize, Serialize};
 
 pub use report::{AgentView, QueueView, Snapshot};
 
-use routing::{Agent, Bridged, Call, CallId, QueueState, Timer};
+use state::{Agent, Bridged, Call, CallId, QueueState, Timer};
 
 /// An agent's id (as the agent console knows it).
 pub type AgentId = String;
