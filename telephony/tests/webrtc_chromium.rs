@@ -333,6 +333,40 @@ async fn browser_softphone_hears_and_is_heard() {
         Err(WebRtcError::Closed)
     ));
 
+    // The agent hangs up in the browser: the leg notices (DTLS close, or at worst ICE failing
+    // after the short timeouts set here) and its frame stream ends.
+    let cfg = WebRtcConfig {
+        ice_disconnected_timeout: Duration::from_secs(2),
+        ice_failed_timeout: Duration::from_secs(3),
+        ..WebRtcConfig::default()
+    };
+    let offer = call_page(&client, "makeOffer()", vec![]).await;
+    let offer = offer.as_str().expect("second offer SDP is a string");
+    let (mut leg, answer) = tokio::time::timeout(WAIT, WebRtcLeg::answer(offer, &cfg))
+        .await
+        .expect("second answer within 60 s")
+        .expect("answer the second offer");
+    call_page(&client, "acceptAnswer(arguments[0])", vec![json!(answer)]).await;
+    leg.connected(WAIT).await.expect("second call connected");
+    let hung_up = Instant::now();
+    client
+        .execute("hangUp();", vec![])
+        .await
+        .expect("hang up in the page");
+    tokio::time::timeout(WAIT, async { while leg.next_frame().await.is_some() {} })
+        .await
+        .expect("next_frame ends after the browser hangs up");
+    assert!(
+        leg.state().is_terminal(),
+        "state after browser hang-up: {}",
+        leg.state()
+    );
+    eprintln!(
+        "browser hang-up seen as {} after {:.1} s",
+        leg.state(),
+        hung_up.elapsed().as_secs_f32()
+    );
+
     let _ = client.close().await;
     eprintln!(
         "connected after {:.1} s, whole test {:.1} s",
