@@ -7,6 +7,7 @@
 //! test fails and says so. `$CHROMIUM` and `$CHROMEDRIVER` override the Debian paths.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdTcpListener, TcpStream as StdTcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,11 +24,17 @@ use tokio::net::TcpListener;
 const WAIT: Duration = Duration::from_secs(60);
 const PAGE: &str = include_str!("web/softphone.html");
 
-/// Kills the child process when dropped, panics included.
+/// Kills the child and its process group (chromedriver's Chromium) when dropped, panics
+/// included: a test that fails before closing its WebDriver session leaves no browser behind.
 struct KillOnDrop(Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -140,6 +147,7 @@ async fn start_browser(workdir: &Path) -> (KillOnDrop, Client) {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", chromedriver.display())),
     );
