@@ -21,6 +21,10 @@
 //!   to the wall clock) and sends one 160-sample packet per tick: queued audio, else silence
 //!   ([`WebRtcConfig::send_silence`]). It starts once the connection is up; audio queued before
 //!   then waits. The packetising and reframing are sans-IO (`framing.rs`).
+//! - **Hang-up.** [`WebRtcLeg::close`] ends the leg at once. A browser that closes its peer
+//!   connection is noticed only when ICE gives up (`ice_disconnected_timeout` +
+//!   `ice_failed_timeout`, 30 s by default), so the console's signalling should say "hung up"
+//!   and the server call `close`.
 
 mod framing;
 mod peer;
