@@ -25,10 +25,12 @@ use telephony::sip::ua::{CallEvent, CallId};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
+use crate::agents::desk::{AgentInfo, CustomerInfo, Desk, TransferRequest, TransferUpdate};
+use crate::agents::hold::HoldMusic;
 use crate::amd::{AmdAction, AmdConfig, AmdDetector, AmdVerdict};
 use crate::engines::Engines;
 use crate::playout::{Playout, PlayoutEvent};
-use crate::record::{CallRecord, Speaker, StageLatency, TurnRecord};
+use crate::record::{CallLeg, CallRecord, Speaker, StageLatency, TurnRecord};
 use crate::recorder::Recorder;
 use crate::turn::{Expect, FinishedTurn, Purpose, Transcript, TurnAction, TurnConfig, TurnTaker};
 
@@ -47,8 +49,10 @@ pub struct CallSetup {
     pub turn: TurnConfig,
     /// Live transcript and events, for a console or the demo.
     pub live: Option<mpsc::UnboundedSender<LiveEvent>>,
-    /// The call is ended by the robot after this long.
+    /// The call is ended by the robot after this long (a call bridged to an agent is not).
     pub max_duration: Duration,
+    /// Where the flow's transfers go (`None`: no agents; a transfer runs the flow's fallback).
+    pub desk: Option<Desk>,
 }
 
 /// The SIP side of the call.
@@ -105,6 +109,34 @@ pub enum LiveEvent {
         call: String,
         at: Option<chrono::NaiveDateTime>,
         note: Option<String>,
+    },
+    /// The flow transferred the call; it waits in `queue` (the customer hears hold music).
+    Queued {
+        call: String,
+        queue: String,
+        position: usize,
+        estimated_wait_ms: Option<u64>,
+    },
+    /// An agent took the call: the customer and the agent are bridged, the robot is gone.
+    AgentConnected {
+        call: String,
+        agent: String,
+        wait_ms: u64,
+    },
+}
+
+/// Where a transfer stands.
+enum Transfer {
+    None,
+    /// Waiting for an agent in this queue.
+    Waiting {
+        queue: String,
+    },
+    /// Bridged to an agent.
+    Bridged {
+        agent: AgentInfo,
+        to_agent: mpsc::Sender<Vec<i16>>,
+        at: chrono::DateTime<chrono::Utc>,
     },
 }
 
@@ -202,6 +234,16 @@ struct Session {
     finished: bool,
     ended_by: Option<&'static str>,
     max_ms: u64,
+    desk: Option<Desk>,
+    customer: CustomerInfo,
+    transfer: Transfer,
+    /// The updates of a transfer just requested (the call loop takes it).
+    new_transfer: Option<mpsc::UnboundedReceiver<TransferUpdate>>,
+    /// The agent's audio of a call just bridged (the call loop takes it).
+    new_agent_audio: Option<mpsc::Receiver<Vec<i16>>>,
+    hold: HoldMusic,
+    /// When the robot handed the call to an agent.
+    robot_ended: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 fn now_local() -> NaiveDateTime {
@@ -297,6 +339,17 @@ impl Session {
         let at_ms = origin + self.stream_samples / 8;
         self.stream_samples += frame.samples.len() as u64;
         self.recorder.customer(at_ms, &frame.samples);
+        match &self.transfer {
+            Transfer::None => {}
+            // On hold: nobody listens (the robot's turn-taking is stopped).
+            Transfer::Waiting { .. } => return Vec::new(),
+            Transfer::Bridged { to_agent, .. } => {
+                if to_agent.try_send(frame.samples).is_err() {
+                    tracing::debug!(call = %self.id, "a frame to the agent was dropped");
+                }
+                return Vec::new();
+            }
+        }
         self.vad_buf
             .extend(frame.samples.iter().map(|&s| f32::from(s) / 32768.0));
         let mut turn_actions = Vec::new();
@@ -708,14 +761,30 @@ impl Session {
                 Vec::new()
             }
             CallAction::Transfer(summary) => {
-                // Agent queues are not part of this runtime yet: no agent can take the call.
-                tracing::info!(call = %self.id, queue = %summary.queue, reason = %summary.reason, "transfer requested; no agent is available");
-                self.call.handle(
-                    Event::TransferFailed {
-                        reason: format!("no agent is logged in to queue `{}`", summary.queue),
-                    },
-                    now_local(),
-                )
+                let Some(desk) = self.desk.clone() else {
+                    tracing::info!(call = %self.id, queue = %summary.queue, reason = %summary.reason, "transfer requested; no agent desk runs here");
+                    return self.call.handle(
+                        Event::TransferFailed {
+                            reason: format!("no agent is logged in to queue `{}`", summary.queue),
+                        },
+                        now_local(),
+                    );
+                };
+                tracing::info!(call = %self.id, queue = %summary.queue, reason = %summary.reason, "transferring to an agent");
+                self.turn.stop_listening();
+                self.listen = None;
+                self.transfer = Transfer::Waiting {
+                    queue: summary.queue.clone(),
+                };
+                let (updates, rx) = mpsc::unbounded_channel();
+                self.new_transfer = Some(rx);
+                desk.transfer(TransferRequest {
+                    call: self.id.clone(),
+                    summary: *summary,
+                    customer: self.customer.clone(),
+                    updates,
+                });
+                Vec::new()
             }
             CallAction::Webhook(w) => {
                 tracing::warn!(call = %self.id, url = %w.url, "webhooks are not enabled in this runtime");
@@ -864,6 +933,21 @@ impl Session {
     fn on_tick(&mut self) -> Vec<CallAction> {
         let now = self.now_ms();
         self.pump_playout(now);
+        match self.transfer {
+            Transfer::None => {}
+            Transfer::Waiting { .. } => {
+                // Music once the robot's last words ("please hold") are played.
+                if !self.playout.is_active() {
+                    let frame = self.hold.next_frame();
+                    self.recorder.robot(now, &frame);
+                    if let Err(e) = self.media.try_send_audio(frame) {
+                        tracing::debug!(call = %self.id, error = %e, "hold music frame dropped");
+                    }
+                }
+                return Vec::new();
+            }
+            Transfer::Bridged { .. } => return Vec::new(),
+        }
         let mut actions = Vec::new();
         if let AmdState::AwaitingBeep(d, since) = &mut self.amd {
             // A machine that never gives a usable end of greeting: leave the message anyway.
@@ -893,6 +977,76 @@ impl Session {
             self.finished = true;
         }
         actions
+    }
+
+    fn on_transfer_update(&mut self, update: Option<TransferUpdate>) -> Vec<CallAction> {
+        let update = update.unwrap_or(TransferUpdate::Failed {
+            reason: "the agent desk stopped".into(),
+        });
+        match update {
+            TransferUpdate::Queued {
+                queue,
+                position,
+                estimated_wait,
+            } => {
+                tracing::info!(call = %self.id, %queue, position, ?estimated_wait, "waiting for an agent");
+                if let Transfer::Waiting { queue: q, .. } = &mut self.transfer {
+                    *q = queue.clone();
+                }
+                self.emit(LiveEvent::Queued {
+                    call: self.id.clone(),
+                    queue,
+                    position,
+                    estimated_wait_ms: estimated_wait.map(|d| d.as_millis() as u64),
+                });
+                Vec::new()
+            }
+            TransferUpdate::Failed { reason } => {
+                tracing::info!(call = %self.id, %reason, "no agent took the call");
+                self.transfer = Transfer::None;
+                let _ = self.media.clear_audio();
+                self.call
+                    .handle(Event::TransferFailed { reason }, now_local())
+            }
+            TransferUpdate::Connected { agent, audio } => {
+                tracing::info!(call = %self.id, agent = %agent.id, wait_ms = agent.wait_ms, "bridged to an agent");
+                let now = self.now_ms();
+                // The robot's leg ends: whatever it was still playing stops.
+                self.playout.interrupt(now);
+                let _ = self.media.clear_audio();
+                let at = crate::record::now();
+                self.robot_ended = Some(at);
+                self.emit(LiveEvent::AgentConnected {
+                    call: self.id.clone(),
+                    agent: agent.id.clone(),
+                    wait_ms: agent.wait_ms,
+                });
+                self.new_agent_audio = Some(audio.from_agent);
+                self.transfer = Transfer::Bridged {
+                    agent,
+                    to_agent: audio.to_agent,
+                    at,
+                };
+                Vec::new()
+            }
+        }
+    }
+
+    /// A frame of the agent's voice for the customer; `None`: the agent hung up.
+    fn on_agent_audio(&mut self, pcm: Option<Vec<i16>>) {
+        match pcm {
+            Some(pcm) => {
+                let now = self.now_ms();
+                self.recorder.robot(now, &pcm);
+                if let Err(e) = self.media.try_send_audio(pcm) {
+                    tracing::debug!(call = %self.id, error = %e, "agent audio dropped");
+                }
+            }
+            None => {
+                self.ended_by = Some("agent");
+                self.finished = true;
+            }
+        }
     }
 
     fn answer_started(&mut self, id: u64, at_ms: u64) {
@@ -1029,6 +1183,18 @@ pub async fn run_call(
         finished: false,
         ended_by: None,
         max_ms: setup.max_duration.as_millis() as u64,
+        desk: setup.desk.clone(),
+        customer: CustomerInfo {
+            phone: setup.record.phone.clone(),
+            lead_id: setup.record.lead_id.clone(),
+            campaign: setup.record.campaign.clone(),
+            lead: setup.lead.clone(),
+        },
+        transfer: Transfer::None,
+        new_transfer: None,
+        new_agent_audio: None,
+        hold: HoldMusic::new(),
+        robot_ended: None,
     };
     if setup.amd {
         s.held = initial;
@@ -1038,8 +1204,24 @@ pub async fn run_call(
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut remote_hangup = false;
+    let mut transfer_rx: Option<mpsc::UnboundedReceiver<TransferUpdate>> = None;
+    let mut agent_rx: Option<mpsc::Receiver<Vec<i16>>> = None;
     loop {
         let actions = tokio::select! {
+            u = recv_some(&mut transfer_rx) => {
+                let actions = s.on_transfer_update(u);
+                if !matches!(s.transfer, Transfer::Waiting { .. }) {
+                    transfer_rx = None;
+                }
+                actions
+            },
+            pcm = recv_bounded(&mut agent_rx) => {
+                if pcm.is_none() {
+                    agent_rx = None;
+                }
+                s.on_agent_audio(pcm);
+                Vec::new()
+            },
             frame = media.frames.recv() => match frame {
                 Some(f) => s.on_frame(f),
                 None => { remote_hangup = true; Vec::new() }
@@ -1064,6 +1246,12 @@ pub async fn run_call(
             _ = tick.tick() => s.on_tick(),
         };
         s.execute(actions);
+        if let Some(rx) = s.new_transfer.take() {
+            transfer_rx = Some(rx);
+        }
+        if let Some(rx) = s.new_agent_audio.take() {
+            agent_rx = Some(rx);
+        }
         s.wanted_job.store(
             s.turn.pending_job().unwrap_or(0),
             std::sync::atomic::Ordering::Release,
@@ -1074,15 +1262,51 @@ pub async fn run_call(
         }
         if remote_hangup {
             s.ended_by = Some("customer");
+            if let (Transfer::Waiting { .. }, Some(desk)) = (&s.transfer, &s.desk) {
+                desk.abandon(&s.id);
+            }
             let actions = s.call.handle(Event::HangUp, now_local());
             s.execute(actions);
             break;
         }
         if s.finished {
-            s.ended_by = Some("bot");
+            s.ended_by.get_or_insert("bot");
             break;
         }
     }
+    // The customer's leg is over: an agent's leg ends with it (dropping `to_agent`), a
+    // waiting transfer is abandoned.
+    let ended = crate::record::now();
+    let answered = record.answered_at.unwrap_or(record.started_at);
+    match std::mem::replace(&mut s.transfer, Transfer::None) {
+        Transfer::Bridged { agent, at, .. } => {
+            record.legs.push(CallLeg {
+                kind: "robot".into(),
+                agent_id: None,
+                queue: None,
+                wait_ms: None,
+                started_at: answered,
+                ended_at: s.robot_ended.unwrap_or(at),
+            });
+            record.legs.push(CallLeg {
+                kind: "agent".into(),
+                agent_id: Some(agent.id),
+                queue: Some(agent.queue),
+                wait_ms: Some(agent.wait_ms),
+                started_at: at,
+                ended_at: ended,
+            });
+        }
+        Transfer::Waiting { .. } | Transfer::None => record.legs.push(CallLeg {
+            kind: "robot".into(),
+            agent_id: None,
+            queue: None,
+            wait_ms: None,
+            started_at: answered,
+            ended_at: ended,
+        }),
+    }
+    drop(agent_rx);
     let now = s.now_ms();
     // Lines still playing when the call ended.
     let open: Vec<u64> = s.bot_lines.keys().copied().collect();
@@ -1098,6 +1322,9 @@ pub async fn run_call(
     }
     let _ = media.stop().await;
     record.outcome = s.call.outcome().map(str::to_string);
+    if record.outcome.is_none() && record.legs.iter().any(|l| l.kind == "agent") {
+        record.outcome = Some("transferred".into());
+    }
     record.amd = s.amd_verdict.clone();
     if s.amd_verdict.as_deref() == Some("machine") {
         record.disposition = "machine".into();
@@ -1141,6 +1368,21 @@ pub async fn run_call(
         outcome: record.outcome.clone(),
     });
     record
+}
+
+/// The next message of an optional channel; never resolves without one.
+async fn recv_some<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_bounded<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn finish_failed(

@@ -372,6 +372,27 @@ fn print_live(ev: &LiveEvent, print: &impl Fn(String)) {
             "[{}]         answering-machine detection: {verdict}",
             short(call)
         )),
+        LiveEvent::Queued {
+            call,
+            queue,
+            position,
+            estimated_wait_ms,
+        } => print(format!(
+            "[{}]         transferred: waiting in queue {queue} at position {position}{}",
+            short(call),
+            estimated_wait_ms
+                .map(|ms| format!(", estimated wait {} s", ms / 1000))
+                .unwrap_or_default()
+        )),
+        LiveEvent::AgentConnected {
+            call,
+            agent,
+            wait_ms,
+        } => print(format!(
+            "[{}]         agent {agent} took the call after {:.1} s",
+            short(call),
+            *wait_ms as f64 / 1000.0
+        )),
         LiveEvent::Ended { call, outcome } => print(format!(
             "[{}]         call ended: {}",
             short(call),

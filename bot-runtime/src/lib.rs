@@ -29,4 +29,4 @@ pub mod store;
 pub mod turn;
 
 pub use flow_nlu::FlowNlu;
-pub use record::{CallRecord, Direction, RecordingRef, Speaker, StageLatency, TurnRecord};
+pub use record::{CallLeg, CallRecord, Direction, RecordingRef, Speaker, StageLatency, TurnRecord};

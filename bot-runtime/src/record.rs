@@ -151,6 +151,24 @@ pub struct CallRecord {
     pub slots: serde_json::Value,
     pub turns: Vec<TurnRecord>,
     pub recording: Option<RecordingRef>,
+    /// Who was on callbot's side of the call, in order: the robot, then (after a warm transfer)
+    /// the agent. Empty for a call that was never answered.
+    pub legs: Vec<CallLeg>,
+}
+
+/// One party that talked with the customer on callbot's side.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallLeg {
+    /// `robot` or `agent`.
+    pub kind: String,
+    /// The agent (agent legs).
+    pub agent_id: Option<String>,
+    /// The queue the call was transferred through (agent legs).
+    pub queue: Option<String>,
+    /// From the transfer to the agent's audio connected (agent legs).
+    pub wait_ms: Option<u64>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
 }
 
 impl CallRecord {
@@ -176,6 +194,7 @@ impl CallRecord {
             slots: serde_json::Value::Object(Default::default()),
             turns: Vec::new(),
             recording: None,
+            legs: Vec::new(),
         }
     }
 }

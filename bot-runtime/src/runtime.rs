@@ -23,8 +23,9 @@ use telephony::sip::Uri;
 use telephony::sip::transport::{AgentHandle, UdpAgent};
 use telephony::sip::ua::{CallEvent, CallId};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
+use crate::agents::desk::{AgentLines, Desk, PhoneLeg, Ring, RingResult};
 use crate::amd::AmdConfig;
 use crate::call::{CallSetup, LiveEvent, SipLeg, run_call};
 use crate::engines::Engines;
@@ -157,6 +158,7 @@ pub struct Runtime {
     store: Option<Arc<Store>>,
     inbound: Arc<Mutex<Option<InboundHandler>>>,
     finished: mpsc::UnboundedSender<CallRecord>,
+    desk: Arc<Mutex<Option<Desk>>>,
 }
 
 /// The caller's number from a From header value: the user part of its URI.
@@ -219,6 +221,7 @@ impl Runtime {
             store,
             inbound: Arc::new(Mutex::new(None)),
             finished: ftx,
+            desk: Arc::new(Mutex::new(None)),
         };
         let rt2 = rt.clone();
         tokio::spawn(async move {
@@ -279,6 +282,106 @@ impl Runtime {
         *self.inbound.lock().unwrap_or_else(|e| e.into_inner()) = Some((router, live));
     }
 
+    /// Where the flows' transfers go (without a desk, a transfer finds no agent and the flow's
+    /// fallback runs).
+    pub fn set_desk(&self, desk: Desk) {
+        *self.desk.lock().unwrap_or_else(|e| e.into_inner()) = Some(desk);
+    }
+
+    /// Be the registrar of the agents' SIP phones (user → password, digest in `realm`).
+    pub fn set_registrar_accounts(&self, realm: &str, accounts: HashMap<String, String>) {
+        self.agent.set_registrar_accounts(realm, accounts);
+    }
+
+    /// Where a SIP user's phone is registered now.
+    pub async fn registered(&self, user: &str) -> Option<SocketAddr> {
+        self.agent.lookup(user).await
+    }
+
+    /// Rings a registered agent phone with `caller` as the From user; resolves when it
+    /// answers (its media running), fails, or `cancel` fires (the ringing is cancelled).
+    async fn ring_phone(
+        &self,
+        user: String,
+        caller: String,
+        mut cancel: oneshot::Receiver<()>,
+    ) -> RingResult {
+        let Some(addr) = self.agent.lookup(&user).await else {
+            return Err((0, format!("SIP user `{user}` is not registered")));
+        };
+        let (socket, local) = self
+            .media_socket()
+            .await
+            .map_err(|e| (500, e.to_string()))?;
+        let origin = Origin::new(
+            &self.cfg.user,
+            rand::random::<u32>() as u64,
+            1,
+            self.cfg.media_ip,
+        );
+        let offer = sdp::make_offer(&local, &origin);
+        let target = Uri::sip(Some(&user), &addr.ip().to_string(), Some(addr.port()));
+        let (etx, mut erx) = mpsc::unbounded_channel();
+        let Some(call) = self
+            .agent
+            .invite_as(addr, target, Some(&caller), offer.to_string().into_bytes())
+            .await
+        else {
+            return Err((503, "the INVITE could not be sent".into()));
+        };
+        let _ = self.dispatch.send(Dispatch::Register(call, etx));
+        let unregister = {
+            let agent = self.agent.clone();
+            let dispatch = self.dispatch.clone();
+            move |hang_up: bool| {
+                if hang_up {
+                    agent.hangup(call);
+                }
+                let _ = dispatch.send(Dispatch::Unregister(call));
+            }
+        };
+        let answer = loop {
+            tokio::select! {
+                _ = &mut cancel => {
+                    unregister(true);
+                    return Err((487, "offer withdrawn".into()));
+                }
+                ev = erx.recv() => match ev {
+                    Some(CallEvent::Answered { sdp }) => break sdp,
+                    Some(CallEvent::Failed { status, reason, .. }) => {
+                        unregister(false);
+                        return Err((status, reason));
+                    }
+                    Some(CallEvent::Timeout) => {
+                        unregister(false);
+                        return Err((408, "no answer from the phone".into()));
+                    }
+                    None => return Err((503, "the SIP agent stopped".into())),
+                    Some(_) => {}
+                }
+            }
+        };
+        let media = Sdp::parse_bytes(&answer)
+            .map_err(|e| e.to_string())
+            .and_then(|a| sdp::negotiated_from_answer(&offer, &a).map_err(|e| e.to_string()))
+            .and_then(|neg| {
+                let remote = SocketAddr::new(neg.remote_addr, neg.remote_port);
+                MediaSession::start(socket, remote, media_config(neg.codec, neg.telephone_event))
+                    .map_err(|e| e.to_string())
+            });
+        match media {
+            Ok(media) => Ok(PhoneLeg {
+                media,
+                events: erx,
+                hangup: Box::new(move || unregister(true)),
+            }),
+            Err(e) => {
+                unregister(true);
+                Err((488, e))
+            }
+        }
+    }
+
     async fn finish(&self, record: CallRecord) -> CallRecord {
         if let Some(store) = &self.store
             && let Err(e) = store.save_call(&record).await
@@ -313,6 +416,7 @@ impl Runtime {
             turn: self.cfg.turn.clone(),
             live,
             max_duration: self.cfg.max_call,
+            desk: self.desk.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     }
 
@@ -576,6 +680,13 @@ impl Runtime {
             let _ = rt.dispatch.send(Dispatch::Unregister(call));
             rt.finish(record).await;
         });
+    }
+}
+
+impl AgentLines for Runtime {
+    fn ring(&self, user: String, caller: String, cancel: oneshot::Receiver<()>) -> Ring {
+        let rt = self.clone();
+        Box::pin(async move { rt.ring_phone(user, caller, cancel).await })
     }
 }
 

@@ -51,7 +51,9 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Row};
 
-use crate::record::{CallRecord, Direction, RecordingRef, Speaker, StageLatency, TurnRecord};
+use crate::record::{
+    CallLeg, CallRecord, Direction, RecordingRef, Speaker, StageLatency, TurnRecord,
+};
 
 /// The migrations in `bot-runtime/migrations/`, embedded in the binary.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -405,7 +407,55 @@ impl Store {
                 self.query_error(format!("saving turn {} of call {}", turn.seq, call.id), e)
             })?;
         }
+        sqlx::query("DELETE FROM call_legs WHERE call_id = $1")
+            .bind(call.id.clone())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(action(), e))?;
+        for (seq, leg) in call.legs.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO call_legs (call_id, seq, kind, agent_id, queue, wait_ms, \
+                 started_at_us, ended_at_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(call.id.clone())
+            .bind(seq as i64)
+            .bind(leg.kind.clone())
+            .bind(leg.agent_id.clone())
+            .bind(leg.queue.clone())
+            .bind(leg.wait_ms.map(|w| w.min(i64::MAX as u64) as i64))
+            .bind(leg.started_at.timestamp_micros())
+            .bind(leg.ended_at.timestamp_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(format!("saving leg {seq} of call {}", call.id), e))?;
+        }
         tx.commit().await.map_err(|e| self.query_error(action(), e))
+    }
+
+    /// The legs of a call, in order.
+    async fn legs(&self, id: &str) -> Result<Vec<CallLeg>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kind, agent_id, queue, wait_ms, started_at_us, ended_at_us FROM call_legs \
+             WHERE call_id = $1 ORDER BY seq",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.query_error(format!("reading the legs of call {id}"), e))?;
+        rows.iter()
+            .map(|row| {
+                Ok(CallLeg {
+                    kind: self.get(row, "kind", id)?,
+                    agent_id: self.get(row, "agent_id", id)?,
+                    queue: self.get(row, "queue", id)?,
+                    wait_ms: self
+                        .get::<Option<i64>>(row, "wait_ms", id)?
+                        .map(|w| w.max(0) as u64),
+                    started_at: self.time(row, "started_at_us", id)?,
+                    ended_at: self.time(row, "ended_at_us", id)?,
+                })
+            })
+            .collect()
     }
 
     /// The call with this id, with its turns in `seq` order; `None` if there is none.
@@ -425,6 +475,7 @@ impl Store {
                 call.turns.push(self.turn_from_row(row, id)?);
             }
         }
+        call.legs = self.legs(id).await?;
         Ok(Some(call))
     }
 
@@ -591,6 +642,7 @@ impl Store {
             slots,
             turns: Vec::new(),
             recording,
+            legs: Vec::new(),
         })
     }
 

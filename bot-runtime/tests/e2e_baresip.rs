@@ -11,11 +11,11 @@
 //!   voicemail message only after the greeting.
 //!
 //! baresip needs a non-loopback interface, so the test re-runs itself inside a network namespace
-//! it creates (`unshare -n`, needs root) with a veth pair on 10.99.0.0/24; nothing leaves it.
+//! it creates (`unshare -n`, needs root) with a veth pair on 10.99.0.0/24; nothing leaves it
+//! (`tests/support/baresip.rs`).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +26,10 @@ use bot_runtime::runtime::{Dial, Runtime, RuntimeConfig};
 use bot_runtime::store::Store;
 use callbot_models::ModelsDir;
 
-const NS_ADDR: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
+mod support;
+
+use support::baresip::{Baresip, NS_ADDR, frame_rms, place, read_wav};
+
 const BARESIP_PORT: u16 = 5080;
 
 fn prompt(name: &str) -> Vec<i16> {
@@ -36,122 +39,9 @@ fn prompt(name: &str) -> Vec<i16> {
     read_wav(&path)
 }
 
-fn read_wav(path: &Path) -> Vec<i16> {
-    let mut r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(r.spec().sample_rate, 8000, "{}", path.display());
-    r.samples::<i16>().map(|s| s.expect("sample")).collect()
-}
-
-fn write_wav(path: &Path, samples: &[i16]) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).expect("wav");
-    for &s in samples {
-        w.write_sample(s).expect("sample");
-    }
-    w.finalize().expect("wav");
-}
-
-/// Places `audio` at `at_s` seconds in `track`.
-fn place(track: &mut Vec<i16>, at_s: f64, audio: &[i16]) {
-    let at = (at_s * 8000.0) as usize;
-    if track.len() < at + audio.len() {
-        track.resize(at + audio.len(), 0);
-    }
-    track[at..at + audio.len()].copy_from_slice(audio);
-}
-
-/// RMS of each 20 ms frame.
-fn frame_rms(audio: &[i16]) -> Vec<f64> {
-    audio
-        .chunks(160)
-        .map(|f| {
-            (f.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / f.len() as f64).sqrt()
-        })
-        .collect()
-}
-
-struct Baresip {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Baresip {
-    /// Starts baresip answering automatically and playing `mic` (padded so that it outlasts the
-    /// call: baresip hangs up when its audio file ends).
-    fn start(mic: &[i16]) -> Baresip {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut padded = mic.to_vec();
-        padded.resize(padded.len() + 8000 * 60, 0);
-        let mic_path = dir.path().join("mic.wav");
-        write_wav(&mic_path, &padded);
-        std::fs::write(
-            dir.path().join("config"),
-            format!(
-                "module_path /usr/lib/baresip/modules\nsip_listen {NS_ADDR}:{BARESIP_PORT}\naudio_source aufile,{}\naudio_player alsa,null\naudio_alert alsa,null\nausrc_srate 8000\nauplay_srate 8000\nausrc_channels 1\nauplay_channels 1\nmodule g711.so\nmodule alsa.so\nmodule aufile.so\nmodule sndfile.so\nsnd_path {}\nmodule_app account.so\nmodule_app contact.so\nmodule_app menu.so\n",
-                mic_path.display(),
-                dir.path().display()
-            ),
-        )
-        .expect("config");
-        std::fs::write(
-            dir.path().join("accounts"),
-            format!(
-                "<sip:b@{NS_ADDR}:{BARESIP_PORT}>;regint=0;answermode=auto;audio_codecs=PCMU\n"
-            ),
-        )
-        .expect("accounts");
-        std::fs::write(dir.path().join("contacts"), "").expect("contacts");
-        // baresip 1.0's only sound-card-free player (ALSA's null PCM) never blocks, so its
-        // player threads spin on both cores. On a real line the phone is not on callbot's CPU:
-        // `nice` keeps the spinning from starving callbot's recogniser (baresip's sending thread
-        // sleeps between packets, so its timing is unaffected).
-        let child = Command::new("nice")
-            .args(["-n", "19", "baresip", "-4", "-f"])
-            .arg(dir.path())
-            .args(["-t", "120"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("baresip is installed (.ci/setup installs it)");
-        Baresip { child, dir }
-    }
-
-    /// Stops baresip and returns (what it sent, what it heard).
-    fn finish(mut self) -> (Vec<i16>, Vec<i16>) {
-        std::thread::sleep(Duration::from_millis(1000));
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let find = |suffix: &str| -> PathBuf {
-            std::fs::read_dir(self.dir.path())
-                .expect("dir")
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .find(|p| p.to_string_lossy().ends_with(suffix))
-                .unwrap_or_else(|| panic!("baresip wrote no *{suffix} (sndfile)"))
-        };
-        (read_wav(&find("-enc.wav")), read_wav(&find("-dec.wav")))
-    }
-}
-
 #[test]
 fn robot_conversations_with_baresip() {
-    if std::env::var_os("CALLBOT_IN_NETNS").is_none() {
-        let exe = std::env::current_exe().expect("test binary");
-        let setup = format!(
-            "ip link set lo up && ip link add cb0 type veth peer name cb1 && ip addr add {NS_ADDR}/24 dev cb0 && ip link set cb0 up && ip link set cb1 up && exec \"$0\" --exact robot_conversations_with_baresip --nocapture --test-threads 1"
-        );
-        let status = Command::new("unshare")
-            .args(["-n", "sh", "-c", &setup])
-            .arg(&exe)
-            .env("CALLBOT_IN_NETNS", "1")
-            .status()
-            .expect("unshare (util-linux) runs; the test needs root for a network namespace");
-        assert!(status.success(), "the test inside the namespace failed");
+    if support::baresip::reexec_in_netns("robot_conversations_with_baresip") {
         return;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -216,7 +106,7 @@ async fn in_namespace() {
         interrupt_at,
         &voice("Sorry, I already paid that last week."),
     );
-    let baresip = Baresip::start(&mic);
+    let baresip = Baresip::customer(&mic);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let record = dial(&runtime, "Ben").await;
     let (sent, heard) = baresip.finish();
@@ -301,7 +191,7 @@ async fn in_namespace() {
     let intro_at = 0.5 + 2.79 + 0.3;
     place(&mut mic, intro_at, &intro);
     let greeting_end_s = intro_at + intro.len() as f64 / 8000.0;
-    let baresip = Baresip::start(&mic);
+    let baresip = Baresip::customer(&mic);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let record = dial(&runtime, "Dan").await;
     let (_, heard) = baresip.finish();

@@ -9,7 +9,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bot_runtime::store::{Backend, CallFilter, CallSummary, Store, StoreError};
-use bot_runtime::{CallRecord, Direction, RecordingRef, Speaker, StageLatency, TurnRecord};
+use bot_runtime::{
+    CallLeg, CallRecord, Direction, RecordingRef, Speaker, StageLatency, TurnRecord,
+};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sqlx::Connection;
 
@@ -36,7 +38,25 @@ fn full_call() -> CallRecord {
     call.disposition = "answered".into();
     call.outcome = Some("activated".into());
     call.amd = Some("human".into());
-    call.ended_by = Some("bot".into());
+    call.ended_by = Some("agent".into());
+    call.legs = vec![
+        CallLeg {
+            kind: "robot".into(),
+            agent_id: None,
+            queue: None,
+            wait_ms: None,
+            started_at: started + Duration::microseconds(4_500_001),
+            ended_at: started + Duration::microseconds(30_000_002),
+        },
+        CallLeg {
+            kind: "agent".into(),
+            agent_id: Some("agent-7".into()),
+            queue: Some("disputes".into()),
+            wait_ms: Some(2_250),
+            started_at: started + Duration::microseconds(30_000_002),
+            ended_at: started + Duration::microseconds(61_250_999),
+        },
+    ];
     call.path = vec![
         "greet".into(),
         "verify".into(),

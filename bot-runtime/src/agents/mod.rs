@@ -1,3 +1,13 @@
-//! Human agents: the queue engine (sans-IO routing of transferred calls to agents).
+//! Human agents: warm transfers from the robot to people.
+//!
+//! - [`queue`]: the queue engine, sans-IO: agents' states, skills routing, offers, overflow,
+//!   estimated wait, tested with simulated time.
+//! - [`desk`]: its tokio shell: agents' sessions and notices, transfers from calls, ringing the
+//!   agents' SIP phones, and the audio bridge between a customer and an agent.
+//! - [`hold`]: the music a customer hears while waiting.
+//! - [`store`]: what agents record about the calls they took (dispositions).
 
+pub mod desk;
+pub mod hold;
 pub mod queue;
+pub mod store;

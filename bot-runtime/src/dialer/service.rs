@@ -867,6 +867,9 @@ pub fn disposition_of(record: &CallRecord, opted_out: bool, callback: bool) -> S
     if callback {
         return "callback".into();
     }
+    if record.legs.iter().any(|l| l.kind == "agent") {
+        return "transferred".into();
+    }
     match record.outcome.as_deref() {
         // The interpreter's own endings: the customer hung up before any outcome; a message was
         // left on a machine.

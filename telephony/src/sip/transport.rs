@@ -39,6 +39,8 @@ enum Command {
     Reject(CallId, u16, String),
     Refer(CallId, Uri),
     SipCallId(CallId, oneshot::Sender<Option<String>>),
+    RegistrarAccounts(String, HashMap<String, String>),
+    Lookup(String, oneshot::Sender<Option<SocketAddr>>),
 }
 
 enum Inbound {
@@ -222,6 +224,24 @@ impl AgentHandle {
     pub fn refer(&self, call: CallId, target: Uri) {
         let _ = self.commands.send(Command::Refer(call, target));
     }
+
+    /// Act as the registrar of these SIP users (user → password, digest-checked in `realm`):
+    /// agents' phones register here and [`AgentHandle::lookup`] finds them. Replaces the
+    /// previous accounts; with none, REGISTER is accepted from anyone.
+    pub fn set_registrar_accounts(&self, realm: &str, accounts: HashMap<String, String>) {
+        let _ = self
+            .commands
+            .send(Command::RegistrarAccounts(realm.to_string(), accounts));
+    }
+
+    /// Where a registered user can be reached now (`None`: not registered, or expired).
+    pub async fn lookup(&self, user: &str) -> Option<SocketAddr> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Lookup(user.to_string(), reply))
+            .ok()?;
+        rx.await.ok().flatten()
+    }
 }
 
 /// Read framed messages from one TCP connection until it closes or cannot be framed.
@@ -332,6 +352,14 @@ async fn run(
                 Some(Command::Accept(id, sdp)) => ua.accept(id, sdp, Instant::now()),
                 Some(Command::Reject(id, status, reason)) => ua.reject(id, status, &reason, Instant::now()),
                 Some(Command::Refer(id, target)) => ua.refer(id, &target, Instant::now()),
+                Some(Command::RegistrarAccounts(realm, accounts)) => {
+                    ua.set_registrar_accounts(&realm, accounts);
+                    Vec::new()
+                }
+                Some(Command::Lookup(user, reply)) => {
+                    let _ = reply.send(ua.lookup(&user, Instant::now()));
+                    Vec::new()
+                }
                 Some(Command::SipCallId(id, reply)) => {
                     let _ = reply.send(ua.sip_call_id(id).map(str::to_string));
                     continue;

@@ -1,0 +1,802 @@
+//! The desk: the tokio shell around the [queue engine](super::queue). It owns the engine and
+//! its timer, keeps each logged-in agent's notice channel (the console's WebSocket, or nothing
+//! but the log for an agent who only has a SIP phone), takes the calls the robot transfers, and
+//! brings up the agent's audio leg when an offer is accepted:
+//!
+//! - **SIP phone agents** (registered at callbot's SIP agent, which is their registrar): an offer
+//!   rings the phone; the phone answering *is* the acceptance, a busy/decline answer is a
+//!   rejection, and a withdrawn offer cancels the ringing.
+//! - **Console agents** (the browser softphone): the offer goes to the console; the console
+//!   accepts with its WebRTC offer and gets the answer back ([`Desk::accept`]).
+//!
+//! A connected call is a pair of channels ([`AgentAudio`]) between the customer's call task and
+//! a small pump task per agent leg: 20 ms frames of 8 kHz PCM each way. Closing either side ends
+//! the other: the customer hanging up ends the agent's leg, the agent hanging up ends the call.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dialog_flows::interp::TransferSummary;
+use serde::Serialize;
+use telephony::media::MediaSession;
+use telephony::sip::ua::CallEvent;
+use tokio::sync::{mpsc, oneshot};
+
+use super::queue::{
+    AgentId, AgentProfile, AgentStatus, CallKey, Input, Output, QueueConfig, QueueEngine,
+    QueueError, Snapshot, WithdrawReason,
+};
+
+/// How an agent takes calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Endpoint {
+    /// The browser console's WebRTC softphone.
+    Console,
+    /// A SIP phone registered to callbot under this user name.
+    SipPhone { user: String },
+}
+
+/// Who the customer is, for the agent's customer panel.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CustomerInfo {
+    pub phone: String,
+    pub lead_id: Option<String>,
+    pub campaign: Option<String>,
+    /// The lead's data as the campaign loaded it.
+    pub lead: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A call the flow hands over to a queue.
+pub struct TransferRequest {
+    pub call: CallKey,
+    pub summary: TransferSummary,
+    pub customer: CustomerInfo,
+    /// Where the desk reports what happens to the call.
+    pub updates: mpsc::UnboundedSender<TransferUpdate>,
+}
+
+/// What happens to a transferred call, as the call task hears it.
+pub enum TransferUpdate {
+    /// Waiting in `queue` at `position`, with an estimated wait.
+    Queued {
+        queue: String,
+        position: usize,
+        estimated_wait: Option<Duration>,
+    },
+    /// An agent took the call: bridge the customer to this audio.
+    Connected { agent: AgentInfo, audio: AgentAudio },
+    /// No agent took it (the flow's fallback runs).
+    Failed { reason: String },
+}
+
+/// The agent who took a call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentInfo {
+    pub id: AgentId,
+    pub name: String,
+    pub queue: String,
+    /// From the transfer to the agent's audio being connected.
+    pub wait_ms: u64,
+}
+
+/// The agent's side of a bridged call: 8 kHz PCM, 20 ms frames. Dropping `to_agent` ends the
+/// agent's leg; `from_agent` returning `None` means the agent's leg ended.
+pub struct AgentAudio {
+    pub to_agent: mpsc::Sender<Vec<i16>>,
+    pub from_agent: mpsc::Receiver<Vec<i16>>,
+}
+
+/// What a console is told, as JSON (`type` names the message).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentNotice {
+    Status {
+        status: AgentStatus,
+    },
+    Offer {
+        call: CallKey,
+        expires_in_ms: u64,
+        summary: Box<TransferSummary>,
+        customer: Box<CustomerInfo>,
+    },
+    OfferWithdrawn {
+        call: CallKey,
+        reason: WithdrawReason,
+    },
+    Connected {
+        call: CallKey,
+    },
+    CallEnded {
+        call: CallKey,
+    },
+}
+
+/// Why a desk request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DeskError {
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("the desk has stopped")]
+    Stopped,
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// The legs the desk can open to agents. [`crate::runtime::Runtime`] implements it for SIP
+/// phones over its SIP agent; WebRTC legs for consoles come from [`Desk::accept`].
+pub trait AgentLines: Send + Sync + 'static {
+    /// Ring a registered SIP user; resolves when the phone answers (its media running) or fails.
+    fn ring(&self, user: String, caller: String, cancel: oneshot::Receiver<()>) -> Ring;
+}
+
+/// A SIP phone's answered leg.
+pub struct PhoneLeg {
+    pub media: MediaSession,
+    pub events: mpsc::UnboundedReceiver<CallEvent>,
+    /// Hangs the leg up (BYE).
+    pub hangup: Box<dyn FnOnce() + Send>,
+}
+
+/// The result of ringing a phone: the answered leg, or why not (SIP status — 0 when the user
+/// is not registered — and reason).
+pub type RingResult = Result<PhoneLeg, (u16, String)>;
+/// Ringing a phone, as a boxed future.
+pub type Ring = std::pin::Pin<Box<dyn std::future::Future<Output = RingResult> + Send>>;
+
+enum Cmd {
+    Login(
+        AgentProfile,
+        Endpoint,
+        oneshot::Sender<Result<AgentSession, DeskError>>,
+    ),
+    Engine(Input, oneshot::Sender<Result<(), DeskError>>),
+    Accept {
+        agent: AgentId,
+        call: CallKey,
+        leg: Option<ConnectedLeg>,
+        reply: oneshot::Sender<Result<(), DeskError>>,
+    },
+    Hangup(AgentId, CallKey),
+    Transfer(TransferRequest),
+    Abandon(CallKey),
+    Snapshot(oneshot::Sender<Snapshot>),
+    Rung {
+        agent: AgentId,
+        call: CallKey,
+        result: RingResult,
+    },
+    LegEnded(CallKey),
+}
+
+/// A logged-in agent's channel of notices (the console reads it).
+pub struct AgentSession {
+    pub notices: mpsc::UnboundedReceiver<AgentNotice>,
+}
+
+/// An audio leg to an agent once it is up: frames in and out, and how to end it.
+pub struct ConnectedLeg {
+    /// 20 ms frames of 8 kHz PCM from the agent (`None`: the leg ended).
+    pub from_agent: mpsc::Receiver<Vec<i16>>,
+    /// Frames for the agent (dropping it ends the leg).
+    pub to_agent: mpsc::Sender<Vec<i16>>,
+}
+
+/// See the module docs. Cloneable; every clone talks to the same desk task.
+#[derive(Clone)]
+pub struct Desk {
+    tx: mpsc::UnboundedSender<Cmd>,
+}
+
+struct AgentEntry {
+    profile: AgentProfile,
+    endpoint: Endpoint,
+    notices: mpsc::UnboundedSender<AgentNotice>,
+}
+
+struct CallEntry {
+    req: TransferRequest,
+    queue: String,
+    since: Instant,
+    /// The agent's leg while it is being set up or connected.
+    leg: Option<ConnectedLeg>,
+    /// Cancels a ringing SIP phone.
+    ringing: Option<(AgentId, oneshot::Sender<()>)>,
+    connected: Option<AgentId>,
+}
+
+struct DeskTask {
+    engine: QueueEngine,
+    lines: Arc<dyn AgentLines>,
+    agents: HashMap<AgentId, AgentEntry>,
+    calls: HashMap<CallKey, CallEntry>,
+    tx: mpsc::UnboundedSender<Cmd>,
+}
+
+/// Frames buffered each way between a leg and the call (2 s).
+const LEG_BUFFER: usize = 100;
+
+impl Desk {
+    /// Starts the desk task with these queues; `lines` rings SIP phone agents.
+    pub fn start(queues: Vec<QueueConfig>, lines: Arc<dyn AgentLines>) -> Result<Desk, DeskError> {
+        let engine = QueueEngine::new(queues)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = DeskTask {
+            engine,
+            lines,
+            agents: HashMap::new(),
+            calls: HashMap::new(),
+            tx: tx.clone(),
+        };
+        tokio::spawn(task.run(rx));
+        Ok(Desk { tx })
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T, DeskError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).map_err(|_| DeskError::Stopped)?;
+        rx.await.map_err(|_| DeskError::Stopped)
+    }
+
+    async fn engine(&self, input: Input) -> Result<(), DeskError> {
+        self.ask(|r| Cmd::Engine(input, r)).await?
+    }
+
+    /// Logs an agent in (paused until [`Desk::ready`]); a second login replaces the first
+    /// session's notice channel.
+    pub async fn login(
+        &self,
+        profile: AgentProfile,
+        endpoint: Endpoint,
+    ) -> Result<AgentSession, DeskError> {
+        self.ask(|r| Cmd::Login(profile, endpoint, r)).await?
+    }
+
+    pub async fn ready(&self, agent: &str) -> Result<(), DeskError> {
+        self.engine(Input::Ready {
+            agent: agent.to_string(),
+        })
+        .await
+    }
+
+    pub async fn pause(&self, agent: &str, reason: &str) -> Result<(), DeskError> {
+        self.engine(Input::Pause {
+            agent: agent.to_string(),
+            reason: reason.to_string(),
+        })
+        .await
+    }
+
+    pub async fn logout(&self, agent: &str) -> Result<(), DeskError> {
+        self.engine(Input::Logout {
+            agent: agent.to_string(),
+        })
+        .await
+    }
+
+    /// The agent's console or phone is gone (an offer to them goes to the next agent).
+    pub async fn disconnected(&self, agent: &str) -> Result<(), DeskError> {
+        self.engine(Input::Disconnected {
+            agent: agent.to_string(),
+        })
+        .await
+    }
+
+    pub async fn reject(&self, agent: &str, call: &str) -> Result<(), DeskError> {
+        self.engine(Input::Reject {
+            agent: agent.to_string(),
+            call: call.to_string(),
+        })
+        .await
+    }
+
+    pub async fn wrap_up_done(&self, agent: &str) -> Result<(), DeskError> {
+        self.engine(Input::WrapUpDone {
+            agent: agent.to_string(),
+        })
+        .await
+    }
+
+    /// A console agent accepts an offer with the audio leg it has set up (the WebRTC leg).
+    pub async fn accept(
+        &self,
+        agent: &str,
+        call: &str,
+        leg: ConnectedLeg,
+    ) -> Result<(), DeskError> {
+        self.ask(|reply| Cmd::Accept {
+            agent: agent.to_string(),
+            call: call.to_string(),
+            leg: Some(leg),
+            reply,
+        })
+        .await?
+    }
+
+    /// The agent ends a connected call.
+    pub fn hangup(&self, agent: &str, call: &str) {
+        let _ = self
+            .tx
+            .send(Cmd::Hangup(agent.to_string(), call.to_string()));
+    }
+
+    /// A flow transfers a call (see [`TransferUpdate`] for what the call then hears).
+    pub fn transfer(&self, req: TransferRequest) {
+        if let Err(mpsc::error::SendError(Cmd::Transfer(req))) = self.tx.send(Cmd::Transfer(req)) {
+            let _ = req.updates.send(TransferUpdate::Failed {
+                reason: "the agent desk has stopped".into(),
+            });
+        }
+    }
+
+    /// The customer hung up before an agent took the call.
+    pub fn abandon(&self, call: &str) {
+        let _ = self.tx.send(Cmd::Abandon(call.to_string()));
+    }
+
+    /// Queues and agents now (the supervisor's wallboard).
+    pub async fn snapshot(&self) -> Result<Snapshot, DeskError> {
+        self.ask(Cmd::Snapshot).await
+    }
+}
+
+impl DeskTask {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+        loop {
+            let deadline = self.engine.next_deadline();
+            let cmd = match deadline {
+                Some(at) => {
+                    let at = tokio::time::Instant::from_std(at);
+                    tokio::select! {
+                        c = rx.recv() => c,
+                        _ = tokio::time::sleep_until(at) => {
+                            let out = self.engine.on_timer(Instant::now());
+                            self.apply(out);
+                            continue;
+                        }
+                    }
+                }
+                None => rx.recv().await,
+            };
+            let Some(cmd) = cmd else { break };
+            self.command(cmd);
+        }
+    }
+
+    fn command(&mut self, cmd: Cmd) {
+        let now = Instant::now();
+        match cmd {
+            Cmd::Login(profile, endpoint, reply) => {
+                let id = profile.id.clone();
+                match self.engine.handle(
+                    Input::Login {
+                        agent: profile.clone(),
+                    },
+                    now,
+                ) {
+                    Ok(out) => {
+                        let (ntx, nrx) = mpsc::unbounded_channel();
+                        self.agents.insert(
+                            id,
+                            AgentEntry {
+                                profile,
+                                endpoint,
+                                notices: ntx,
+                            },
+                        );
+                        self.apply(out);
+                        let _ = reply.send(Ok(AgentSession { notices: nrx }));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                    }
+                }
+            }
+            Cmd::Engine(input, reply) => {
+                let r = self.engine.handle(input, now).map(|out| self.apply(out));
+                let _ = reply.send(r.map_err(DeskError::from));
+            }
+            Cmd::Accept {
+                agent,
+                call,
+                leg,
+                reply,
+            } => {
+                let r = self.accept(&agent, &call, leg, now);
+                let _ = reply.send(r);
+            }
+            Cmd::Hangup(agent, call) => {
+                if let Some(c) = self.calls.get_mut(&call)
+                    && c.connected.as_deref() == Some(agent.as_str())
+                {
+                    // Dropping the agent-side ends of the bridge ends both legs.
+                    c.leg = None;
+                }
+            }
+            Cmd::Transfer(req) => self.transfer(req, now),
+            Cmd::Abandon(call) => {
+                if let Some(c) = self.calls.get_mut(&call)
+                    && c.connected.is_none()
+                {
+                    if let Some((_, cancel)) = c.ringing.take() {
+                        let _ = cancel.send(());
+                    }
+                    self.calls.remove(&call);
+                    match self.engine.handle(Input::Abandon { call }, now) {
+                        Ok(out) => self.apply(out),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "abandon of a call the engine no longer has")
+                        }
+                    }
+                }
+            }
+            Cmd::Snapshot(reply) => {
+                let _ = reply.send(self.engine.snapshot(now));
+            }
+            Cmd::Rung {
+                agent,
+                call,
+                result,
+            } => self.rung(agent, call, result, now),
+            Cmd::LegEnded(call) => {
+                if let Some(c) = self.calls.remove(&call)
+                    && let Some(agent) = c.connected
+                {
+                    self.notify(&agent, AgentNotice::CallEnded { call: call.clone() });
+                    match self.engine.handle(Input::CallEnded { call }, now) {
+                        Ok(out) => self.apply(out),
+                        Err(e) => tracing::warn!(error = %e, "call end the engine did not expect"),
+                    }
+                }
+            }
+        }
+    }
+
+    fn notify(&self, agent: &str, notice: AgentNotice) {
+        if let Some(a) = self.agents.get(agent) {
+            let _ = a.notices.send(notice);
+        }
+    }
+
+    fn transfer(&mut self, req: TransferRequest, now: Instant) {
+        let queue = req.summary.queue.clone();
+        let input = Input::Enqueue {
+            call: req.call.clone(),
+            queue: queue.clone(),
+            priority: req.summary.priority,
+        };
+        match self.engine.handle(input, now) {
+            Ok(out) => {
+                let call = req.call.clone();
+                let position = self.engine.position(&call).map(|(_, p)| p).unwrap_or(0);
+                let _ = req.updates.send(TransferUpdate::Queued {
+                    queue: queue.clone(),
+                    position,
+                    estimated_wait: self.engine.estimated_wait(&queue, now),
+                });
+                self.calls.insert(
+                    call,
+                    CallEntry {
+                        req,
+                        queue,
+                        since: now,
+                        leg: None,
+                        ringing: None,
+                        connected: None,
+                    },
+                );
+                self.apply(out);
+            }
+            Err(e) => {
+                let _ = req.updates.send(TransferUpdate::Failed {
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+
+    fn accept(
+        &mut self,
+        agent: &str,
+        call: &str,
+        leg: Option<ConnectedLeg>,
+        now: Instant,
+    ) -> Result<(), DeskError> {
+        let Some(entry) = self.calls.get_mut(call) else {
+            return Err(DeskError::Refused(format!(
+                "call `{call}` is no longer waiting"
+            )));
+        };
+        let previous = std::mem::replace(&mut entry.leg, leg);
+        match self.engine.handle(
+            Input::Accept {
+                agent: agent.to_string(),
+                call: call.to_string(),
+            },
+            now,
+        ) {
+            Ok(out) => {
+                self.apply(out);
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(entry) = self.calls.get_mut(call) {
+                    entry.leg = previous;
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    fn rung(&mut self, agent: AgentId, call: CallKey, result: RingResult, now: Instant) {
+        let still_offered = self
+            .calls
+            .get(&call)
+            .and_then(|c| c.ringing.as_ref())
+            .is_some_and(|(a, _)| *a == agent);
+        match result {
+            Ok(phone) => {
+                if !still_offered {
+                    (phone.hangup)();
+                    return;
+                }
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.ringing = None;
+                }
+                let leg = spawn_phone_pump(phone, call.clone(), self.tx.clone());
+                if let Err(e) = self.accept(&agent, &call, Some(leg), now) {
+                    tracing::warn!(%agent, %call, error = %e, "the phone answered an offer that is gone");
+                    if let Some(c) = self.calls.get_mut(&call) {
+                        c.leg = None;
+                    }
+                }
+            }
+            Err((status, reason)) => {
+                if !still_offered {
+                    return;
+                }
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.ringing = None;
+                }
+                tracing::info!(%agent, %call, status, %reason, "the agent's phone did not take the call");
+                let input = if status == 0 || status == 408 || status == 480 {
+                    // Not reachable: the phone is gone, not a choice of the agent.
+                    Input::Disconnected {
+                        agent: agent.clone(),
+                    }
+                } else {
+                    Input::Reject {
+                        agent: agent.clone(),
+                        call: call.clone(),
+                    }
+                };
+                match self.engine.handle(input, now) {
+                    Ok(out) => self.apply(out),
+                    Err(e) => tracing::warn!(error = %e, "ring failure the engine did not expect"),
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, outputs: Vec<Output>) {
+        let now = Instant::now();
+        for o in outputs {
+            match o {
+                Output::Offer {
+                    call,
+                    agent,
+                    expires,
+                } => self.offer(call, agent, expires, now),
+                Output::OfferWithdrawn {
+                    call,
+                    agent,
+                    reason,
+                } => {
+                    if let Some(c) = self.calls.get_mut(&call) {
+                        if let Some((a, cancel)) = c.ringing.take() {
+                            if a == agent {
+                                let _ = cancel.send(());
+                            } else {
+                                c.ringing = Some((a, cancel));
+                            }
+                        }
+                        // A console's leg prepared for this offer is dropped.
+                        if c.connected.is_none() {
+                            c.leg = None;
+                        }
+                    }
+                    self.notify(&agent, AgentNotice::OfferWithdrawn { call, reason });
+                }
+                Output::Connect { call, agent } => self.connect(call, agent, now),
+                Output::Overflowed { call, from, to } => {
+                    tracing::info!(%call, %from, %to, "call overflowed to another queue");
+                    if let Some(c) = self.calls.get(&call) {
+                        let position = self.engine.position(&call).map(|(_, p)| p).unwrap_or(0);
+                        let _ = c.req.updates.send(TransferUpdate::Queued {
+                            queue: to.clone(),
+                            position,
+                            estimated_wait: self.engine.estimated_wait(&to, now),
+                        });
+                    }
+                }
+                Output::GiveUp {
+                    call,
+                    queue,
+                    waited,
+                } => {
+                    if let Some(c) = self.calls.remove(&call) {
+                        if let Some((_, cancel)) = c.ringing {
+                            let _ = cancel.send(());
+                        }
+                        let _ = c.req.updates.send(TransferUpdate::Failed {
+                            reason: format!(
+                                "no agent of queue `{queue}` took the call in {} s",
+                                waited.as_secs()
+                            ),
+                        });
+                    }
+                }
+                Output::AgentChanged { agent, status } => {
+                    self.notify(&agent, AgentNotice::Status { status });
+                }
+            }
+        }
+    }
+
+    fn offer(&mut self, call: CallKey, agent: AgentId, expires: Instant, now: Instant) {
+        let (Some(a), Some(c)) = (self.agents.get(&agent), self.calls.get_mut(&call)) else {
+            return;
+        };
+        let _ = a.notices.send(AgentNotice::Offer {
+            call: call.clone(),
+            expires_in_ms: expires.saturating_duration_since(now).as_millis() as u64,
+            summary: Box::new(c.req.summary.clone()),
+            customer: Box::new(c.req.customer.clone()),
+        });
+        if let Endpoint::SipPhone { user } = &a.endpoint {
+            let (cancel_tx, cancel_rx) = oneshot::channel();
+            c.ringing = Some((agent.clone(), cancel_tx));
+            let ring = self
+                .lines
+                .ring(user.clone(), c.req.customer.phone.clone(), cancel_rx);
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let result = ring.await;
+                let _ = tx.send(Cmd::Rung {
+                    agent,
+                    call,
+                    result,
+                });
+            });
+        }
+    }
+
+    fn connect(&mut self, call: CallKey, agent: AgentId, now: Instant) {
+        let name = self
+            .agents
+            .get(&agent)
+            .map(|a| a.profile.name.clone())
+            .unwrap_or_default();
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some(leg) = c.leg.take() else {
+            tracing::error!(%call, %agent, "accepted without an audio leg");
+            return;
+        };
+        c.connected = Some(agent.clone());
+        let info = AgentInfo {
+            id: agent.clone(),
+            name,
+            queue: c.queue.clone(),
+            wait_ms: now.saturating_duration_since(c.since).as_millis() as u64,
+        };
+        let audio = AgentAudio {
+            to_agent: leg.to_agent,
+            from_agent: leg.from_agent,
+        };
+        if c.req
+            .updates
+            .send(TransferUpdate::Connected { agent: info, audio })
+            .is_err()
+        {
+            // The call task is gone (the customer hung up at that instant): its end ends the
+            // agent's leg, which reports LegEnded.
+            tracing::info!(%call, "the customer left as the agent connected");
+        }
+        self.notify(&agent, AgentNotice::Connected { call });
+    }
+}
+
+/// Pumps a SIP phone's media to and from the bridge channels until either side ends; then the
+/// desk hears `LegEnded`.
+fn spawn_phone_pump(
+    phone: PhoneLeg,
+    call: CallKey,
+    desk: mpsc::UnboundedSender<Cmd>,
+) -> ConnectedLeg {
+    let (to_tx, mut to_rx) = mpsc::channel::<Vec<i16>>(LEG_BUFFER);
+    let (from_tx, from_rx) = mpsc::channel::<Vec<i16>>(LEG_BUFFER);
+    tokio::spawn(async move {
+        let PhoneLeg {
+            mut media,
+            mut events,
+            hangup,
+        } = phone;
+        let mut agent_hung_up = false;
+        loop {
+            tokio::select! {
+                pcm = to_rx.recv() => match pcm {
+                    Some(pcm) => {
+                        if let Err(e) = media.handle.try_send_audio(pcm) {
+                            tracing::debug!(error = %e, "frame to the agent's phone dropped");
+                        }
+                    }
+                    None => break,
+                },
+                frame = media.frames.recv() => match frame {
+                    Some(f) => {
+                        if from_tx.try_send(f.samples).is_err() && from_tx.is_closed() {
+                            break;
+                        }
+                    }
+                    None => { agent_hung_up = true; break }
+                },
+                ev = events.recv() => match ev {
+                    Some(CallEvent::Ended { .. }) | None => { agent_hung_up = true; break }
+                    Some(_) => {}
+                },
+            }
+        }
+        if !agent_hung_up {
+            hangup();
+        }
+        let _ = media.stop().await;
+        drop(from_tx);
+        let _ = desk.send(Cmd::LegEnded(call));
+    });
+    ConnectedLeg {
+        from_agent: from_rx,
+        to_agent: to_tx,
+    }
+}
+
+/// A WebRTC (or any other) agent leg given as two frame channels: when the call ends the desk
+/// hears of it through the returned leg's pump like a phone's.
+pub fn bridge_leg(
+    desk: &Desk,
+    call: &str,
+    mut from_agent: mpsc::Receiver<Vec<i16>>,
+    to_agent: mpsc::Sender<Vec<i16>>,
+) -> ConnectedLeg {
+    let (to_tx, mut to_rx) = mpsc::channel::<Vec<i16>>(LEG_BUFFER);
+    let (from_tx, from_rx) = mpsc::channel::<Vec<i16>>(LEG_BUFFER);
+    let tx = desk.tx.clone();
+    let call = call.to_string();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                pcm = to_rx.recv() => match pcm {
+                    Some(pcm) => { let _ = to_agent.try_send(pcm); }
+                    None => break,
+                },
+                f = from_agent.recv() => match f {
+                    Some(f) => {
+                        if from_tx.try_send(f).is_err() && from_tx.is_closed() {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+            }
+        }
+        drop(to_agent);
+        drop(from_tx);
+        let _ = tx.send(Cmd::LegEnded(call));
+    });
+    ConnectedLeg {
+        from_agent: from_rx,
+        to_agent: to_tx,
+    }
+}
