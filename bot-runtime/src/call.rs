@@ -1010,10 +1010,9 @@ impl Session {
             }
             TransferUpdate::Connected { agent, audio } => {
                 tracing::info!(call = %self.id, agent = %agent.id, wait_ms = agent.wait_ms, "bridged to an agent");
-                let now = self.now_ms();
-                // The robot's leg ends: whatever it was still playing stops.
-                self.playout.interrupt(now);
-                let _ = self.media.clear_audio();
+                // The robot's leg ends. Words it is still saying ("let me connect you…") are
+                // finished first: the agent's voice reaches the customer once they are over,
+                // while the customer's voice reaches the agent at once.
                 let at = crate::record::now();
                 self.robot_ended = Some(at);
                 self.emit(LiveEvent::AgentConnected {
@@ -1036,6 +1035,9 @@ impl Session {
     fn on_agent_audio(&mut self, pcm: Option<Vec<i16>>) {
         match pcm {
             Some(pcm) => {
+                if self.playout.is_active() {
+                    return;
+                }
                 let now = self.now_ms();
                 self.recorder.robot(now, &pcm);
                 if let Err(e) = self.media.try_send_audio(pcm) {

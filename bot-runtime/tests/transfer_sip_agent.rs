@@ -191,6 +191,15 @@ async fn in_namespace() {
     let wait_ms = agent_leg.wait_ms.expect("wait");
     println!("transfer to audio bridged: {wait_ms} ms");
     assert!(wait_ms < 5_000, "the idle agent's phone took {wait_ms} ms");
+    let handover = record
+        .turns
+        .iter()
+        .find(|t| t.text.contains("connect you"))
+        .expect("the robot announced the transfer");
+    assert!(
+        !handover.interrupted,
+        "the robot finishes its words before the agent is heard"
+    );
     let stored = store.call(&record.id).await.expect("read").expect("stored");
     assert_eq!(stored.legs, record.legs);
 

@@ -41,6 +41,13 @@ enum Command {
     SipCallId(CallId, oneshot::Sender<Option<String>>),
     RegistrarAccounts(String, HashMap<String, String>),
     Lookup(String, oneshot::Sender<Option<SocketAddr>>),
+    Register {
+        registrar: SocketAddr,
+        domain: String,
+        expires: u32,
+        credentials: Option<Credentials>,
+        reply: oneshot::Sender<CallId>,
+    },
 }
 
 enum Inbound {
@@ -234,6 +241,29 @@ impl AgentHandle {
             .send(Command::RegistrarAccounts(realm.to_string(), accounts));
     }
 
+    /// Register this agent's user at `registrar` for `domain` (a phone registering to its
+    /// PBX); the result arrives as [`CallEvent::Registered`] or [`CallEvent::Reply`] on the
+    /// returned id.
+    pub async fn register(
+        &self,
+        registrar: SocketAddr,
+        domain: &str,
+        expires: u32,
+        credentials: Option<Credentials>,
+    ) -> Option<CallId> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Register {
+                registrar,
+                domain: domain.to_string(),
+                expires,
+                credentials,
+                reply,
+            })
+            .ok()?;
+        rx.await.ok()
+    }
+
     /// Where a registered user can be reached now (`None`: not registered, or expired).
     pub async fn lookup(&self, user: &str) -> Option<SocketAddr> {
         let (reply, rx) = oneshot::channel();
@@ -355,6 +385,11 @@ async fn run(
                 Some(Command::RegistrarAccounts(realm, accounts)) => {
                     ua.set_registrar_accounts(&realm, accounts);
                     Vec::new()
+                }
+                Some(Command::Register { registrar, domain, expires, credentials, reply }) => {
+                    let (id, out) = ua.register(registrar, &domain, expires, credentials, Instant::now());
+                    let _ = reply.send(id);
+                    out
                 }
                 Some(Command::Lookup(user, reply)) => {
                     let _ = reply.send(ua.lookup(&user, Instant::now()));
