@@ -121,6 +121,12 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let n: usize = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-'))
@@ -160,7 +166,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(registered, "the agent's phone registered");
-    let _session = desk
+    let mut session = desk
         .login(
             AgentProfile {
                 id: "agent1".into(),
@@ -174,6 +180,11 @@ async fn main() {
         .await
         .expect("login");
     desk.ready("agent1").await.expect("ready");
+    tokio::spawn(async move {
+        while let Some(n) = session.notices.recv().await {
+            tracing::debug!(notice = ?n, "agent notice");
+        }
+    });
 
     let mut connected_ms = Vec::with_capacity(n);
     let mut audio_ms = Vec::with_capacity(n);

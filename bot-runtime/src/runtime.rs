@@ -324,7 +324,12 @@ impl Runtime {
         let (etx, mut erx) = mpsc::unbounded_channel();
         let Some(call) = self
             .agent
-            .invite_as(addr, target, Some(&caller), offer.to_string().into_bytes())
+            .invite_as(
+                addr,
+                target,
+                Some(caller.as_str()).filter(|c| !c.is_empty()),
+                offer.to_string().into_bytes(),
+            )
             .await
         else {
             return Err((503, "the INVITE could not be sent".into()));
