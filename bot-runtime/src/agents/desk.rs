@@ -214,6 +214,12 @@ struct DeskTask {
     tx: mpsc::UnboundedSender<Cmd>,
 }
 
+/// The desk's clock: tokio's (the same as the system's monotonic clock, except in tests that
+/// pause tokio's time, where the desk's timers then run on simulated time).
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// Frames buffered each way between a leg and the call (2 s).
 const LEG_BUFFER: usize = 100;
 
@@ -351,7 +357,7 @@ impl DeskTask {
                     tokio::select! {
                         c = rx.recv() => c,
                         _ = tokio::time::sleep_until(at) => {
-                            let out = self.engine.on_timer(Instant::now());
+                            let out = self.engine.on_timer(now());
                             self.apply(out);
                             continue;
                         }
@@ -365,7 +371,7 @@ impl DeskTask {
     }
 
     fn command(&mut self, cmd: Cmd) {
-        let now = Instant::now();
+        let now = now();
         match cmd {
             Cmd::Login(profile, endpoint, reply) => {
                 let id = profile.id.clone();
@@ -580,7 +586,7 @@ impl DeskTask {
     }
 
     fn apply(&mut self, outputs: Vec<Output>) {
-        let now = Instant::now();
+        let now = now();
         for o in outputs {
             match o {
                 Output::Offer {
@@ -798,5 +804,250 @@ pub fn bridge_leg(
     ConnectedLeg {
         from_agent: from_rx,
         to_agent: to_tx,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    /// Phones that answer each ring with the next scripted failure, and record who was rung.
+    struct ScriptedPhones {
+        answers: Mutex<Vec<(u16, String)>>,
+        rung: Mutex<Vec<String>>,
+    }
+
+    impl AgentLines for ScriptedPhones {
+        fn ring(&self, user: String, _caller: String, cancel: oneshot::Receiver<()>) -> Ring {
+            self.rung.lock().expect("lock").push(user);
+            let next = self.answers.lock().expect("lock").pop();
+            Box::pin(async move {
+                match next {
+                    Some(failure) => Err(failure),
+                    // Rings until the offer is withdrawn.
+                    None => {
+                        let _ = cancel.await;
+                        Err((487, "cancelled".into()))
+                    }
+                }
+            })
+        }
+    }
+
+    fn queue(offer_s: u64, max_wait_s: u64) -> QueueConfig {
+        QueueConfig {
+            name: "q".into(),
+            required_skills: BTreeMap::new(),
+            priority: 1,
+            offer_timeout: Duration::from_secs(offer_s),
+            max_wait: Duration::from_secs(max_wait_s),
+            overflow: None,
+            wrap_up: Some(Duration::ZERO),
+        }
+    }
+
+    fn profile(id: &str) -> AgentProfile {
+        AgentProfile {
+            id: id.into(),
+            name: id.to_uppercase(),
+            skills: BTreeMap::new(),
+        }
+    }
+
+    fn summary() -> TransferSummary {
+        TransferSummary {
+            queue: "q".into(),
+            priority: 0,
+            reason: "test".into(),
+            flow: "f".into(),
+            version: 1,
+            step: "agent".into(),
+            slots: BTreeMap::new(),
+            intents: Vec::new(),
+            sentiment: None,
+            path: Vec::new(),
+            transcript: Vec::new(),
+        }
+    }
+
+    fn transfer(desk: &Desk, call: &str) -> mpsc::UnboundedReceiver<TransferUpdate> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        desk.transfer(TransferRequest {
+            call: call.into(),
+            summary: summary(),
+            customer: CustomerInfo {
+                phone: "+15550100001".into(),
+                ..CustomerInfo::default()
+            },
+            updates: tx,
+        });
+        rx
+    }
+
+    async fn next_update(rx: &mut mpsc::UnboundedReceiver<TransferUpdate>) -> TransferUpdate {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
+                Ok(Some(TransferUpdate::Queued { .. })) => continue,
+                Ok(Some(u)) => return u,
+                Ok(None) => panic!("the desk dropped the call"),
+                Err(_) => panic!("no update"),
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_phone_passes_the_call_on_and_a_console_agent_takes_it() {
+        let phones = Arc::new(ScriptedPhones {
+            answers: Mutex::new(vec![(486, "Busy Here".into())]),
+            rung: Mutex::new(Vec::new()),
+        });
+        let desk = Desk::start(vec![queue(10, 60)], phones.clone()).expect("desk");
+        let _a = desk
+            .login(
+                profile("a"),
+                Endpoint::SipPhone {
+                    user: "phone-a".into(),
+                },
+            )
+            .await
+            .expect("login a");
+        desk.ready("a").await.expect("ready a");
+        let mut b = desk
+            .login(profile("b"), Endpoint::Console)
+            .await
+            .expect("login b");
+        desk.ready("b").await.expect("ready b");
+        let mut updates = transfer(&desk, "c1");
+        // a (longest idle) is rung and busy: the offer goes to b's console.
+        let offered = loop {
+            match b.notices.recv().await.expect("notice") {
+                AgentNotice::Offer { call, customer, .. } => break (call, customer),
+                _ => continue,
+            }
+        };
+        assert_eq!(offered.0, "c1");
+        assert_eq!(offered.1.phone, "+15550100001");
+        assert_eq!(*phones.rung.lock().expect("lock"), ["phone-a"]);
+        // b accepts with their leg: the call gets the agent's audio, and the customer's.
+        let (to_agent_tx, mut to_agent_rx) = mpsc::channel(10);
+        let (from_agent_tx, from_agent_rx) = mpsc::channel(10);
+        desk.accept(
+            "b",
+            "c1",
+            ConnectedLeg {
+                from_agent: from_agent_rx,
+                to_agent: to_agent_tx,
+            },
+        )
+        .await
+        .expect("accept");
+        let TransferUpdate::Connected { agent, mut audio } = next_update(&mut updates).await else {
+            panic!("expected Connected")
+        };
+        assert_eq!(agent.id, "b");
+        assert_eq!(agent.queue, "q");
+        from_agent_tx
+            .send(vec![7; 160])
+            .await
+            .expect("agent speaks");
+        assert_eq!(audio.from_agent.recv().await, Some(vec![7; 160]));
+        audio
+            .to_agent
+            .send(vec![9; 160])
+            .await
+            .expect("customer speaks");
+        assert_eq!(to_agent_rx.recv().await, Some(vec![9; 160]));
+        // A second accept of the same call is refused.
+        let (t, _r) = mpsc::channel(1);
+        let (_f, r) = mpsc::channel(1);
+        assert!(
+            desk.accept(
+                "b",
+                "c1",
+                ConnectedLeg {
+                    from_agent: r,
+                    to_agent: t
+                }
+            )
+            .await
+            .is_err()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_phone_is_cancelled_and_the_call_falls_back_after_max_wait() {
+        let phones = Arc::new(ScriptedPhones {
+            answers: Mutex::new(Vec::new()),
+            rung: Mutex::new(Vec::new()),
+        });
+        let desk = Desk::start(vec![queue(5, 12)], phones.clone()).expect("desk");
+        let mut a = desk
+            .login(
+                profile("a"),
+                Endpoint::SipPhone {
+                    user: "phone-a".into(),
+                },
+            )
+            .await
+            .expect("login");
+        desk.ready("a").await.expect("ready");
+        let mut updates = transfer(&desk, "c1");
+        let TransferUpdate::Failed { reason } = next_update(&mut updates).await else {
+            panic!("expected Failed")
+        };
+        assert!(reason.contains("queue `q`"), "{reason}");
+        let mut seen = Vec::new();
+        while let Ok(n) = a.notices.try_recv() {
+            seen.push(n);
+        }
+        assert!(seen.iter().any(|n| matches!(
+            n,
+            AgentNotice::OfferWithdrawn {
+                reason: WithdrawReason::Timeout,
+                ..
+            }
+        )));
+        assert_eq!(
+            desk.snapshot()
+                .await
+                .expect("snapshot")
+                .agents
+                .first()
+                .map(|a| a.status.clone()),
+            Some(AgentStatus::Paused {
+                reason: super::super::queue::REASON_MISSED_OFFER.into()
+            })
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unregistered_phone_takes_its_agent_out_and_abandon_clears_the_call() {
+        let phones = Arc::new(ScriptedPhones {
+            answers: Mutex::new(vec![(0, "not registered".into())]),
+            rung: Mutex::new(Vec::new()),
+        });
+        let desk = Desk::start(vec![queue(5, 60)], phones).expect("desk");
+        let _a = desk
+            .login(
+                profile("a"),
+                Endpoint::SipPhone {
+                    user: "phone-a".into(),
+                },
+            )
+            .await
+            .expect("login");
+        desk.ready("a").await.expect("ready");
+        let _updates = transfer(&desk, "c1");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let snap = desk.snapshot().await.expect("snapshot");
+        assert_eq!(
+            snap.agents.first().map(|a| a.status.clone()),
+            Some(AgentStatus::Offline)
+        );
+        desk.abandon("c1");
+        let snap = desk.snapshot().await.expect("snapshot");
+        assert_eq!(snap.queues.first().map(|q| q.waiting), Some(0));
     }
 }

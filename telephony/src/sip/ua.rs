@@ -262,7 +262,11 @@ impl UserAgent {
         credentials: Option<Credentials>,
         now: Instant,
     ) -> (CallId, Vec<UaOutput>) {
-        let from_user = from_user.unwrap_or(&self.cfg.user).to_string();
+        // An empty user would make a From header phones drop (`sip:@host`).
+        let from_user = from_user
+            .filter(|u| !u.is_empty())
+            .unwrap_or(&self.cfg.user)
+            .to_string();
         let local_tag = token();
         let mut h = Headers::default();
         h.push("Via", self.via(next_hop, &format!("z9hG4bK{}", token())));
