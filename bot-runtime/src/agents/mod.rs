@@ -5,7 +5,7 @@
 //! - [`desk`]: its tokio shell: agents' sessions and notices, transfers from calls, ringing the
 //!   agents' SIP phones, and the audio bridge between a customer and an agent.
 //! - [`hold`]: the music a customer hears while waiting.
-//! - [`store`]: what agents record about the calls they took (dispositions).
+//! - [`store`]: agent accounts, queues, and what agents record about the calls they took.
 
 pub mod desk;
 pub mod hold;

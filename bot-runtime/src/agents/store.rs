@@ -1,10 +1,220 @@
-//! What the store keeps about agents: what an agent recorded about a call they took (disposition,
-//! notes, a callback), one row per call and agent.
+//! What the store keeps about agents: their accounts (console login, skills, SIP phone), the
+//! queues of each tenant, and what an agent recorded about a call they took (disposition, notes,
+//! a callback), one row per call and agent.
+
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
 
+use super::queue::{QueueConfig, QueueEngine};
 use crate::store::{Store, StoreError, from_micros};
+
+/// An agent's account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentAccount {
+    pub id: String,
+    pub name: String,
+    /// Argon2id PHC string of the console password (never the password).
+    pub password_hash: String,
+    /// skill → level (1..=10).
+    pub skills: BTreeMap<String, u8>,
+    /// `agent` or `supervisor`.
+    pub role: String,
+    /// The SIP user the agent's phone registers as, and its digest password.
+    pub sip_user: Option<String>,
+    pub sip_password: Option<String>,
+    pub disabled: bool,
+}
+
+impl Store {
+    /// Creates or replaces an agent's account. Refused: an empty id or name, a role other than
+    /// `agent`/`supervisor`, a skill level outside 1..=10, a SIP user without a password, or a
+    /// SIP user another agent already has.
+    pub async fn save_agent(&self, tenant: &str, a: &AgentAccount) -> Result<(), StoreError> {
+        let refuse = |reason: String| StoreError::Refused {
+            what: format!("agent {:?}", a.id),
+            reason,
+        };
+        if a.id.trim().is_empty() || a.name.trim().is_empty() {
+            return Err(refuse("an agent needs an id and a name".into()));
+        }
+        if a.role != "agent" && a.role != "supervisor" {
+            return Err(refuse(format!(
+                "unknown role {:?} (agent or supervisor)",
+                a.role
+            )));
+        }
+        if let Some((skill, level)) = a.skills.iter().find(|(_, l)| !(1..=10).contains(*l)) {
+            return Err(refuse(format!(
+                "skill {skill:?} has level {level}; levels are 1 to 10"
+            )));
+        }
+        if a.sip_user.is_some() && a.sip_password.as_deref().is_none_or(str::is_empty) {
+            return Err(refuse("a SIP phone needs a password".into()));
+        }
+        if let Some(user) = &a.sip_user
+            && let Some((t, other)) = self.agent_by_sip_user(user).await?
+            && (t != tenant || other.id != a.id)
+        {
+            return Err(refuse(format!(
+                "SIP user {user:?} belongs to another agent"
+            )));
+        }
+        let skills =
+            serde_json::to_string(&a.skills).map_err(|e| refuse(format!("skills: {e}")))?;
+        sqlx::query(
+            "INSERT INTO agents (tenant, id, name, password_hash, skills_json, role, sip_user, \
+             sip_password, disabled, created_at_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (tenant, id) DO UPDATE SET name = excluded.name, \
+             password_hash = excluded.password_hash, skills_json = excluded.skills_json, \
+             role = excluded.role, sip_user = excluded.sip_user, \
+             sip_password = excluded.sip_password, disabled = excluded.disabled",
+        )
+        .bind(tenant.to_string())
+        .bind(a.id.clone())
+        .bind(a.name.clone())
+        .bind(a.password_hash.clone())
+        .bind(skills)
+        .bind(a.role.clone())
+        .bind(a.sip_user.clone())
+        .bind(a.sip_password.clone())
+        .bind(i64::from(a.disabled))
+        .bind(Utc::now().timestamp_micros())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.query_error(format!("saving agent {}", a.id), e))?;
+        Ok(())
+    }
+
+    fn agent_from_row(&self, r: &AnyRow) -> Result<AgentAccount, StoreError> {
+        let id: String = self.get(r, "id", "")?;
+        let skills: String = self.get(r, "skills_json", &id)?;
+        let disabled: i64 = self.get(r, "disabled", &id)?;
+        Ok(AgentAccount {
+            name: self.get(r, "name", &id)?,
+            password_hash: self.get(r, "password_hash", &id)?,
+            skills: serde_json::from_str(&skills).map_err(|e| StoreError::Refused {
+                what: format!("agent {id:?}"),
+                reason: format!("stored skills do not read back: {e}"),
+            })?,
+            role: self.get(r, "role", &id)?,
+            sip_user: self.get(r, "sip_user", &id)?,
+            sip_password: self.get(r, "sip_password", &id)?,
+            disabled: disabled != 0,
+            id,
+        })
+    }
+
+    /// An agent's account.
+    pub async fn agent(&self, tenant: &str, id: &str) -> Result<Option<AgentAccount>, StoreError> {
+        let row = sqlx::query(&format!("{SELECT_AGENT} WHERE tenant = $1 AND id = $2"))
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.query_error(format!("reading agent {id}"), e))?;
+        row.map(|r| self.agent_from_row(&r)).transpose()
+    }
+
+    /// A tenant's agents, by id.
+    pub async fn agents(&self, tenant: &str) -> Result<Vec<AgentAccount>, StoreError> {
+        let rows = sqlx::query(&format!("{SELECT_AGENT} WHERE tenant = $1 ORDER BY id"))
+            .bind(tenant.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.query_error("listing agents".into(), e))?;
+        rows.iter().map(|r| self.agent_from_row(r)).collect()
+    }
+
+    /// The tenant and account of the agent whose phone registers as `user`.
+    pub async fn agent_by_sip_user(
+        &self,
+        user: &str,
+    ) -> Result<Option<(String, AgentAccount)>, StoreError> {
+        let row = sqlx::query(&format!("{SELECT_AGENT} WHERE sip_user = $1"))
+            .bind(user.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.query_error(format!("finding SIP user {user}"), e))?;
+        row.map(|r| {
+            let tenant: String = self.get(&r, "tenant", "")?;
+            Ok((tenant, self.agent_from_row(&r)?))
+        })
+        .transpose()
+    }
+
+    /// The registrar's accounts: SIP user → password of every enabled agent with a phone.
+    pub async fn sip_accounts(&self) -> Result<HashMap<String, String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT sip_user, sip_password FROM agents WHERE sip_user IS NOT NULL AND disabled = 0",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.query_error("reading SIP accounts".into(), e))?;
+        let mut out = HashMap::new();
+        for r in &rows {
+            let user: String = self.get(r, "sip_user", "")?;
+            let password: Option<String> = self.get(r, "sip_password", &user)?;
+            out.insert(user, password.unwrap_or_default());
+        }
+        Ok(out)
+    }
+
+    /// Creates or replaces a queue; the tenant's queues must stay valid together (an overflow
+    /// names an existing queue, timeouts are not zero…, as [`QueueEngine::new`] checks).
+    pub async fn save_queue(&self, tenant: &str, q: &QueueConfig) -> Result<(), StoreError> {
+        let mut all: Vec<QueueConfig> = self
+            .queues(tenant)
+            .await?
+            .into_iter()
+            .filter(|x| x.name != q.name)
+            .collect();
+        all.push(q.clone());
+        QueueEngine::new(all).map_err(|e| StoreError::Refused {
+            what: format!("queue {:?}", q.name),
+            reason: e.to_string(),
+        })?;
+        let json = serde_json::to_string(q).map_err(|e| StoreError::Refused {
+            what: format!("queue {:?}", q.name),
+            reason: e.to_string(),
+        })?;
+        sqlx::query(
+            "INSERT INTO queues (tenant, name, config_json, updated_at_us) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tenant, name) DO UPDATE SET config_json = excluded.config_json, \
+             updated_at_us = excluded.updated_at_us",
+        )
+        .bind(tenant.to_string())
+        .bind(q.name.clone())
+        .bind(json)
+        .bind(Utc::now().timestamp_micros())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.query_error(format!("saving queue {}", q.name), e))?;
+        Ok(())
+    }
+
+    /// A tenant's queues, by name.
+    pub async fn queues(&self, tenant: &str) -> Result<Vec<QueueConfig>, StoreError> {
+        let rows =
+            sqlx::query("SELECT name, config_json FROM queues WHERE tenant = $1 ORDER BY name")
+                .bind(tenant.to_string())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.query_error("listing queues".into(), e))?;
+        rows.iter()
+            .map(|r| {
+                let name: String = self.get(r, "name", "")?;
+                let json: String = self.get(r, "config_json", &name)?;
+                serde_json::from_str(&json).map_err(|e| StoreError::Refused {
+                    what: format!("queue {name:?}"),
+                    reason: format!("stored configuration does not read back: {e}"),
+                })
+            })
+            .collect()
+    }
+}
 
 /// Dispositions an agent can choose (the console's form offers these).
 pub const AGENT_DISPOSITIONS: &[&str] = &[
@@ -30,6 +240,9 @@ pub struct AgentDisposition {
     pub callback_at: Option<DateTime<Utc>>,
     pub saved_at: DateTime<Utc>,
 }
+
+const SELECT_AGENT: &str = "SELECT tenant, id, name, password_hash, skills_json, role, sip_user, \
+     sip_password, disabled FROM agents";
 
 impl Store {
     /// Saves (or replaces) an agent's disposition of a call. Refused: an unknown disposition,
