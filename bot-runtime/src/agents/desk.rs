@@ -204,6 +204,8 @@ struct CallEntry {
     /// Cancels a ringing SIP phone.
     ringing: Option<(AgentId, oneshot::Sender<()>)>,
     connected: Option<AgentId>,
+    /// Ends the agent's leg (the agent hangs up from the console).
+    stop: Option<oneshot::Sender<()>>,
 }
 
 struct DeskTask {
@@ -409,15 +411,23 @@ impl DeskTask {
                 leg,
                 reply,
             } => {
-                let r = self.accept(&agent, &call, leg, now);
+                // A console's leg: pumped like a phone's, so that its end reaches the desk.
+                let (leg, stop) = match leg {
+                    Some(leg) => {
+                        let (leg, stop) = spawn_console_pump(leg, call.clone(), self.tx.clone());
+                        (Some(leg), Some(stop))
+                    }
+                    None => (None, None),
+                };
+                let r = self.accept(&agent, &call, leg, stop, now);
                 let _ = reply.send(r);
             }
             Cmd::Hangup(agent, call) => {
                 if let Some(c) = self.calls.get_mut(&call)
                     && c.connected.as_deref() == Some(agent.as_str())
+                    && let Some(stop) = c.stop.take()
                 {
-                    // Dropping the agent-side ends of the bridge ends both legs.
-                    c.leg = None;
+                    let _ = stop.send(());
                 }
             }
             Cmd::Transfer(req) => self.transfer(req, now),
@@ -446,7 +456,10 @@ impl DeskTask {
                 result,
             } => self.rung(agent, call, result, now),
             Cmd::LegEnded(call) => {
-                if let Some(c) = self.calls.remove(&call)
+                // Only a connected call's end counts: a leg dropped before (a failed accept, a
+                // withdrawn offer) leaves the call waiting.
+                if self.calls.get(&call).is_some_and(|c| c.connected.is_some())
+                    && let Some(c) = self.calls.remove(&call)
                     && let Some(agent) = c.connected
                 {
                     self.notify(&agent, AgentNotice::CallEnded { call: call.clone() });
@@ -490,6 +503,7 @@ impl DeskTask {
                         leg: None,
                         ringing: None,
                         connected: None,
+                        stop: None,
                     },
                 );
                 self.apply(out);
@@ -507,6 +521,7 @@ impl DeskTask {
         agent: &str,
         call: &str,
         leg: Option<ConnectedLeg>,
+        stop: Option<oneshot::Sender<()>>,
         now: Instant,
     ) -> Result<(), DeskError> {
         let Some(entry) = self.calls.get_mut(call) else {
@@ -514,7 +529,13 @@ impl DeskTask {
                 "call `{call}` is no longer waiting"
             )));
         };
+        if entry.connected.is_some() {
+            return Err(DeskError::Refused(format!(
+                "call `{call}` is already connected"
+            )));
+        }
         let previous = std::mem::replace(&mut entry.leg, leg);
+        let previous_stop = std::mem::replace(&mut entry.stop, stop);
         match self.engine.handle(
             Input::Accept {
                 agent: agent.to_string(),
@@ -529,6 +550,7 @@ impl DeskTask {
             Err(e) => {
                 if let Some(entry) = self.calls.get_mut(call) {
                     entry.leg = previous;
+                    entry.stop = previous_stop;
                 }
                 Err(e.into())
             }
@@ -550,11 +572,12 @@ impl DeskTask {
                 if let Some(c) = self.calls.get_mut(&call) {
                     c.ringing = None;
                 }
-                let leg = spawn_phone_pump(phone, call.clone(), self.tx.clone());
-                if let Err(e) = self.accept(&agent, &call, Some(leg), now) {
+                let (leg, stop) = spawn_phone_pump(phone, call.clone(), self.tx.clone());
+                if let Err(e) = self.accept(&agent, &call, Some(leg), Some(stop), now) {
                     tracing::warn!(%agent, %call, error = %e, "the phone answered an offer that is gone");
                     if let Some(c) = self.calls.get_mut(&call) {
                         c.leg = None;
+                        c.stop = None;
                     }
                 }
             }
@@ -721,9 +744,10 @@ fn spawn_phone_pump(
     phone: PhoneLeg,
     call: CallKey,
     desk: mpsc::UnboundedSender<Cmd>,
-) -> ConnectedLeg {
+) -> (ConnectedLeg, oneshot::Sender<()>) {
     let (to_tx, mut to_rx) = mpsc::channel::<Vec<i16>>(LEG_BUFFER);
     let (from_tx, from_rx) = mpsc::channel::<Vec<i16>>(LEG_BUFFER);
+    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let PhoneLeg {
             mut media,
@@ -733,6 +757,7 @@ fn spawn_phone_pump(
         let mut agent_hung_up = false;
         loop {
             tokio::select! {
+                _ = &mut stop_rx => break,
                 pcm = to_rx.recv() => match pcm {
                     Some(pcm) => {
                         if let Err(e) = media.handle.try_send_audio(pcm) {
@@ -762,27 +787,33 @@ fn spawn_phone_pump(
         drop(from_tx);
         let _ = desk.send(Cmd::LegEnded(call));
     });
-    ConnectedLeg {
-        from_agent: from_rx,
-        to_agent: to_tx,
-    }
+    (
+        ConnectedLeg {
+            from_agent: from_rx,
+            to_agent: to_tx,
+        },
+        stop_tx,
+    )
 }
 
-/// A WebRTC (or any other) agent leg given as two frame channels: when the call ends the desk
-/// hears of it through the returned leg's pump like a phone's.
-pub fn bridge_leg(
-    desk: &Desk,
-    call: &str,
-    mut from_agent: mpsc::Receiver<Vec<i16>>,
-    to_agent: mpsc::Sender<Vec<i16>>,
-) -> ConnectedLeg {
+/// A console's leg (two frame channels, e.g. over a WebRTC leg) behind a pump of its own, so
+/// that its end — either side closing, or a hang-up from the console — reaches the desk.
+fn spawn_console_pump(
+    leg: ConnectedLeg,
+    call: CallKey,
+    desk: mpsc::UnboundedSender<Cmd>,
+) -> (ConnectedLeg, oneshot::Sender<()>) {
+    let ConnectedLeg {
+        mut from_agent,
+        to_agent,
+    } = leg;
     let (to_tx, mut to_rx) = mpsc::channel::<Vec<i16>>(LEG_BUFFER);
     let (from_tx, from_rx) = mpsc::channel::<Vec<i16>>(LEG_BUFFER);
-    let tx = desk.tx.clone();
-    let call = call.to_string();
+    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
         loop {
             tokio::select! {
+                _ = &mut stop_rx => break,
                 pcm = to_rx.recv() => match pcm {
                     Some(pcm) => { let _ = to_agent.try_send(pcm); }
                     None => break,
@@ -799,12 +830,15 @@ pub fn bridge_leg(
         }
         drop(to_agent);
         drop(from_tx);
-        let _ = tx.send(Cmd::LegEnded(call));
+        let _ = desk.send(Cmd::LegEnded(call));
     });
-    ConnectedLeg {
-        from_agent: from_rx,
-        to_agent: to_tx,
-    }
+    (
+        ConnectedLeg {
+            from_agent: from_rx,
+            to_agent: to_tx,
+        },
+        stop_tx,
+    )
 }
 
 #[cfg(test)]
@@ -974,6 +1008,21 @@ mod tests {
             .await
             .is_err()
         );
+        // The agent hangs up from the console: the customer's side and the console's leg end,
+        // and the agent (no wrap-up here) is told the call ended.
+        desk.hangup("b", "c1");
+        assert_eq!(audio.from_agent.recv().await, None);
+        assert_eq!(to_agent_rx.recv().await, None);
+        loop {
+            match b.notices.recv().await.expect("notice") {
+                AgentNotice::CallEnded { call } => {
+                    assert_eq!(call, "c1");
+                    break;
+                }
+                _ => continue,
+            }
+        }
+        drop(from_agent_tx);
     }
 
     #[tokio::test(start_paused = true)]
