@@ -251,8 +251,9 @@ impl Desk {
         self.ask(|r| Cmd::Engine(input, r)).await?
     }
 
-    /// Logs an agent in (paused until [`Desk::ready`]); a second login replaces the first
-    /// session's notice channel.
+    /// Logs an agent in (paused until [`Desk::ready`]). Logging in again while logged in takes
+    /// the session over as it stands (a reloaded console): the old notice channel closes and
+    /// the new one starts with the current status.
     pub async fn login(
         &self,
         profile: AgentProfile,
@@ -377,6 +378,19 @@ impl DeskTask {
         match cmd {
             Cmd::Login(profile, endpoint, reply) => {
                 let id = profile.id.clone();
+                // A reconnecting console (page reload) takes over the session as it stands.
+                if let (Some(status), Some(entry)) = (
+                    self.engine.agent_status(&id).cloned(),
+                    self.agents.get_mut(&id),
+                ) && status != AgentStatus::Offline
+                {
+                    let (ntx, nrx) = mpsc::unbounded_channel();
+                    let _ = ntx.send(AgentNotice::Status { status });
+                    entry.notices = ntx;
+                    entry.endpoint = endpoint;
+                    let _ = reply.send(Ok(AgentSession { notices: nrx }));
+                    return;
+                }
                 match self.engine.handle(
                     Input::Login {
                         agent: profile.clone(),
@@ -1023,6 +1037,41 @@ mod tests {
             }
         }
         drop(from_agent_tx);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_login_takes_the_session_over() {
+        let phones = Arc::new(ScriptedPhones {
+            answers: Mutex::new(Vec::new()),
+            rung: Mutex::new(Vec::new()),
+        });
+        let desk = Desk::start(vec![queue(5, 60)], phones).expect("desk");
+        let mut first = desk
+            .login(profile("a"), Endpoint::Console)
+            .await
+            .expect("login");
+        desk.ready("a").await.expect("ready");
+        let mut second = desk
+            .login(profile("a"), Endpoint::Console)
+            .await
+            .expect("login again");
+        assert_eq!(
+            second.notices.recv().await,
+            Some(AgentNotice::Status {
+                status: AgentStatus::Ready
+            })
+        );
+        // The first session saw its notices, then its channel closed.
+        let mut last = None;
+        while let Some(n) = first.notices.recv().await {
+            last = Some(n);
+        }
+        assert_eq!(
+            last,
+            Some(AgentNotice::Status {
+                status: AgentStatus::Ready
+            })
+        );
     }
 
     #[tokio::test(start_paused = true)]
