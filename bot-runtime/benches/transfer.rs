@@ -17,12 +17,11 @@ use std::time::{Duration, Instant};
 use bot_runtime::agents::desk::{CustomerInfo, Desk, Endpoint, TransferRequest, TransferUpdate};
 use bot_runtime::agents::queue::{AgentProfile, QueueConfig};
 use bot_runtime::engines::{EngineConfig, Engines};
-use bot_runtime::runtime::{Runtime, RuntimeConfig};
+use bot_runtime::runtime::{Runtime, RuntimeConfig, media_config};
 use callbot_models::ModelsDir;
 use dialog_flows::interp::TransferSummary;
-use telephony::g711::Codec as G711;
-use telephony::media::{MediaConfig, MediaSession};
-use telephony::sdp::{self, Codec, LocalMedia, Origin, Sdp};
+use telephony::media::MediaSession;
+use telephony::sdp::{self, LocalMedia, Origin, Sdp};
 use telephony::sip::transport::UdpAgent;
 use telephony::sip::ua::{CallEvent, Credentials};
 use tokio::sync::mpsc;
@@ -85,15 +84,7 @@ async fn agent_phone(registrar: SocketAddr) {
                     handle.reject(id, 488, "Not Acceptable Here");
                     continue;
                 };
-                let cfg = MediaConfig {
-                    codec: if neg.codec == Codec::Pcmu {
-                        G711::Pcmu
-                    } else {
-                        G711::Pcma
-                    },
-                    dtmf_payload_type: neg.telephone_event,
-                    ..MediaConfig::default()
-                };
+                let cfg = media_config(neg.codec, neg.telephone_event);
                 let media = MediaSession::start(
                     socket,
                     SocketAddr::new(neg.remote_addr, neg.remote_port),

@@ -177,7 +177,7 @@ pub fn caller_number(from: &str) -> String {
 }
 
 /// Media settings for a negotiated codec and telephone-event payload type.
-pub(crate) fn media_config(codec: Codec, dtmf: Option<u8>) -> MediaConfig {
+pub fn media_config(codec: Codec, dtmf: Option<u8>) -> MediaConfig {
     MediaConfig {
         codec: if codec == Codec::Pcmu {
             G711::Pcmu
@@ -313,12 +313,7 @@ impl Runtime {
             .media_socket()
             .await
             .map_err(|e| (500, e.to_string()))?;
-        let origin = Origin::new(
-            &self.cfg.user,
-            rand::random::<u32>() as u64,
-            1,
-            self.cfg.media_ip,
-        );
+        let origin = self.origin();
         let offer = sdp::make_offer(&local, &origin);
         let target = Uri::sip(Some(&user), &addr.ip().to_string(), Some(addr.port()));
         let (etx, mut erx) = mpsc::unbounded_channel();
@@ -397,6 +392,16 @@ impl Runtime {
         record
     }
 
+    /// The SDP origin of a new session of ours.
+    fn origin(&self) -> Origin {
+        Origin::new(
+            &self.cfg.user,
+            rand::random::<u32>() as u64,
+            1,
+            self.cfg.media_ip,
+        )
+    }
+
     async fn media_socket(&self) -> std::io::Result<(UdpSocket, LocalMedia)> {
         let socket = UdpSocket::bind(SocketAddr::new(self.cfg.media_ip, 0)).await?;
         let port = socket.local_addr()?.port();
@@ -473,12 +478,7 @@ impl Runtime {
                 }
             });
         }
-        let origin = Origin::new(
-            &self.cfg.user,
-            rand::random::<u32>() as u64,
-            1,
-            self.cfg.media_ip,
-        );
+        let origin = self.origin();
         let offer = sdp::make_offer(&local, &origin);
         let (etx, erx) = mpsc::unbounded_channel();
         let Some(call) = self
@@ -647,12 +647,7 @@ impl Runtime {
                     .media_socket()
                     .await
                     .map_err(|e| (500u16, e.to_string()))?;
-                let origin = Origin::new(
-                    &rt.cfg.user,
-                    rand::random::<u32>() as u64,
-                    1,
-                    rt.cfg.media_ip,
-                );
+                let origin = rt.origin();
                 let (answer, neg) = sdp::answer(&offer, &local, &origin)
                     .map_err(|e| (e.sip_status(), e.to_string()))?;
                 let remote = SocketAddr::new(neg.remote_addr, neg.remote_port);
