@@ -41,6 +41,7 @@ fn summary() -> TransferSummary {
         sentiment: None,
         path: vec!["agent".into()],
         transcript: Vec::new(),
+        script: Vec::new(),
     }
 }
 

@@ -20,6 +20,7 @@ use chrono::NaiveDateTime;
 use dialog_flows::ast::SlotType;
 use dialog_flows::{Call, CallAction, Event, Flow, Listen, Utterance};
 use telephony::media::{MediaEvent, MediaSession, PcmFrame};
+use telephony::sip::Uri;
 use telephony::sip::transport::AgentHandle;
 use telephony::sip::ua::{CallEvent, CallId};
 use tokio::sync::mpsc;
@@ -60,6 +61,36 @@ pub struct SipLeg {
     pub agent: AgentHandle,
     pub call: CallId,
     pub events: mpsc::UnboundedReceiver<CallEvent>,
+    /// The customer's URI as dialled (`sip:+15551234567@trunk`; `None` for inbound calls). A
+    /// cold transfer to a bare number goes to the same host: `sip:+44…@trunk`.
+    pub remote: Option<Uri>,
+}
+
+/// How long the customer's side has to answer a cold transfer's REFER (202 or a refusal).
+pub const REFER_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// After the REFER is accepted, how long to wait for the NOTIFY that says how the call to the
+/// target ended; the robot hangs up when it says 2xx, or when it never comes (RFC 5589's basic
+/// transfer lets the transferor leave once the REFER is accepted).
+pub const REFER_NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `sip:` URI a cold transfer's REFER names. An E.164 number goes to the host (and port) the
+/// customer was dialled at (the trunk routes it like any other number); a `sip:`/`sips:` URI is
+/// used as it is.
+pub fn refer_target(to: &str, remote: Option<&Uri>) -> Result<Uri, String> {
+    if to.starts_with('+') {
+        let remote = remote.ok_or_else(|| {
+            format!("no SIP host is known for this call to send `{to}` to; give a sip: URI")
+        })?;
+        let port = remote.port.map(|p| format!(":{p}")).unwrap_or_default();
+        let scheme = if remote.scheme == "sips" {
+            "sips"
+        } else {
+            "sip"
+        };
+        Uri::parse(&format!("{scheme}:{to}@{}{port}", remote.host)).map_err(|e| e.to_string())
+    } else {
+        Uri::parse(to).map_err(|e| e.to_string())
+    }
 }
 
 /// Something that happened in a call, as it happens.
@@ -137,6 +168,22 @@ enum Transfer {
         agent: AgentInfo,
         to_agent: mpsc::Sender<Vec<i16>>,
         at: chrono::DateTime<chrono::Utc>,
+    },
+}
+
+/// Where a cold transfer (SIP REFER to an outside number) stands.
+enum Cold {
+    None,
+    /// The robot finishes what it is saying; then the REFER goes out.
+    Pending {
+        to: String,
+        target: Uri,
+    },
+    /// The REFER is out (at `sent_ms`); `accepted_ms` once the customer's side said 202.
+    Sent {
+        to: String,
+        sent_ms: u64,
+        accepted_ms: Option<u64>,
     },
 }
 
@@ -244,6 +291,11 @@ struct Session {
     hold: HoldMusic,
     /// When the robot handed the call to an agent.
     robot_ended: Option<chrono::DateTime<chrono::Utc>>,
+    /// The customer's SIP leg (for the REFER of a cold transfer).
+    sip_agent: AgentHandle,
+    sip_call: CallId,
+    remote: Option<Uri>,
+    cold: Cold,
 }
 
 fn now_local() -> NaiveDateTime {
@@ -339,6 +391,10 @@ impl Session {
         let at_ms = origin + self.stream_samples / 8;
         self.stream_samples += frame.samples.len() as u64;
         self.recorder.customer(at_ms, &frame.samples);
+        if matches!(self.cold, Cold::Sent { .. }) {
+            // Handed over: the robot no longer listens.
+            return Vec::new();
+        }
         match &self.transfer {
             Transfer::None => {}
             // On hold: nobody listens (the robot's turn-taking is stopped).
@@ -786,6 +842,22 @@ impl Session {
                 });
                 Vec::new()
             }
+            CallAction::ColdTransfer { to, reason, step } => {
+                let target = match refer_target(&to, self.remote.as_ref()) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        tracing::warn!(call = %self.id, %to, error = %e, "cold transfer impossible");
+                        return self
+                            .call
+                            .handle(Event::ColdTransferFailed { reason: e }, now_local());
+                    }
+                };
+                tracing::info!(call = %self.id, %to, %target, %reason, %step, "cold transfer");
+                self.turn.stop_listening();
+                self.listen = None;
+                self.cold = Cold::Pending { to, target };
+                Vec::new()
+            }
             CallAction::Webhook(w) => {
                 tracing::warn!(call = %self.id, url = %w.url, "webhooks are not enabled in this runtime");
                 self.call.handle(
@@ -933,6 +1005,47 @@ impl Session {
     fn on_tick(&mut self) -> Vec<CallAction> {
         let now = self.now_ms();
         self.pump_playout(now);
+        match &self.cold {
+            Cold::None => {}
+            Cold::Pending { .. } => {
+                // The REFER goes out once the robot's last words are played.
+                if !self.playout.is_active()
+                    && let Cold::Pending { to, target } =
+                        std::mem::replace(&mut self.cold, Cold::None)
+                {
+                    tracing::info!(call = %self.id, %target, "sending REFER");
+                    self.sip_agent.refer(self.sip_call, target);
+                    self.cold = Cold::Sent {
+                        to,
+                        sent_ms: now,
+                        accepted_ms: None,
+                    };
+                }
+                return Vec::new();
+            }
+            Cold::Sent {
+                sent_ms,
+                accepted_ms,
+                ..
+            } => {
+                let (sent_ms, accepted_ms) = (*sent_ms, *accepted_ms);
+                match accepted_ms {
+                    None if now.saturating_sub(sent_ms)
+                        > REFER_ANSWER_TIMEOUT.as_millis() as u64 =>
+                    {
+                        return self.cold_failed("the REFER was not answered in time".into());
+                    }
+                    Some(at)
+                        if now.saturating_sub(at) > REFER_NOTIFY_TIMEOUT.as_millis() as u64 =>
+                    {
+                        tracing::warn!(call = %self.id, "no final NOTIFY after the accepted REFER; leaving the call");
+                        self.cold_done();
+                    }
+                    _ => {}
+                }
+                return Vec::new();
+            }
+        }
         match self.transfer {
             Transfer::None => {}
             Transfer::Waiting { .. } => {
@@ -977,6 +1090,56 @@ impl Session {
             self.finished = true;
         }
         actions
+    }
+
+    /// What the customer's side says about the REFER of a cold transfer.
+    fn on_refer(&mut self, event: CallEvent) -> Vec<CallAction> {
+        let now = self.now_ms();
+        let Cold::Sent { accepted_ms, .. } = &mut self.cold else {
+            tracing::debug!(call = %self.id, ?event, "REFER news with no cold transfer out");
+            return Vec::new();
+        };
+        match event {
+            CallEvent::ReferAccepted => {
+                tracing::info!(call = %self.id, "REFER accepted");
+                accepted_ms.get_or_insert(now);
+                Vec::new()
+            }
+            CallEvent::ReferFailed { status } => {
+                self.cold_failed(format!("the REFER was refused with {status}"))
+            }
+            CallEvent::ReferProgress { status } if status < 200 => {
+                tracing::debug!(call = %self.id, status, "transfer in progress");
+                accepted_ms.get_or_insert(now);
+                Vec::new()
+            }
+            CallEvent::ReferProgress { status } if status < 300 => {
+                tracing::info!(call = %self.id, status, "the transfer target answered");
+                self.cold_done();
+                Vec::new()
+            }
+            CallEvent::ReferProgress { status } => self.cold_failed(format!(
+                "the call to the transfer target failed with {status}"
+            )),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The cold transfer did not happen: the flow takes the call back (its `on_failure`).
+    fn cold_failed(&mut self, reason: String) -> Vec<CallAction> {
+        tracing::info!(call = %self.id, %reason, "cold transfer failed");
+        self.cold = Cold::None;
+        self.call
+            .handle(Event::ColdTransferFailed { reason }, now_local())
+    }
+
+    /// The customer is with the transfer target: the robot's leg ends (BYE, RFC 5589).
+    fn cold_done(&mut self) {
+        if let Cold::Sent { to, .. } = std::mem::replace(&mut self.cold, Cold::None) {
+            tracing::info!(call = %self.id, %to, "cold transfer done; hanging up the robot's leg");
+        }
+        self.ended_by = Some("bot");
+        self.finished = true;
     }
 
     fn on_transfer_update(&mut self, update: Option<TransferUpdate>) -> Vec<CallAction> {
@@ -1197,6 +1360,10 @@ pub async fn run_call(
         new_agent_audio: None,
         hold: HoldMusic::new(),
         robot_ended: None,
+        sip_agent: sip.agent.clone(),
+        sip_call: sip.call,
+        remote: sip.remote.clone(),
+        cold: Cold::None,
     };
     if setup.amd {
         s.held = initial;
@@ -1206,6 +1373,7 @@ pub async fn run_call(
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut remote_hangup = false;
+    let mut cold_abandoned = false;
     let mut transfer_rx: Option<mpsc::UnboundedReceiver<TransferUpdate>> = None;
     let mut agent_rx: Option<mpsc::Receiver<Vec<i16>>> = None;
     loop {
@@ -1243,6 +1411,11 @@ pub async fn run_call(
                     let _ = sdp;
                     Vec::new()
                 }
+                Some(
+                    e @ (CallEvent::ReferAccepted
+                    | CallEvent::ReferFailed { .. }
+                    | CallEvent::ReferProgress { .. }),
+                ) => s.on_refer(e),
                 Some(_) => Vec::new(),
             },
             _ = tick.tick() => s.on_tick(),
@@ -1264,6 +1437,15 @@ pub async fn run_call(
         }
         if remote_hangup {
             s.ended_by = Some("customer");
+            // Gone before the customer's side took the transfer: not transferred.
+            cold_abandoned = matches!(
+                s.cold,
+                Cold::Pending { .. }
+                    | Cold::Sent {
+                        accepted_ms: None,
+                        ..
+                    }
+            );
             if let (Transfer::Waiting { .. }, Some(desk)) = (&s.transfer, &s.desk) {
                 desk.abandon(&s.id);
             }
@@ -1324,6 +1506,9 @@ pub async fn run_call(
     }
     let _ = media.stop().await;
     record.outcome = s.call.outcome().map(str::to_string);
+    if cold_abandoned {
+        record.outcome = Some("hung_up".into());
+    }
     if record.outcome.is_none() && record.legs.iter().any(|l| l.kind == "agent") {
         record.outcome = Some("transferred".into());
     }
@@ -1398,4 +1583,27 @@ async fn finish_failed(
     record.ended_at = crate::record::now();
     engines.metrics.calls_active.dec();
     record
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_number_goes_to_the_host_the_customer_was_dialled_at() {
+        let remote = Uri::parse("sip:+15551234567@trunk.bank.test:5070").expect("uri");
+        let t = refer_target("+442071234567", Some(&remote)).expect("target");
+        assert_eq!(t.to_string(), "sip:+442071234567@trunk.bank.test:5070");
+        let remote = Uri::parse("sips:alice@10.0.0.7").expect("uri");
+        let t = refer_target("+442071234567", Some(&remote)).expect("target");
+        assert_eq!(t.to_string(), "sips:+442071234567@10.0.0.7");
+    }
+
+    #[test]
+    fn a_sip_uri_is_used_as_it_is_and_a_number_needs_a_host() {
+        let t = refer_target("sip:mortgages@partner.example", None).expect("target");
+        assert_eq!(t.to_string(), "sip:mortgages@partner.example");
+        let e = refer_target("+442071234567", None).expect_err("no host");
+        assert!(e.contains("give a sip: URI"), "{e}");
+    }
 }

@@ -614,6 +614,7 @@ impl Runtime {
             agent: self.agent.clone(),
             call,
             events: erx,
+            remote: Some(d.target.clone()),
         };
         let record = run_call(self.engines.clone(), setup, media, sip).await;
         let _ = self.dispatch.send(Dispatch::Unregister(call));
@@ -675,6 +676,7 @@ impl Runtime {
                 agent: rt.agent.clone(),
                 call,
                 events: erx,
+                remote: None,
             };
             let record = run_call(rt.engines.clone(), setup, media, sip).await;
             let _ = rt.dispatch.send(Dispatch::Unregister(call));

@@ -217,6 +217,8 @@ pub enum Action {
         next: TargetRef,
     },
     Transfer(Box<Transfer>),
+    /// Cold transfer: the call is handed to an outside number (SIP REFER) and the robot leaves.
+    ColdTransfer(Box<ColdTransfer>),
     Callback {
         at: Expression,
         note: Option<Template>,
@@ -240,7 +242,7 @@ impl Action {
             Action::Set { .. } => "set",
             Action::Webhook(_) => "webhook",
             Action::SendDtmf { .. } => "send_dtmf",
-            Action::Transfer(_) => "transfer",
+            Action::Transfer(_) | Action::ColdTransfer(_) => "transfer",
             Action::Callback { .. } => "callback",
             Action::Dnc { .. } => "dnc",
             Action::End { .. } => "end",
@@ -358,4 +360,42 @@ pub struct Transfer {
     pub reason: Template,
     /// Where the flow goes when no agent takes the call in time (absent: end `no_agent`).
     pub on_no_agent: Option<TargetRef>,
+    /// Prompts for the agent (what to check, what to offer), rendered at transfer time.
+    pub script: Vec<Template>,
+}
+
+/// A cold transfer to an outside number: `transfer: {to: "+442071234567", on_failure: STEP}`.
+#[derive(Debug, Clone)]
+pub struct ColdTransfer {
+    /// An E.164 number (`+` and 8–15 digits) or a `sip:`/`sips:` URI; a template when it
+    /// names lead or slot data (checked when rendered).
+    pub to: Template,
+    pub reason: Template,
+    /// Where the flow goes when the transfer is refused or fails (absent: end
+    /// `transfer_failed`).
+    pub on_failure: Option<TargetRef>,
+}
+
+/// A cold-transfer destination as the flow author may write it, normalised: an E.164 number
+/// (`+` then 8 to 15 digits; spaces, dashes, dots and parentheses between digits are dropped)
+/// or a `sip:`/`sips:` URI with no spaces or angle brackets. `None` when it is neither.
+pub fn transfer_destination(s: &str) -> Option<String> {
+    let s = s.trim();
+    if let Some(rest) = s.strip_prefix('+') {
+        let digits: String = rest
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+            .collect();
+        let ok = (8..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit());
+        return ok.then(|| format!("+{digits}"));
+    }
+    let lower = s.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("sip:")
+        .or_else(|| lower.strip_prefix("sips:"))?;
+    let ok = !rest.is_empty()
+        && !rest.starts_with('@')
+        && s.chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>' | '"' | ','));
+    ok.then(|| s.to_string())
 }

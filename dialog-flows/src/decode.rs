@@ -504,9 +504,7 @@ impl Decoder {
                 }
                 _ => None,
             },
-            "transfer" => body
-                .and_then(|b| self.transfer(name, b))
-                .map(|t| Action::Transfer(Box::new(t))),
+            "transfer" => body.and_then(|b| self.transfer(name, b)),
             "callback" => match (body, next) {
                 (Some(b), Some(next)) => self.callback(b, next),
                 _ => None,
@@ -1075,47 +1073,132 @@ impl Decoder {
         })
     }
 
-    fn transfer(&mut self, name: &str, b: &Node) -> Option<Transfer> {
+    fn transfer(&mut self, name: &str, b: &Node) -> Option<Action> {
         if let Y::Scalar { .. } = &b.value {
             let queue = self.ident(b, "the queue")?;
-            return Some(Transfer {
+            return Some(Action::Transfer(Box::new(Transfer {
                 queue,
                 priority: 5,
                 reason: Template::plain("transferred by the flow"),
                 on_no_agent: None,
-            });
+                script: Vec::new(),
+            })));
         }
         let m = self.map(b, "`transfer`")?;
         self.keys(
             m,
-            &["queue", "priority", "reason", "on_no_agent"],
+            &[
+                "queue",
+                "to",
+                "priority",
+                "reason",
+                "on_no_agent",
+                "script",
+                "on_failure",
+            ],
             "`transfer`",
         );
-        let queue = match b.get("queue") {
-            Some(q) => self.ident(q, "the queue")?,
-            None => {
-                self.err(b.pos, "missing-key", "`transfer` needs a `queue`");
-                return None;
-            }
-        };
-        let priority = match b.get("priority") {
-            Some(p) => self.uint(p, "`priority`", 9)? as u8,
-            None => 5,
-        };
         let reason = match b.get("reason") {
-            Some(r) => self.template(r, "`reason`")?,
-            None => Template::plain("transferred by the flow"),
-        };
-        let on_no_agent = match b.get("on_no_agent") {
-            Some(t) => Some(self.target(t, name, "on_no_agent")?),
+            Some(r) => Some(self.template(r, "`reason`")?),
             None => None,
         };
-        Some(Transfer {
-            queue,
-            priority,
-            reason,
-            on_no_agent,
-        })
+        match (b.get("queue"), b.get("to")) {
+            (Some(_), Some(to)) => {
+                self.err(
+                    to.pos,
+                    "schema",
+                    "`transfer` takes either `queue` (an agent queue) or `to` (an outside number for a cold transfer), not both",
+                );
+                None
+            }
+            (None, None) => {
+                self.err(
+                    b.pos,
+                    "missing-key",
+                    "`transfer` needs a `queue` (an agent queue) or `to` (an outside number for a cold transfer)",
+                );
+                None
+            }
+            (None, Some(to)) => {
+                for key in ["priority", "on_no_agent", "script"] {
+                    if let Some((k, _)) = m.iter().find(|(k, _)| k.as_str() == Some(key)) {
+                        self.err(
+                            k.pos,
+                            "schema",
+                            format!("`{key}` belongs to a transfer to an agent `queue`, not to a cold transfer with `to`"),
+                        );
+                    }
+                }
+                let to_pos = to.pos;
+                let to = self.template(to, "`to`")?;
+                if to.names().next().is_none() {
+                    let text = to.render(&|_| crate::value::Value::Null, "USD");
+                    if transfer_destination(&text).is_none() {
+                        self.err(
+                            to_pos,
+                            "schema",
+                            format!("`to` must be an E.164 number (`+` and 8 to 15 digits, e.g. `+442071234567`) or a `sip:`/`sips:` URI, not `{text}`"),
+                        );
+                        return None;
+                    }
+                }
+                let on_failure = match b.get("on_failure") {
+                    Some(t) => Some(self.target(t, name, "on_failure")?),
+                    None => None,
+                };
+                Some(Action::ColdTransfer(Box::new(ColdTransfer {
+                    to,
+                    reason: reason.unwrap_or_else(|| Template::plain("transferred by the flow")),
+                    on_failure,
+                })))
+            }
+            (Some(q), None) => {
+                if let Some((k, _)) = m.iter().find(|(k, _)| k.as_str() == Some("on_failure")) {
+                    self.err(
+                        k.pos,
+                        "schema",
+                        "`on_failure` belongs to a cold transfer with `to`; a transfer to a `queue` falls back with `on_no_agent`",
+                    );
+                }
+                let queue = self.ident(q, "the queue")?;
+                let priority = match b.get("priority") {
+                    Some(p) => self.uint(p, "`priority`", 9)? as u8,
+                    None => 5,
+                };
+                let mut script = Vec::new();
+                if let Some(sc) = b.get("script") {
+                    match &sc.value {
+                        Y::Seq(items) => {
+                            for it in items {
+                                script.push(self.template(it, "a `script` line")?);
+                            }
+                        }
+                        _ => {
+                            self.err(
+                                sc.pos,
+                                "schema",
+                                format!(
+                                    "`script` must be a list of lines for the agent (`- Confirm the date of birth`), not {}",
+                                    sc.kind()
+                                ),
+                            );
+                            return None;
+                        }
+                    }
+                }
+                let on_no_agent = match b.get("on_no_agent") {
+                    Some(t) => Some(self.target(t, name, "on_no_agent")?),
+                    None => None,
+                };
+                Some(Action::Transfer(Box::new(Transfer {
+                    queue,
+                    priority,
+                    reason: reason.unwrap_or_else(|| Template::plain("transferred by the flow")),
+                    on_no_agent,
+                    script,
+                })))
+            }
+        }
     }
 
     fn callback(&mut self, b: &Node, next: TargetRef) -> Option<Action> {
@@ -1585,6 +1668,7 @@ pub fn targets(a: &Action) -> Vec<&TargetRef> {
         }
         Action::Webhook(w) => vec![&w.next, &w.on_failure],
         Action::Transfer(t) => t.on_no_agent.iter().collect(),
+        Action::ColdTransfer(t) => t.on_failure.iter().collect(),
         Action::End { .. } => vec![],
     }
 }
@@ -1611,6 +1695,7 @@ fn targets_mut(a: &mut Action) -> Vec<&mut TargetRef> {
         }
         Action::Webhook(w) => vec![&mut w.next, &mut w.on_failure],
         Action::Transfer(t) => t.on_no_agent.iter_mut().collect(),
+        Action::ColdTransfer(t) => t.on_failure.iter_mut().collect(),
         Action::End { .. } => vec![],
     }
 }

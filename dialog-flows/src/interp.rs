@@ -70,6 +70,11 @@ pub enum Event {
     TransferFailed {
         reason: String,
     },
+    /// The cold transfer ([`CallAction::ColdTransfer`]) was refused, failed or went
+    /// unanswered: the call is still with the robot.
+    ColdTransferFailed {
+        reason: String,
+    },
     HangUp,
 }
 
@@ -141,6 +146,8 @@ pub struct TransferSummary {
     pub sentiment: Option<f32>,
     pub path: Vec<String>,
     pub transcript: Vec<TranscriptLine>,
+    /// The flow's prompts for the agent (`transfer: {script: [...]}`), rendered.
+    pub script: Vec<String>,
 }
 
 /// An instruction for the runtime.
@@ -154,6 +161,14 @@ pub enum CallAction {
         digits: String,
     },
     Transfer(Box<TransferSummary>),
+    /// Hand the call to an outside number (SIP REFER) and leave it. `to` is an E.164 number
+    /// (`+442071234567`) or a `sip:`/`sips:` URI, already checked. The flow waits: an
+    /// [`Event::ColdTransferFailed`] brings the call back to it.
+    ColdTransfer {
+        to: String,
+        reason: String,
+        step: String,
+    },
     ScheduleCallback {
         at: Option<NaiveDateTime>,
         note: Option<String>,
@@ -188,6 +203,10 @@ enum State {
         id: u64,
     },
     Transferred {
+        step: usize,
+    },
+    /// Waiting for the outcome of a cold transfer.
+    ColdTransferring {
         step: usize,
     },
     Ended,
@@ -327,12 +346,24 @@ impl Call {
     pub fn outcome(&self) -> Option<&str> {
         self.outcome.as_deref()
     }
-    /// Ended, or handed to an agent.
+    /// Ended, or handed to an agent or an outside number.
     pub fn is_finished(&self) -> bool {
-        matches!(self.state, State::Ended | State::Transferred { .. })
+        matches!(
+            self.state,
+            State::Ended | State::Transferred { .. } | State::ColdTransferring { .. }
+        )
     }
+    /// Handed over (to an agent's queue, or to an outside number by a cold transfer); a
+    /// failure event may still bring the call back to the flow.
     pub fn is_transferred(&self) -> bool {
-        matches!(self.state, State::Transferred { .. })
+        matches!(
+            self.state,
+            State::Transferred { .. } | State::ColdTransferring { .. }
+        )
+    }
+    /// Waiting for the outcome of a cold transfer.
+    pub fn is_cold_transferring(&self) -> bool {
+        matches!(self.state, State::ColdTransferring { .. })
     }
     pub fn slots(&self) -> &BTreeMap<String, Value> {
         &self.slots
@@ -358,7 +389,8 @@ impl Call {
         match &self.state {
             State::Listening { step, .. }
             | State::Webhook { step, .. }
-            | State::Transferred { step } => Some(self.flow.steps[*step].name.as_str()),
+            | State::Transferred { step }
+            | State::ColdTransferring { step } => Some(self.flow.steps[*step].name.as_str()),
             State::Ended => None,
         }
     }
@@ -418,7 +450,7 @@ impl Call {
         let mut out = Vec::new();
         match (self.state.clone(), event) {
             (State::Ended, _) => {}
-            (State::Transferred { .. }, Event::HangUp) => {}
+            (State::Transferred { .. } | State::ColdTransferring { .. }, Event::HangUp) => {}
             (_, Event::HangUp) => {
                 let step = self.current_step().unwrap_or("").to_string();
                 self.end("hung_up", &step, &mut out);
@@ -485,12 +517,43 @@ impl Call {
                     }
                 }
             }
+            (State::ColdTransferring { step }, Event::ColdTransferFailed { reason }) => {
+                let Action::ColdTransfer(t) = &self.flow.steps[step].action else {
+                    return out;
+                };
+                let t = t.clone();
+                self.cold_transfer_failed(step, &t, &reason, &mut out);
+            }
             (state, ev) => out.push(CallAction::Log {
                 step: self.current_step().unwrap_or("").to_string(),
                 message: format!("ignored {} while {}", event_name(&ev), state_name(&state)),
             }),
         }
         out
+    }
+
+    /// A cold transfer did not happen: log why and go to its `on_failure` step, or end the call
+    /// with `transfer_failed`.
+    fn cold_transfer_failed(
+        &mut self,
+        step: usize,
+        t: &ColdTransfer,
+        reason: &str,
+        out: &mut Vec<CallAction>,
+    ) {
+        let name = self.flow.steps[step].name.clone();
+        out.push(CallAction::Log {
+            step: name.clone(),
+            message: format!("cold transfer failed: {reason}"),
+        });
+        self.outcome = None;
+        match &t.on_failure {
+            Some(target) => {
+                self.state = State::Ended;
+                self.follow(target, out);
+            }
+            None => self.end("transfer_failed", &name, out),
+        }
     }
 
     fn lookup(&self, path: &[String]) -> Value {
@@ -680,8 +743,28 @@ impl Call {
                         sentiment: self.sentiment,
                         path: self.path.clone(),
                         transcript: self.transcript.clone(),
+                        script: t.script.iter().map(|l| self.render(l)).collect(),
                     })));
                     self.state = State::Transferred { step };
+                    return;
+                }
+                Action::ColdTransfer(t) => {
+                    let rendered = self.render(&t.to);
+                    self.state = State::ColdTransferring { step };
+                    match crate::ast::transfer_destination(&rendered) {
+                        Some(to) => {
+                            self.outcome = Some(format!("cold_transferred:{to}"));
+                            out.push(CallAction::ColdTransfer {
+                                to,
+                                reason: self.render(&t.reason),
+                                step: s.name.clone(),
+                            });
+                        }
+                        None => {
+                            let why = format!("`{rendered}` is not an E.164 number or a sip: URI");
+                            self.cold_transfer_failed(step, t, &why, out);
+                        }
+                    }
                     return;
                 }
                 Action::Callback { at, note, next } => {
@@ -1178,6 +1261,7 @@ fn event_name(e: &Event) -> &'static str {
         Event::BargeIn { .. } => "a barge-in",
         Event::WebhookResult { .. } => "a webhook result",
         Event::TransferFailed { .. } => "a failed transfer",
+        Event::ColdTransferFailed { .. } => "a failed cold transfer",
         Event::HangUp => "a hang-up",
     }
 }
@@ -1187,6 +1271,7 @@ fn state_name(s: &State) -> &'static str {
         State::Listening { .. } => "listening",
         State::Webhook { .. } => "waiting for a webhook",
         State::Transferred { .. } => "transferred",
+        State::ColdTransferring { .. } => "cold-transferring",
         State::Ended => "ended",
     }
 }

@@ -17,11 +17,12 @@
 //!       - webhook: {ok: {blocked: true}} # the result of the webhook the flow just called
 //!       - webhook: {fail: timeout}
 //!       - no_agent                       # nobody took the transfer
+//!       - transfer_failed                # the cold transfer (`transfer: {to: ...}`) failed
 //!       - hangup
 //!     expect:
 //!       outcome: promise_today
 //!       slots: {pay_date: 2026-11-25}
-//!       transfer: disputes
+//!       transfer: disputes               # the queue, or the number/URI of a cold transfer
 //!       dnc: true
 //!       callback: true
 //! ```
@@ -60,6 +61,8 @@ pub enum Turn {
     WebhookOk(serde_json::Value),
     WebhookFail(String),
     NoAgent,
+    /// The outside number of a cold transfer could not be reached (the REFER was refused).
+    TransferFailed,
     HangUp,
 }
 
@@ -67,6 +70,7 @@ pub enum Turn {
 pub struct Expectations {
     pub outcome: Option<String>,
     pub slots: BTreeMap<String, String>,
+    /// The queue of a transfer to agents, or the destination of a cold transfer.
     pub transfer: Option<String>,
     pub dnc: Option<bool>,
     pub callback: Option<bool>,
@@ -251,12 +255,13 @@ pub fn parse_tests(src: &str, path: &Path) -> Result<TestFile, FlowErrors> {
                             "barge_in" => Some(Turn::BargeIn),
                             "hangup" => Some(Turn::HangUp),
                             "no_agent" => Some(Turn::NoAgent),
+                            "transfer_failed" => Some(Turn::TransferFailed),
                             other => {
                                 err(
                                     &mut diags,
                                     t.pos,
                                     format!(
-                                        "unknown turn `{other}` (bare turns: silence, barge_in, hangup, no_agent)"
+                                        "unknown turn `{other}` (bare turns: silence, barge_in, hangup, no_agent, transfer_failed)"
                                     ),
                                 );
                                 None
@@ -285,7 +290,7 @@ pub fn parse_tests(src: &str, path: &Path) -> Result<TestFile, FlowErrors> {
                                         &mut diags,
                                         k.pos,
                                         format!(
-                                            "unknown turn `{other}` (turns: bot, user, dtmf, webhook, silence, barge_in, no_agent, hangup)"
+                                            "unknown turn `{other}` (turns: bot, user, dtmf, webhook, silence, barge_in, no_agent, transfer_failed, hangup)"
                                         ),
                                     );
                                     None
@@ -293,7 +298,7 @@ pub fn parse_tests(src: &str, path: &Path) -> Result<TestFile, FlowErrors> {
                             }
                         }
                         _ => {
-                            err(&mut diags, t.pos, "a turn is `bot: TEXT`, `user: TEXT`, `dtmf: KEYS`, `webhook: {...}` or one of silence, barge_in, no_agent, hangup".into());
+                            err(&mut diags, t.pos, "a turn is `bot: TEXT`, `user: TEXT`, `dtmf: KEYS`, `webhook: {...}` or one of silence, barge_in, no_agent, transfer_failed, hangup".into());
                             None
                         }
                     };
@@ -308,7 +313,10 @@ pub fn parse_tests(src: &str, path: &Path) -> Result<TestFile, FlowErrors> {
                             "outcome" => expect.outcome = v.as_str().map(str::to_string),
                             "transfer" => {
                                 expect.transfer = v.as_str().map(str::to_string).or_else(|| {
-                                    v.get("queue").and_then(Node::as_str).map(str::to_string)
+                                    v.get("queue")
+                                        .or_else(|| v.get("to"))
+                                        .and_then(Node::as_str)
+                                        .map(str::to_string)
                                 })
                             }
                             "dnc" => expect.dnc = v.as_bool(),
@@ -438,7 +446,14 @@ pub fn run_case(flow: &Arc<Flow>, case: &TestCase, nlu: &mut dyn Understand) -> 
                         "  [transfer to queue {} (priority {}): {}]",
                         t.queue, t.priority, t.reason
                     );
+                    for line in &t.script {
+                        let _ = writeln!(log, "    [for the agent: {line}]");
+                    }
                     transfer = Some(t.queue.clone());
+                }
+                CallAction::ColdTransfer { to, reason, .. } => {
+                    let _ = writeln!(log, "  [cold transfer to {to}: {reason}]");
+                    transfer = Some(to);
                 }
                 CallAction::ScheduleCallback { at, .. } => {
                     let _ = writeln!(
@@ -533,6 +548,12 @@ pub fn run_case(flow: &Arc<Flow>, case: &TestCase, nlu: &mut dyn Understand) -> 
             Turn::NoAgent => Event::TransferFailed {
                 reason: "no agent answered".into(),
             },
+            Turn::TransferFailed => {
+                let _ = writeln!(log, "  (the cold transfer failed)");
+                Event::ColdTransferFailed {
+                    reason: "the transfer was refused".into(),
+                }
+            }
             Turn::WebhookOk(v) => match webhook.take() {
                 Some(id) => Event::WebhookResult {
                     id,
@@ -560,7 +581,9 @@ pub fn run_case(flow: &Arc<Flow>, case: &TestCase, nlu: &mut dyn Understand) -> 
                 }
             },
         };
-        if call.is_finished() && !matches!(turn, Turn::NoAgent | Turn::HangUp) {
+        if call.is_finished()
+            && !matches!(turn, Turn::NoAgent | Turn::TransferFailed | Turn::HangUp)
+        {
             failure = Some(format!(
                 "line {}: the test goes on, but the call already finished ({})",
                 pos.line,
@@ -603,7 +626,7 @@ pub fn run_case(flow: &Arc<Flow>, case: &TestCase, nlu: &mut dyn Understand) -> 
         if let Some(want) = &e.transfer {
             match &transfer {
                 Some(q) if q == want => {}
-                Some(q) => diffs.push(format!("transfer: expected queue `{want}`, got `{q}`")),
+                Some(q) => diffs.push(format!("transfer: expected `{want}`, got `{q}`")),
                 None => diffs.push(format!(
                     "transfer: expected a transfer to `{want}`, there was none"
                 )),

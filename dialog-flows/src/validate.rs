@@ -235,7 +235,14 @@ fn uses(step: &Step) -> (Vec<&Template>, Vec<&Expression>, Option<&str>) {
             t.extend(w.body.iter().map(|(_, x)| x));
         }
         Action::SendDtmf { digits, .. } => t.push(digits),
-        Action::Transfer(tr) => t.push(&tr.reason),
+        Action::Transfer(tr) => {
+            t.push(&tr.reason);
+            t.extend(tr.script.iter());
+        }
+        Action::ColdTransfer(ct) => {
+            t.push(&ct.to);
+            t.push(&ct.reason);
+        }
         Action::Callback { at, note, .. } => {
             e.push(at);
             t.extend(note.iter());
@@ -288,7 +295,7 @@ pub fn validate(flow: &Flow) -> Vec<Diagnostic> {
         .map(|i| {
             matches!(
                 flow.steps[i].action,
-                Action::End { .. } | Action::Transfer(_)
+                Action::End { .. } | Action::Transfer(_) | Action::ColdTransfer(_)
             ) || g.resumes[i]
         })
         .collect();
@@ -561,7 +568,11 @@ pub fn validate(flow: &Flow) -> Vec<Diagnostic> {
         if !reach[i] {
             continue;
         }
-        let speaks = s.say.is_some() || matches!(s.action, Action::Ask(_) | Action::Transfer(_));
+        let speaks = s.say.is_some()
+            || matches!(
+                s.action,
+                Action::Ask(_) | Action::Transfer(_) | Action::ColdTransfer(_)
+            );
         if !speaks {
             continue;
         }
@@ -580,6 +591,8 @@ pub fn validate(flow: &Flow) -> Vec<Diagnostic> {
                 .unwrap_or_else(|| "a handler".into());
             let what = if matches!(s.action, Action::Transfer(_)) {
                 "hands the call to an agent"
+            } else if matches!(s.action, Action::ColdTransfer(_)) {
+                "hands the call to an outside number"
             } else {
                 "speaks"
             };
@@ -613,7 +626,7 @@ pub fn validate(flow: &Flow) -> Vec<Diagnostic> {
                     seen[from] = true;
                     let mut escape = None;
                     while let Some(i) = q.pop_front() {
-                        let fin = matches!(flow.steps[i].action, Action::End { .. } | Action::Transfer(_)) || g.resumes[i];
+                        let fin = matches!(flow.steps[i].action, Action::End { .. } | Action::Transfer(_) | Action::ColdTransfer(_)) || g.resumes[i];
                         if fin {
                             escape = Some(i);
                             break;

@@ -82,6 +82,7 @@ enum Ev {
         stale: bool,
     },
     TransferFailed,
+    ColdTransferFailed,
     HangUp,
 }
 
@@ -138,6 +139,7 @@ fn ev() -> impl Strategy<Value = Ev> {
         2 => (proptest::option::of(json), any::<bool>())
             .prop_map(|(ok, stale)| Ev::Webhook { ok, stale }),
         1 => Just(Ev::TransferFailed),
+        1 => Just(Ev::ColdTransferFailed),
         1 => Just(Ev::HangUp),
     ]
 }
@@ -221,6 +223,9 @@ fn run(flow: Flow, events: &[Ev]) {
             },
             Ev::TransferFailed => Event::TransferFailed {
                 reason: "no agent".into(),
+            },
+            Ev::ColdTransferFailed => Event::ColdTransferFailed {
+                reason: "603 Decline".into(),
             },
             Ev::HangUp => Event::HangUp,
         };
@@ -333,6 +338,8 @@ const KEYS: &[&str] = &[
     "priority",
     "reason",
     "on_no_agent",
+    "to",
+    "script",
     "at",
     "note",
     "outcome",
@@ -729,11 +736,24 @@ fn step(names: &'static [&'static str], at: usize) -> impl Strategy<Value = Y> {
                 ("on_failure".into(), fail),
             ]
         });
-    let transfer = proptest::option::of(target(names, at)).prop_map(|no_agent| {
-        let mut t = vec![("queue".to_string(), s("support"))];
-        t.extend(no_agent.map(|n| ("on_no_agent".to_string(), n)));
-        vec![("transfer".to_string(), Y::M(t))]
-    });
+    let transfer = (
+        any::<bool>(),
+        any::<bool>(),
+        proptest::option::of(target(names, at)),
+    )
+        .prop_map(|(cold, script, fallback)| {
+            let mut t = if cold {
+                vec![("to".to_string(), s("+442071234567"))]
+            } else {
+                vec![("queue".to_string(), s("support"))]
+            };
+            if script && !cold {
+                t.push(("script".into(), Y::L(vec![s("Confirm the date of birth")])));
+            }
+            let key = if cold { "on_failure" } else { "on_no_agent" };
+            t.extend(fallback.map(|n| (key.to_string(), n)));
+            vec![("transfer".to_string(), Y::M(t))]
+        });
     let other = (
         prop_oneof![
             Just(("dnc", Y::M(vec![("reason".into(), s("opted out"))]))),

@@ -350,6 +350,7 @@ fn show(out: &mut impl Write, actions: &[CallAction], st: &mut SimState) -> std:
                 note.as_deref().unwrap_or("")
             )?,
             CallAction::AddDnc { reason } => writeln!(out, "  [added to do-not-call: {reason}]")?,
+            CallAction::ColdTransfer { to, .. } => writeln!(out, "  [cold transfer to {to}]")?,
             CallAction::End { outcome } => writeln!(out, "  [end: {outcome}]")?,
             CallAction::Log { message, .. } => writeln!(out, "  [log: {message}]")?,
         }

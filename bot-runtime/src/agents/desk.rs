@@ -917,6 +917,7 @@ mod tests {
             sentiment: None,
             path: Vec::new(),
             transcript: Vec::new(),
+            script: Vec::new(),
         }
     }
 

@@ -875,6 +875,7 @@ pub fn disposition_of(record: &CallRecord, opted_out: bool, callback: bool) -> S
         // left on a machine.
         Some("hung_up") | None => "answered".into(),
         Some("voicemail_left") => "machine".into(),
+        Some(o) if o.starts_with("cold_transferred:") => "transferred".into(),
         Some("wrong_party") => "wrong_party".into(),
         Some("runtime_error" | "lead_error") => "network_error".into(),
         Some(_) => "completed".into(),
