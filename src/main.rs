@@ -59,6 +59,12 @@ enum Command {
     /// Run a dialer node.
     #[command(subcommand)]
     Dialer(cli::dialer::DialerCommand),
+    /// Human agents: add, list, disable (console login, skills, SIP phone).
+    #[command(subcommand)]
+    Agents(cli::agents::AgentsCommand),
+    /// Agent queues: set, list (skills, priority, timeouts, overflow, wrap-up).
+    #[command(subcommand)]
+    Queues(cli::agents::QueuesCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -82,6 +88,8 @@ fn main() -> std::process::ExitCode {
         Command::Dnc(c) => cli::dnc::run(c),
         Command::Audit(c) => cli::dnc::run_audit(c),
         Command::Dialer(c) => cli::dialer::run(c, &models),
+        Command::Agents(c) => cli::agents::run(c),
+        Command::Queues(c) => cli::agents::run_queues(c),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

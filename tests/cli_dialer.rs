@@ -202,6 +202,31 @@ impl Env {
         finish(&mut cmd)
     }
 
+    /// Runs `callbot ARGS --database-url URL` with `input` on stdin.
+    fn run_stdin(&self, args: &[&str], input: &str) -> Run {
+        use std::io::Write as _;
+        use std::process::Stdio;
+        let mut cmd = self.command();
+        cmd.args(args)
+            .args(["--database-url", &self.url])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("running callbot");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("writing stdin");
+        let out = child.wait_with_output().expect("callbot output");
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// Runs `callbot ARGS` with the database given by `$CALLBOT_DATABASE_URL`.
     fn run_with_env_url(&self, args: &[&str]) -> Run {
         let mut cmd = self.command();
@@ -374,6 +399,7 @@ on_both!(
     dnc_check_prefers_the_tenant_list,
     dnc_import_row_numbers_are_lines,
     campaign_errors_do_not_mention_calls,
+    agents_and_queues,
 );
 
 // ----- 1. campaigns ------------------------------------------------------------------------
@@ -1794,4 +1820,110 @@ fn audit_why_without_decisions(env: &Env) {
     assert!(decisions.is_empty());
     // Nothing was written next to the test: every command used the test's database.
     assert!(!env.path("callbot-data").exists());
+}
+
+// ----- agents and queues -------------------------------------------------------------------
+
+fn agents_and_queues(env: &Env) {
+    // An agent with a SIP phone: console password, then SIP password, on stdin.
+    let r = env.run_stdin(
+        &[
+            "agents",
+            "add",
+            "--id",
+            "ann",
+            "--name",
+            "Ann Agent",
+            "--skills",
+            "collections=3,disputes=5",
+            "--sip-user",
+            "ann-phone",
+        ],
+        "correct horse\nphone-secret\n",
+    );
+    assert_eq!(r.code, Some(0), "{r}");
+    // No password on stdin, a bad skill level: refused with the reason, nothing saved.
+    let r = env.run_stdin(&["agents", "add", "--id", "bob", "--name", "Bob"], "");
+    assert_eq!(r.code, Some(1), "{r}");
+    assert!(r.stderr.contains("no console password on stdin"), "{r}");
+    let r = env.run_stdin(
+        &[
+            "agents",
+            "add",
+            "--id",
+            "bob",
+            "--name",
+            "Bob",
+            "--skills",
+            "collections=11",
+        ],
+        "pw\n",
+    );
+    assert_eq!(r.code, Some(1), "{r}");
+    assert!(r.stderr.contains("1 to 10"), "{r}");
+    let listed = env.ok(&["agents", "list"]);
+    assert!(
+        listed.contains("ann\tAnn Agent\tagent\tcollections=3,disputes=5\tann-phone\tfalse"),
+        "{listed}"
+    );
+    assert!(!listed.contains("bob"), "{listed}");
+    let (hash, sip) = env.with_store(async |s| {
+        let a = s
+            .agent("default", "ann")
+            .await
+            .expect("read")
+            .expect("saved");
+        (
+            a.password_hash,
+            s.sip_accounts().await.expect("sip accounts"),
+        )
+    });
+    assert!(
+        admin_api::auth::verify_password("correct horse", &hash),
+        "{hash}"
+    );
+    assert_eq!(
+        sip.get("ann-phone").map(String::as_str),
+        Some("phone-secret")
+    );
+
+    // Queues: an overflow must name a queue that exists.
+    let err = env.fails(&[
+        "queues",
+        "set",
+        "collections",
+        "--skills",
+        "collections=2",
+        "--overflow-to",
+        "general",
+        "--overflow-after",
+        "30",
+    ]);
+    assert!(err.contains("general"), "{err}");
+    env.ok(&["queues", "set", "general", "--priority", "9"]);
+    env.ok(&[
+        "queues",
+        "set",
+        "collections",
+        "--skills",
+        "collections=2",
+        "--priority",
+        "1",
+        "--overflow-to",
+        "general",
+        "--overflow-after",
+        "30",
+        "--wrap-up",
+        "20",
+    ]);
+    let queues = env.ok(&["queues", "list"]);
+    assert_eq!(queues.lines().count(), 2, "{queues}");
+    assert!(queues.contains("\"name\":\"collections\""), "{queues}");
+
+    env.ok(&["agents", "disable", "ann"]);
+    let sip = env.with_store(async |s| s.sip_accounts().await.expect("sip accounts"));
+    assert!(
+        sip.is_empty(),
+        "a disabled agent's phone cannot register: {sip:?}"
+    );
 }

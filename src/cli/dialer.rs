@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use admin_api::{Console, ConsoleConfig};
 use anyhow::Context as _;
+use bot_runtime::agents::desk::Desk;
 use bot_runtime::dialer::service::{Dialer, DialerConfig, DialerEvent};
 use bot_runtime::engines::{EngineConfig, Engines};
 use bot_runtime::runtime::{Runtime, RuntimeConfig};
@@ -46,6 +48,14 @@ pub struct RunArgs {
     /// Exit when no campaign is running and no call is in progress.
     #[arg(long)]
     until_idle: bool,
+    /// Serve the agent console and the supervisor's wallboard on this address, and hand
+    /// the flows' transfers to the tenant's queues (`callbot queues set`) and agents.
+    #[arg(long)]
+    console: Option<SocketAddr>,
+    /// The address the console's softphones reach this node's media on (default: the
+    /// console's).
+    #[arg(long)]
+    webrtc_ip: Option<IpAddr>,
     #[command(flatten)]
     db: DbArgs,
 }
@@ -70,6 +80,10 @@ pub fn run(cmd: DialerCommand, models: &ModelsDir) -> anyhow::Result<()> {
         let (runtime, _records) = Runtime::start(engines, cfg, Some(store.clone()))
             .await
             .with_context(|| format!("binding SIP on {}", a.sip))?;
+        if let Some(addr) = a.console {
+            let webrtc_ip = a.webrtc_ip.unwrap_or(addr.ip());
+            start_console(&store, &runtime, &a.db.tenant, addr, webrtc_ip).await?;
+        }
         let mut dcfg = DialerConfig::new(&a.node);
         dcfg.max_calls = a.max_calls;
         dcfg.lease = Duration::from_secs(a.lease_secs.max(3));
@@ -123,4 +137,40 @@ pub fn run(cmd: DialerCommand, models: &ModelsDir) -> anyhow::Result<()> {
         printer.abort();
         Ok(())
     })
+}
+
+/// Starts the agent desk with the tenant's queues, the registrar's accounts from the agents'
+/// SIP phones, and the console server.
+pub async fn start_console(
+    store: &Arc<bot_runtime::store::Store>,
+    runtime: &Runtime,
+    tenant: &str,
+    addr: SocketAddr,
+    webrtc_ip: IpAddr,
+) -> anyhow::Result<()> {
+    let queues = store.queues(tenant).await?;
+    if queues.is_empty() {
+        eprintln!(
+            "note: tenant {tenant:?} has no queues (`callbot queues set`): transfers will take the flows' fallback"
+        );
+    }
+    let desk = Desk::start(queues, Arc::new(runtime.clone())).context("starting the agent desk")?;
+    runtime.set_desk(desk.clone());
+    runtime.set_registrar_accounts("callbot", store.sip_accounts().await?);
+    let mut cfg = ConsoleConfig {
+        default_tenant: tenant.to_string(),
+        ..ConsoleConfig::default()
+    };
+    cfg.webrtc.host_ips = vec![webrtc_ip];
+    let console = Console::new(store.clone(), desk, cfg);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the console on {addr}"))?;
+    println!("agent console on http://{}/agent", listener.local_addr()?);
+    tokio::spawn(async move {
+        if let Err(e) = console.serve(listener).await {
+            eprintln!("the console server stopped: {e}");
+        }
+    });
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand group; each owns its clap arguments and its `run`.
 
+pub mod agents;
 pub mod asr;
 pub mod campaign;
 pub mod demo;

@@ -3,78 +3,23 @@
 //! ways: a 440 Hz tone from the server is heard by the page's WebAudio analyser, the fake
 //! microphone's 1000 Hz tone is heard by the server.
 //!
-//! Chromium and chromedriver are required (CI installs them in `.ci/setup`); without them the
-//! test fails and says so. `$CHROMIUM` and `$CHROMEDRIVER` override the Debian paths.
+//! Chromium and chromedriver are required (see `support/chromium.rs`).
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdTcpListener, TcpStream as StdTcpStream};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
-use serde_json::{Value, json};
+use serde_json::json;
 use telephony::goertzel;
 use telephony::webrtc_leg::{LegState, WebRtcConfig, WebRtcError, WebRtcLeg};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-/// Every wait in this test is bounded by this, so a hang is a failure and not a stuck CI.
-const WAIT: Duration = Duration::from_secs(60);
+#[path = "support/chromium.rs"]
+mod chromium;
+
+use chromium::{WAIT, call_page, start_browser};
+
 const PAGE: &str = include_str!("web/softphone.html");
-
-/// Kills the child and its process group (chromedriver's Chromium) when dropped, panics
-/// included: a test that fails before closing its WebDriver session leaves no browser behind.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.0.id());
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &group])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn required_binary(var: &str, default: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from);
-    assert!(
-        path.is_file(),
-        "{} not found: this test needs Debian's `{package}` package (apt-get install {package}; \
-         .ci/setup installs it) or ${var} pointing at the binary",
-        path.display()
-    );
-    path
-}
-
-fn free_tcp_port() -> u16 {
-    StdTcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback TCP port")
-        .port()
-}
-
-/// A mono 16-bit WAV of a steady tone; Chromium loops it as the fake microphone.
-fn write_tone_wav(path: &Path, freq: f32, rate: u32, seconds: u32) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(path, spec).expect("create the tone WAV");
-    for n in 0..rate * seconds {
-        let phase = 2.0 * std::f32::consts::PI * freq * n as f32 / rate as f32;
-        writer
-            .write_sample((phase.sin() * 12_000.0) as i16)
-            .expect("write the tone WAV");
-    }
-    writer.finalize().expect("finish the tone WAV");
-}
 
 fn tone_8k(freq: f32, seconds: f32, amplitude: f32) -> Vec<i16> {
     (0..(8000.0 * seconds) as usize)
@@ -132,88 +77,6 @@ async fn serve_page() -> SocketAddr {
     addr
 }
 
-async fn start_browser(workdir: &Path) -> (KillOnDrop, Client) {
-    let chromium = required_binary("CHROMIUM", "/usr/bin/chromium", "chromium");
-    let chromedriver = required_binary("CHROMEDRIVER", "/usr/bin/chromedriver", "chromium-driver");
-
-    let port = free_tcp_port();
-    let driver = KillOnDrop(
-        Command::new(&chromedriver)
-            .arg(format!("--port={port}"))
-            .arg(format!(
-                "--log-path={}",
-                workdir.join("chromedriver.log").display()
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", chromedriver.display())),
-    );
-    let started = Instant::now();
-    while StdTcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "chromedriver did not listen on port {port} within 20 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-
-    let tone = workdir.join("mic-1000hz.wav");
-    write_tone_wav(&tone, 1000.0, 48_000, 5);
-    let profile = workdir.join("profile");
-    let args = vec![
-        "--headless=new".to_owned(),
-        "--no-sandbox".to_owned(),
-        "--disable-gpu".to_owned(),
-        "--disable-dev-shm-usage".to_owned(),
-        "--no-first-run".to_owned(),
-        format!("--user-data-dir={}", profile.display()),
-        "--use-fake-ui-for-media-stream".to_owned(),
-        "--use-fake-device-for-media-stream".to_owned(),
-        format!("--use-file-for-fake-audio-capture={}", tone.display()),
-        "--autoplay-policy=no-user-gesture-required".to_owned(),
-        "--allow-loopback-in-peer-connection".to_owned(),
-        "--disable-features=WebRtcHideLocalIpsWithMdns".to_owned(),
-    ];
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".to_owned(),
-        json!({ "binary": chromium, "args": args }),
-    );
-    let client = tokio::time::timeout(
-        WAIT,
-        ClientBuilder::new(HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{port}")),
-    )
-    .await
-    .expect("chromedriver session within 60 s")
-    .unwrap_or_else(|e| {
-        let log = std::fs::read_to_string(workdir.join("chromedriver.log")).unwrap_or_default();
-        let tail: String = log.chars().rev().take(4000).collect::<Vec<_>>().into_iter().rev().collect();
-        panic!("start a Chromium session through chromedriver: {e}\n--- chromedriver.log (tail)\n{tail}")
-    });
-    (driver, client)
-}
-
-/// Run an async page function through WebDriver: `{ok: value}` or `{err: message}`.
-async fn call_page(client: &Client, call: &str, args: Vec<Value>) -> Value {
-    let script = format!(
-        "const done = arguments[arguments.length - 1];\
-         ({call}).then(v => done({{ ok: v === undefined ? null : v }}), e => done({{ err: String(e) }}));"
-    );
-    let reply = tokio::time::timeout(WAIT, client.execute_async(&script, args))
-        .await
-        .unwrap_or_else(|_| panic!("page call `{call}` within 60 s"))
-        .unwrap_or_else(|e| panic!("page call `{call}`: {e}"));
-    if let Some(err) = reply.get("err") {
-        panic!("page call `{call}` failed: {err}");
-    }
-    reply.get("ok").cloned().unwrap_or(Value::Null)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_softphone_hears_and_is_heard() {
     let _ = tracing_subscriber::fmt()
@@ -232,7 +95,7 @@ async fn browser_softphone_hears_and_is_heard() {
     assert!(matches!(err, WebRtcError::BadOffer(_)), "{err:?}");
 
     let workdir = tempfile::tempdir().expect("temp dir");
-    let (_driver, client) = start_browser(workdir.path()).await;
+    let (_driver, client) = start_browser(workdir.path(), 1000.0).await;
     let page = serve_page().await;
     tokio::time::timeout(WAIT, client.goto(&format!("http://{page}/")))
         .await

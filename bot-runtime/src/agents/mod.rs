@@ -5,9 +5,11 @@
 //! - [`desk`]: its tokio shell: agents' sessions and notices, transfers from calls, ringing the
 //!   agents' SIP phones, and the audio bridge between a customer and an agent.
 //! - [`hold`]: the music a customer hears while waiting.
+//! - [`softphone`]: a console's WebRTC leg as the desk's agent leg.
 //! - [`store`]: agent accounts, queues, and what agents record about the calls they took.
 
 pub mod desk;
 pub mod hold;
 pub mod queue;
+pub mod softphone;
 pub mod store;

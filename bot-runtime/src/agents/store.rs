@@ -331,3 +331,118 @@ impl Store {
             .collect()
     }
 }
+
+/// An agent's own figures since a moment (the console's "today").
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AgentDayStats {
+    /// Calls the agent was connected to.
+    pub calls: u64,
+    /// Their total and mean talk time.
+    pub talk_ms: u64,
+    pub mean_talk_ms: u64,
+    /// Mean wait of those calls in the queue before the agent took them.
+    pub mean_wait_ms: u64,
+    /// disposition → count, of the dispositions the agent saved.
+    pub dispositions: BTreeMap<String, u64>,
+}
+
+impl Store {
+    /// What `agent` did since `since`: connected calls (from the calls' agent legs) and the
+    /// dispositions they saved.
+    pub async fn agent_stats(
+        &self,
+        tenant: &str,
+        agent: &str,
+        since: DateTime<Utc>,
+    ) -> Result<AgentDayStats, StoreError> {
+        let since_us = since.timestamp_micros();
+        let legs = sqlx::query(
+            "SELECT started_at_us, ended_at_us, wait_ms FROM call_legs \
+             WHERE kind = 'agent' AND agent_id = $1 AND started_at_us >= $2",
+        )
+        .bind(agent.to_string())
+        .bind(since_us)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.query_error(format!("reading agent {agent}'s calls"), e))?;
+        let mut stats = AgentDayStats::default();
+        let mut wait_total = 0u64;
+        for r in &legs {
+            let start: i64 = self.get(r, "started_at_us", agent)?;
+            let end: i64 = self.get(r, "ended_at_us", agent)?;
+            let wait: Option<i64> = self.get(r, "wait_ms", agent)?;
+            stats.calls += 1;
+            stats.talk_ms += u64::try_from((end - start) / 1000).unwrap_or(0);
+            wait_total += wait.and_then(|w| u64::try_from(w).ok()).unwrap_or(0);
+        }
+        stats.mean_talk_ms = stats.talk_ms.checked_div(stats.calls).unwrap_or(0);
+        stats.mean_wait_ms = wait_total.checked_div(stats.calls).unwrap_or(0);
+        let rows = sqlx::query(
+            "SELECT disposition, COUNT(*) AS n FROM agent_dispositions \
+             WHERE tenant = $1 AND agent_id = $2 AND saved_at_us >= $3 GROUP BY disposition",
+        )
+        .bind(tenant.to_string())
+        .bind(agent.to_string())
+        .bind(since_us)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.query_error(format!("reading agent {agent}'s dispositions"), e))?;
+        for r in &rows {
+            let d: String = self.get(r, "disposition", agent)?;
+            let n: i64 = self.get(r, "n", agent)?;
+            stats.dispositions.insert(d, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(stats)
+    }
+
+    /// Schedules a campaign lead to be called back at `at` (an agent's `callback`
+    /// disposition): the lead becomes dialable again, and the dialer's rules hold it until
+    /// then and inside the calling window. Returns `false` while the lead is leased (its
+    /// attempt is still being closed: try again shortly) and `Refused` when the campaign has
+    /// no such lead.
+    pub async fn schedule_callback(
+        &self,
+        tenant: &str,
+        campaign: &str,
+        lead: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let action = || format!("scheduling a callback for lead {lead}");
+        let updated = sqlx::query(
+            "UPDATE campaign_leads SET state = 'ready', next_at_us = $1, callback_at_us = $1, \
+             reason = $2 WHERE tenant = $3 AND campaign = $4 AND lead = $5 \
+             AND lease_owner IS NULL",
+        )
+        .bind(at.timestamp_micros())
+        .bind(format!(
+            "an agent scheduled a callback for {}",
+            at.format("%Y-%m-%d %H:%M UTC")
+        ))
+        .bind(tenant.to_string())
+        .bind(campaign.to_string())
+        .bind(lead.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.query_error(action(), e))?
+        .rows_affected();
+        if updated > 0 {
+            return Ok(true);
+        }
+        let exists = sqlx::query(
+            "SELECT 1 AS one FROM campaign_leads WHERE tenant = $1 AND campaign = $2 AND lead = $3",
+        )
+        .bind(tenant.to_string())
+        .bind(campaign.to_string())
+        .bind(lead.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.query_error(action(), e))?;
+        match exists {
+            Some(_) => Ok(false),
+            None => Err(StoreError::Refused {
+                what: format!("callback for lead {lead:?}"),
+                reason: format!("campaign {campaign:?} has no such lead"),
+            }),
+        }
+    }
+}

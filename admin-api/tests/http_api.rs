@@ -1,0 +1,331 @@
+//! The console server over real HTTP on loopback, with a real SQLite store: logins (good, bad,
+//! locked out, disabled), sessions, roles, bad input answered with 4xx and a reason, and the
+//! WebSocket's guards. (The browser itself is driven in `tests/console_browser.rs` at the top
+//! of the workspace.)
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use admin_api::auth::hash_password;
+use admin_api::{Console, ConsoleConfig};
+use bot_runtime::agents::desk::{AgentLines, Desk, Ring};
+use bot_runtime::agents::queue::QueueConfig;
+use bot_runtime::agents::store::AgentAccount;
+use bot_runtime::store::Store;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+/// No agent in this test has a SIP phone: ringing one fails as an unregistered phone would.
+struct NoPhones;
+
+impl AgentLines for NoPhones {
+    fn ring(&self, user: String, _caller: String, _cancel: oneshot::Receiver<()>) -> Ring {
+        Box::pin(async move { Err((0, format!("{user} is not registered"))) })
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: String,
+    body: Value,
+}
+
+/// One HTTP/1.1 request and its reply.
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("connection"))
+    {
+        req.push_str("Connection: close\r\n");
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes()).await.expect("send");
+    // Read the head, then the body by its Content-Length (a WebSocket refusal keeps the
+    // connection open).
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        loop {
+            if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if raw.len() >= end + 4 + length {
+                    break;
+                }
+            }
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("reply within 10 s");
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Reply {
+        status,
+        headers: head.to_string(),
+        body: serde_json::from_str(body).unwrap_or(Value::String(body.to_string())),
+    }
+}
+
+async fn login(addr: SocketAddr, body: Value) -> Reply {
+    request(
+        addr,
+        "POST",
+        "/api/login",
+        &[("Content-Type", "application/json")],
+        &body.to_string(),
+    )
+    .await
+}
+
+fn cookie_of(reply: &Reply) -> String {
+    let line = reply
+        .headers
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no Set-Cookie in {}", reply.headers));
+    assert!(
+        line.contains("HttpOnly") && line.contains("SameSite=Strict"),
+        "{line}"
+    );
+    line.split_once(':')
+        .map(|(_, v)| v.trim())
+        .and_then(|v| v.split(';').next())
+        .expect("cookie value")
+        .to_string()
+}
+
+fn account(id: &str, role: &str, password: &str) -> AgentAccount {
+    AgentAccount {
+        id: id.into(),
+        name: format!("Agent {id}"),
+        password_hash: hash_password(password).expect("hash"),
+        skills: BTreeMap::from([("collections".to_string(), 3)]),
+        role: role.into(),
+        sip_user: None,
+        sip_password: None,
+        disabled: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_sessions_roles_and_bad_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("c.db").display());
+    let store = Arc::new(Store::open(&url).await.expect("store"));
+    store
+        .ensure_tenant("default", "Default")
+        .await
+        .expect("tenant");
+    store
+        .save_agent("default", &account("ann", "agent", "pw-ann"))
+        .await
+        .expect("ann");
+    store
+        .save_agent("default", &account("sue", "supervisor", "pw-sue"))
+        .await
+        .expect("sue");
+    let mut off = account("old", "agent", "pw-old");
+    off.disabled = true;
+    store.save_agent("default", &off).await.expect("old");
+    let queue = QueueConfig {
+        name: "collections".into(),
+        required_skills: BTreeMap::from([("collections".to_string(), 1)]),
+        priority: 1,
+        offer_timeout: Duration::from_secs(15),
+        max_wait: Duration::from_secs(60),
+        overflow: None,
+        wrap_up: None,
+    };
+    let desk = Desk::start(vec![queue], Arc::new(NoPhones)).expect("desk");
+    let console = Console::new(store.clone(), desk, ConsoleConfig::default());
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("listen");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(console.serve(listener));
+
+    // Pages are served; the API wants a session.
+    let page = request(addr, "GET", "/agent", &[], "").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.headers
+            .to_ascii_lowercase()
+            .contains("content-security-policy")
+    );
+    let me = request(addr, "GET", "/api/me", &[], "").await;
+    assert_eq!(me.status, 401, "{}", me.body);
+    assert!(
+        me.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not logged in"))
+    );
+
+    // Bad input: not JSON, a missing field, an unknown field.
+    let bad = request(addr, "POST", "/api/login", &[], "agent=ann").await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("login form")),
+        "{}",
+        bad.body
+    );
+    let missing = login(addr, json!({ "agent": "ann" })).await;
+    assert_eq!(missing.status, 400);
+    assert!(
+        missing.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("password")),
+        "{}",
+        missing.body
+    );
+    let unknown = login(
+        addr,
+        json!({ "agent": "ann", "password": "x", "admin": true }),
+    )
+    .await;
+    assert_eq!(unknown.status, 400, "{}", unknown.body);
+
+    // Wrong password and unknown agent: the same 401; the disabled account: 403; a phone
+    // the account does not have: 422.
+    let wrong = login(addr, json!({ "agent": "ann", "password": "nope" })).await;
+    assert_eq!(wrong.status, 401);
+    let nobody = login(addr, json!({ "agent": "zed", "password": "nope" })).await;
+    assert_eq!(nobody.status, 401);
+    assert_eq!(wrong.body, nobody.body, "no hint of who exists");
+    let disabled = login(addr, json!({ "agent": "old", "password": "pw-old" })).await;
+    assert_eq!(disabled.status, 403, "{}", disabled.body);
+    let phone = login(
+        addr,
+        json!({ "agent": "ann", "password": "pw-ann", "take_calls_on": "phone" }),
+    )
+    .await;
+    assert_eq!(phone.status, 422, "{}", phone.body);
+
+    // The agent logs in: the cookie opens the API; the wallboard is not theirs.
+    let ok = login(addr, json!({ "agent": "ann", "password": "pw-ann" })).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let ann = cookie_of(&ok);
+    let me = request(addr, "GET", "/api/me", &[("Cookie", &ann)], "").await;
+    assert_eq!(me.status, 200);
+    assert_eq!(me.body["agent"], "ann");
+    assert_eq!(me.body["endpoint"]["kind"], "console");
+    assert!(
+        me.body["dispositions"]
+            .as_array()
+            .is_some_and(|d| d.len() > 3)
+    );
+    let board = request(
+        addr,
+        "GET",
+        "/api/supervisor/wallboard",
+        &[("Cookie", &ann)],
+        "",
+    )
+    .await;
+    assert_eq!(board.status, 403);
+    let stats = request(addr, "GET", "/api/agent/stats", &[("Cookie", &ann)], "").await;
+    assert_eq!(stats.status, 200);
+    assert_eq!(stats.body["stats"]["calls"], 0);
+
+    // A disposition needs a call the agent took, and well-formed fields.
+    let not_mine = request(
+        addr,
+        "POST",
+        "/api/agent/disposition",
+        &[("Cookie", &ann)],
+        &json!({ "call": "c-1", "disposition": "resolved" }).to_string(),
+    )
+    .await;
+    assert_eq!(not_mine.status, 404, "{}", not_mine.body);
+    let garbage = request(
+        addr,
+        "POST",
+        "/api/agent/disposition",
+        &[("Cookie", &ann)],
+        "{",
+    )
+    .await;
+    assert_eq!(garbage.status, 400);
+
+    // The WebSocket: no session → 401; a foreign page → 403.
+    let ws_headers = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    let anon = request(addr, "GET", "/api/agent/ws", &ws_headers, "").await;
+    assert_eq!(anon.status, 401);
+    let mut foreign = ws_headers.to_vec();
+    foreign.push(("Cookie", &ann));
+    foreign.push(("Origin", "http://evil.example"));
+    let cross = request(addr, "GET", "/api/agent/ws", &foreign, "").await;
+    assert_eq!(cross.status, 403, "{}", cross.body);
+
+    // The supervisor sees the wallboard.
+    let sue = login(addr, json!({ "agent": "sue", "password": "pw-sue" })).await;
+    let sue = cookie_of(&sue);
+    let board = request(
+        addr,
+        "GET",
+        "/api/supervisor/wallboard",
+        &[("Cookie", &sue)],
+        "",
+    )
+    .await;
+    assert_eq!(board.status, 200, "{}", board.body);
+    assert_eq!(board.body["desk"]["queues"][0]["name"], "collections");
+
+    // Logging out ends the session.
+    let out = request(addr, "POST", "/api/logout", &[("Cookie", &ann)], "").await;
+    assert_eq!(out.status, 200);
+    let me = request(addr, "GET", "/api/me", &[("Cookie", &ann)], "").await;
+    assert_eq!(me.status, 401);
+
+    // Guessing: after 5 failures the account is locked, even for the right password.
+    for _ in 0..5 {
+        let r = login(addr, json!({ "agent": "sue", "password": "guess" })).await;
+        assert_eq!(r.status, 401);
+    }
+    let locked = login(addr, json!({ "agent": "sue", "password": "pw-sue" })).await;
+    assert_eq!(locked.status, 429, "{}", locked.body);
+    assert!(
+        locked.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("locked"))
+    );
+}
