@@ -12,7 +12,9 @@
 //!   phone must record; the customer plays 700 Hz, which the page's analyser must hear;
 //! - the agent clicks Hang up, fills in the disposition form and saves it; the store holds the
 //!   disposition and the call record the robot's and the agent's legs; the page's "My day"
-//!   counts the call.
+//!   counts the call;
+//! - meanwhile a supervisor, in another window, sees the agent on the call on the wallboard and
+//!   listens in: the page hears both the customer's 700 Hz and the agent's 1300 Hz.
 //!
 //! Runs in a network namespace it creates (see `bot-runtime/tests/support/baresip.rs`).
 
@@ -176,6 +178,22 @@ async fn in_namespace() {
         .await
         .expect("agent");
     store
+        .save_agent(
+            "default",
+            &AgentAccount {
+                id: "sue".into(),
+                name: "Sue Supervisor".into(),
+                password_hash: admin_api::auth::hash_password("battery staple").expect("hash"),
+                skills: BTreeMap::new(),
+                role: "supervisor".into(),
+                sip_user: None,
+                sip_password: None,
+                disabled: false,
+            },
+        )
+        .await
+        .expect("supervisor");
+    store
         .save_queue(
             "default",
             &QueueConfig {
@@ -334,8 +352,62 @@ async fn in_namespace() {
     )
     .await;
     println!("the page hears {heard}");
+
+    // The supervisor, in another window (another origin, so another cookie jar), sees the
+    // agent on the call on the wallboard and listens in: both sides, mixed.
+    let agent_window = client.window().await.expect("agent window");
+    let supervisor_window = client.new_window(false).await.expect("new window");
+    client
+        .switch_to_window(supervisor_window.handle)
+        .await
+        .expect("switch to the supervisor");
+    let port = console_addr.port();
+    client
+        .goto(&format!("http://localhost:{port}/supervisor"))
+        .await
+        .expect("load the wallboard");
+    type_into(&client, "login-agent", "sue").await;
+    type_into(&client, "login-password", "battery staple").await;
+    client
+        .find(Locator::Css("#login-form button"))
+        .await
+        .expect("login button")
+        .click()
+        .await
+        .expect("log in");
+    wait_for(
+        &client,
+        "the wallboard shows Ann on the call",
+        "const b = document.querySelector('button.listen'); return b ? b.dataset.call : null;",
+        |v| v.as_str().is_some_and(|call| !call.is_empty()),
+    )
+    .await;
+    client
+        .find(Locator::Css("button.listen"))
+        .await
+        .expect("listen button")
+        .click()
+        .await
+        .expect("listen");
+    let levels = wait_for(
+        &client,
+        "the supervisor hears the customer (700 Hz) and the agent (1300 Hz)",
+        "return levels([700, 1300]);",
+        |v| {
+            v.as_array().is_some_and(|l| {
+                l.len() == 2 && l.iter().all(|d| d.as_f64().unwrap_or(-999.0) > -70.0)
+            })
+        },
+    )
+    .await;
+    println!("the supervisor hears 700 Hz and 1300 Hz at {levels} dB");
+    client
+        .switch_to_window(agent_window)
+        .await
+        .expect("back to the agent");
+
     // Let the customer hear the agent for a while, then hang up from the page.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     click(&client, "btn-hangup").await;
     let record = tokio::time::timeout(Duration::from_secs(30), dial)
         .await

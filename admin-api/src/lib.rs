@@ -4,7 +4,8 @@
 //! - [`auth`]: Argon2id passwords, cookie sessions, a brake on guessing.
 //! - [`agent`]: login, the console's WebSocket (the desk's notices out; state changes, accept
 //!   with a WebRTC offer, reject and hang-up in), dispositions with callbacks, own figures.
-//! - [`supervisor`]: the wallboard (queues, agents, calls waiting) for supervisors.
+//! - [`supervisor`]: the wallboard (queues, agents, calls waiting) and listen-in on a live call,
+//!   for supervisors.
 //!
 //! Errors are JSON `{"error": reason}` with a 4xx status that says whose fault it is.
 
@@ -97,6 +98,7 @@ impl Console {
             .route("/api/agent/stats", get(agent::stats))
             .route("/api/agent/disposition", post(agent::disposition))
             .route("/api/supervisor/wallboard", get(supervisor::wallboard))
+            .route("/api/supervisor/listen", post(supervisor::listen))
             .with_state(self.clone())
     }
 

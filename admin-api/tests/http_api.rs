@@ -310,6 +310,43 @@ async fn logins_sessions_roles_and_bad_input() {
     assert_eq!(board.status, 200, "{}", board.body);
     assert_eq!(board.body["desk"]["queues"][0]["name"], "collections");
 
+    // Listen-in: supervisors only; a garbage offer is refused with the reason.
+    let listen = json!({ "call": "c-1", "sdp": "v=0\r\nnot an offer" }).to_string();
+    let r = request(
+        addr,
+        "POST",
+        "/api/supervisor/listen",
+        &[("Cookie", &ann)],
+        &listen,
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = request(
+        addr,
+        "POST",
+        "/api/supervisor/listen",
+        &[("Cookie", &sue)],
+        &listen,
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("offer")),
+        "{}",
+        r.body
+    );
+    let r = request(
+        addr,
+        "POST",
+        "/api/supervisor/listen",
+        &[("Cookie", &sue)],
+        "{}",
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+
     // Logging out ends the session.
     let out = request(addr, "POST", "/api/logout", &[("Cookie", &ann)], "").await;
     assert_eq!(out.status, 200);

@@ -162,6 +162,11 @@ enum Cmd {
     Transfer(TransferRequest),
     Abandon(CallKey),
     Snapshot(oneshot::Sender<Snapshot>),
+    Listen {
+        call: CallKey,
+        leg: ConnectedLeg,
+        reply: oneshot::Sender<Result<(), DeskError>>,
+    },
     Rung {
         agent: AgentId,
         call: CallKey,
@@ -206,6 +211,8 @@ struct CallEntry {
     connected: Option<AgentId>,
     /// Ends the agent's leg (the agent hangs up from the console).
     stop: Option<oneshot::Sender<()>>,
+    /// Adds a listener to the connected call (see [`super::listen`]).
+    listen: Option<mpsc::UnboundedSender<ConnectedLeg>>,
 }
 
 struct DeskTask {
@@ -344,6 +351,17 @@ impl Desk {
         let _ = self.tx.send(Cmd::Abandon(call.to_string()));
     }
 
+    /// A supervisor listens in on a connected call through `leg` (what the leg sends is
+    /// discarded; it ends when the call does).
+    pub async fn listen(&self, call: &str, leg: ConnectedLeg) -> Result<(), DeskError> {
+        self.ask(|reply| Cmd::Listen {
+            call: call.to_string(),
+            leg,
+            reply,
+        })
+        .await?
+    }
+
     /// Queues and agents now (the supervisor's wallboard).
     pub async fn snapshot(&self) -> Result<Snapshot, DeskError> {
         self.ask(Cmd::Snapshot).await
@@ -464,6 +482,17 @@ impl DeskTask {
             Cmd::Snapshot(reply) => {
                 let _ = reply.send(self.engine.snapshot(now));
             }
+            Cmd::Listen { call, leg, reply } => {
+                let r = match self.calls.get(&call).and_then(|c| c.listen.as_ref()) {
+                    Some(add) => add
+                        .send(leg)
+                        .map_err(|_| DeskError::Refused(format!("call `{call}` has just ended"))),
+                    None => Err(DeskError::Refused(format!(
+                        "call `{call}` is not connected to an agent"
+                    ))),
+                };
+                let _ = reply.send(r);
+            }
             Cmd::Rung {
                 agent,
                 call,
@@ -518,6 +547,7 @@ impl DeskTask {
                         ringing: None,
                         connected: None,
                         stop: None,
+                        listen: None,
                     },
                 );
                 self.apply(out);
@@ -729,6 +759,8 @@ impl DeskTask {
             return;
         };
         c.connected = Some(agent.clone());
+        let (leg, listen) = super::listen::tap(leg);
+        c.listen = Some(listen);
         let info = AgentInfo {
             id: agent.clone(),
             name,
