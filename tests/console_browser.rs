@@ -333,6 +333,12 @@ async fn in_namespace() {
         "customer panel: {customer_panel}"
     );
     assert_eq!(text_of(&client, "offer-queue").await, "collections");
+    // The flow's script for the agent, filled in with the lead's data.
+    let script = text_of(&client, "script").await;
+    assert!(
+        script.contains("Greet Chloe by name") && script.contains("hardship team"),
+        "script on the page: {script}"
+    );
 
     click(&client, "btn-accept").await;
     status(&client, "on_call").await;
