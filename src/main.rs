@@ -65,6 +65,9 @@ enum Command {
     /// Agent queues: set, list (skills, priority, timeouts, overflow, wrap-up).
     #[command(subcommand)]
     Queues(cli::agents::QueuesCommand),
+    /// Admin API tokens: create (printed once), list, revoke.
+    #[command(subcommand)]
+    Tokens(cli::agents::TokensCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -90,6 +93,7 @@ fn main() -> std::process::ExitCode {
         Command::Dialer(c) => cli::dialer::run(c, &models),
         Command::Agents(c) => cli::agents::run(c),
         Command::Queues(c) => cli::agents::run_queues(c),
+        Command::Tokens(c) => cli::agents::run_tokens(c),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

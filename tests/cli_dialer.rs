@@ -1920,6 +1920,28 @@ fn agents_and_queues(env: &Env) {
     assert_eq!(queues.lines().count(), 2, "{queues}");
     assert!(queues.contains("\"name\":\"collections\""), "{queues}");
 
+    // Admin API tokens: printed once, listed without the token, revoked.
+    let token = env.ok(&["tokens", "create", "--name", "ops", "--role", "auditor"]);
+    let token = token.trim();
+    assert!(token.starts_with("cb_"), "{token}");
+    let err = env.fails(&["tokens", "create", "--name", "ops", "--role", "root"]);
+    assert!(err.contains("unknown role"), "{err}");
+    let listed = env.ok(&["tokens", "list"]);
+    assert!(listed.contains("\tops\tauditor\t"), "{listed}");
+    assert!(
+        !listed.contains(token),
+        "the token itself is never shown again"
+    );
+    let id = listed
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split('\t').next())
+        .expect("a token id")
+        .to_string();
+    env.ok(&["tokens", "revoke", &id]);
+    let err = env.fails(&["tokens", "revoke", &id]);
+    assert!(err.contains("no live token"), "{err}");
+
     env.ok(&["agents", "disable", "ann"]);
     let sip = env.with_store(async |s| s.sip_accounts().await.expect("sip accounts"));
     assert!(

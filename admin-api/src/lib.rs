@@ -4,12 +4,15 @@
 //! - [`auth`]: Argon2id passwords, cookie sessions, a brake on guessing.
 //! - [`agent`]: login, the console's WebSocket (the desk's notices out; state changes, accept
 //!   with a WebRTC offer, reject and hang-up in), dispositions with callbacks, own figures.
+//! - [`api`]: the admin REST API (`/api/v1`, bearer tokens with roles, OpenAPI document) and
+//!   `/metrics`.
 //! - [`supervisor`]: the wallboard (queues, agents, calls waiting) and listen-in on a live call,
 //!   for supervisors.
 //!
 //! Errors are JSON `{"error": reason}` with a 4xx status that says whose fault it is.
 
 pub mod agent;
+pub mod api;
 pub mod auth;
 pub mod supervisor;
 
@@ -65,6 +68,8 @@ pub(crate) struct Inner {
     pub desk: Desk,
     pub cfg: ConsoleConfig,
     pub sessions: auth::Sessions,
+    /// The call server's metrics, served at `/metrics`.
+    pub metrics: Option<Arc<bot_runtime::metrics::Metrics>>,
     /// (tenant, agent) → their calls of this server's lifetime.
     pub calls: Mutex<HashMap<(String, String), HashMap<CallKey, AgentCall>>>,
 }
@@ -75,12 +80,32 @@ pub struct Console(pub(crate) Arc<Inner>);
 
 impl Console {
     pub fn new(store: Arc<Store>, desk: Desk, cfg: ConsoleConfig) -> Console {
+        Console::build(store, desk, cfg, None)
+    }
+
+    /// The same server, serving these metrics at `/metrics`.
+    pub fn with_metrics(
+        store: Arc<Store>,
+        desk: Desk,
+        cfg: ConsoleConfig,
+        metrics: Arc<bot_runtime::metrics::Metrics>,
+    ) -> Console {
+        Console::build(store, desk, cfg, Some(metrics))
+    }
+
+    fn build(
+        store: Arc<Store>,
+        desk: Desk,
+        cfg: ConsoleConfig,
+        metrics: Option<Arc<bot_runtime::metrics::Metrics>>,
+    ) -> Console {
         let sessions = auth::Sessions::new(cfg.session_ttl);
         Console(Arc::new(Inner {
             store,
             desk,
             cfg,
             sessions,
+            metrics,
             calls: Mutex::new(HashMap::new()),
         }))
     }
@@ -99,6 +124,7 @@ impl Console {
             .route("/api/agent/disposition", post(agent::disposition))
             .route("/api/supervisor/wallboard", get(supervisor::wallboard))
             .route("/api/supervisor/listen", post(supervisor::listen))
+            .merge(api::routes())
             .with_state(self.clone())
     }
 

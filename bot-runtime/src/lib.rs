@@ -12,6 +12,7 @@
 //! - [`playout`]: the robot's speech queue fed to the media session, sans-IO.
 
 pub mod agents;
+pub mod api_access;
 pub mod amd;
 pub mod call;
 pub mod demo;

@@ -1,5 +1,6 @@
-//! `callbot agents …` and `callbot queues …`: the human agents' accounts (console login,
-//! skills, SIP phone) and the queues the flows transfer to, per tenant.
+//! `callbot agents …`, `callbot queues …` and `callbot tokens …`: the human agents' accounts
+//! (console login, skills, SIP phone), the queues the flows transfer to, and the admin API's
+//! tokens, per tenant.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,6 +20,28 @@ pub enum AgentsCommand {
     List(DbOnly),
     /// Disable an agent (they can no longer log in; their SIP phone can no longer register).
     Disable(AgentId),
+}
+
+#[derive(Subcommand)]
+pub enum TokensCommand {
+    /// Create an admin API token (printed once; only its hash is kept).
+    Create(CreateToken),
+    /// List the tenant's tokens (never the tokens themselves).
+    List(DbOnly),
+    /// Revoke a token by its id.
+    Revoke(AgentId),
+}
+
+#[derive(Args)]
+pub struct CreateToken {
+    /// What the token is for (it names the caller in the audit log).
+    #[arg(long)]
+    name: String,
+    /// `admin`, `supervisor`, `auditor` or `agent`.
+    #[arg(long)]
+    role: String,
+    #[command(flatten)]
+    db: DbArgs,
 }
 
 #[derive(Subcommand)]
@@ -178,6 +201,46 @@ pub fn run(cmd: AgentsCommand) -> anyhow::Result<()> {
                 ag.disabled = true;
                 store.save_agent(&a.db.tenant, &ag).await?;
                 println!("agent {} disabled", a.id);
+            }
+        }
+        Ok(())
+    })
+}
+
+pub fn run_tokens(cmd: TokensCommand) -> anyhow::Result<()> {
+    rt()?.block_on(async move {
+        match cmd {
+            TokensCommand::Create(t) => {
+                let store = t.db.open().await?;
+                let (record, token) = store
+                    .create_api_token(&t.db.tenant, &t.name, &t.role)
+                    .await?;
+                eprintln!(
+                    "token {} ({}, role {}) for tenant {}; it is shown only now:",
+                    record.id, record.name, record.role, record.tenant
+                );
+                println!("{token}");
+            }
+            TokensCommand::List(a) => {
+                let store = a.db.open().await?;
+                println!("id\tname\trole\tcreated\trevoked");
+                for t in store.api_tokens(&a.db.tenant).await? {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        t.id,
+                        t.name,
+                        t.role,
+                        t.created_at.to_rfc3339(),
+                        t.revoked_at.map_or("-".to_string(), |r| r.to_rfc3339())
+                    );
+                }
+            }
+            TokensCommand::Revoke(a) => {
+                let store = a.db.open().await?;
+                if !store.revoke_api_token(&a.db.tenant, &a.id).await? {
+                    bail!("no live token {:?} in tenant {:?}", a.id, a.db.tenant);
+                }
+                println!("token {} revoked", a.id);
             }
         }
         Ok(())

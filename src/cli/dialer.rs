@@ -48,7 +48,8 @@ pub struct RunArgs {
     /// Exit when no campaign is running and no call is in progress.
     #[arg(long)]
     until_idle: bool,
-    /// Serve the agent console and the supervisor's wallboard on this address, and hand
+    /// Serve the agent console, the supervisor's wallboard, the admin API and the metrics on
+    /// this address, and hand
     /// the flows' transfers to the tenant's queues (`callbot queues set`) and agents.
     #[arg(long)]
     console: Option<SocketAddr>,
@@ -77,12 +78,13 @@ pub fn run(cmd: DialerCommand, models: &ModelsDir) -> anyhow::Result<()> {
         if let Some(dir) = &a.recordings {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
+        let metrics = engines.metrics.clone();
         let (runtime, _records) = Runtime::start(engines, cfg, Some(store.clone()))
             .await
             .with_context(|| format!("binding SIP on {}", a.sip))?;
         if let Some(addr) = a.console {
             let webrtc_ip = a.webrtc_ip.unwrap_or(addr.ip());
-            start_console(&store, &runtime, &a.db.tenant, addr, webrtc_ip).await?;
+            start_console(&store, &runtime, &a.db.tenant, addr, webrtc_ip, metrics).await?;
         }
         let mut dcfg = DialerConfig::new(&a.node);
         dcfg.max_calls = a.max_calls;
@@ -129,6 +131,9 @@ pub fn run(cmd: DialerCommand, models: &ModelsDir) -> anyhow::Result<()> {
                     DialerEvent::CampaignFinished { campaign, .. } => {
                         println!("{campaign}\tfinished")
                     }
+                    DialerEvent::Held { campaign, reason } => {
+                        println!("{campaign}\theld\t{reason}")
+                    }
                 }
             }
         });
@@ -147,6 +152,7 @@ pub async fn start_console(
     tenant: &str,
     addr: SocketAddr,
     webrtc_ip: IpAddr,
+    metrics: Arc<bot_runtime::metrics::Metrics>,
 ) -> anyhow::Result<()> {
     let queues = store.queues(tenant).await?;
     if queues.is_empty() {
@@ -162,11 +168,14 @@ pub async fn start_console(
         ..ConsoleConfig::default()
     };
     cfg.webrtc.host_ips = vec![webrtc_ip];
-    let console = Console::new(store.clone(), desk, cfg);
+    let console = Console::with_metrics(store.clone(), desk, cfg, metrics);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the console on {addr}"))?;
-    println!("agent console on http://{}/agent", listener.local_addr()?);
+    let local = listener.local_addr()?;
+    println!(
+        "agent console on http://{local}/agent, admin API on http://{local}/api/v1 (OpenAPI: /api/v1/openapi.json), metrics on /metrics"
+    );
     tokio::spawn(async move {
         if let Err(e) = console.serve(listener).await {
             eprintln!("the console server stopped: {e}");

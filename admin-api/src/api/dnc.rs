@@ -1,0 +1,143 @@
+//! The tenant's do-not-call list: read (audited), add, remove.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bot_runtime::dialer::db::DncEntry;
+use bot_runtime::dialer::phone;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{ADMINS, OPERATORS, READERS, allowed, audit, store_error};
+use crate::{Console, error};
+
+/// The tenant's DNC entries (personal data: the read is audited).
+#[utoipa::path(get, path = "/api/v1/dnc", security(("token" = [])), responses(
+    (status = 200, description = "entries"),
+    (status = 401, description = "no or bad token"),
+    (status = 403, description = "role agent")))]
+pub async fn list(State(c): State<Console>, headers: HeaderMap) -> Response {
+    let t = match allowed(&c, &headers, READERS, "read the DNC list").await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if let Err(r) = audit(&c, &t, "read_dnc", &t.tenant, json!({})).await {
+        return r;
+    }
+    match c.0.store.list_dnc(&t.tenant).await {
+        Ok(entries) => Json(json!({ "entries": entries })).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// The body of `POST /api/v1/dnc`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDnc {
+    /// The number, E.164 or national (with `region`).
+    pub phone: String,
+    pub reason: String,
+    /// ISO 3166 region for a national number (default US).
+    pub region: Option<String>,
+    /// When the entry lifts by itself (RFC 3339); absent: never.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Adds a number to the tenant's DNC list (effective for the next dial decision).
+#[utoipa::path(post, path = "/api/v1/dnc", request_body = NewDnc, security(("token" = [])), responses(
+    (status = 201, description = "added"),
+    (status = 400, description = "malformed body"),
+    (status = 401, description = "no or bad token"),
+    (status = 403, description = "not admin or supervisor"),
+    (status = 422, description = "not a phone number, or an expiry in the past")))]
+pub async fn add(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let t = match allowed(&c, &headers, OPERATORS, "add DNC entries").await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let new: NewDnc = match serde_json::from_slice(&body) {
+        Ok(n) => n,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("DNC entry: {e}")),
+    };
+    let region = new.region.as_deref().unwrap_or("US");
+    let Ok(region) = region.parse() else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("region {region:?} is not an ISO 3166 region code"),
+        );
+    };
+    let number = match phone::normalize(&new.phone, region) {
+        Ok(p) => p.e164,
+        Err(e) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{:?}: {e}", new.phone),
+            );
+        }
+    };
+    if new.reason.trim().is_empty() {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a DNC entry needs a reason",
+        );
+    }
+    if new.expires_at.is_some_and(|e| e <= Utc::now()) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the expiry is in the past",
+        );
+    }
+    let entry = DncEntry {
+        tenant: t.tenant.clone(),
+        phone: number.clone(),
+        reason: new.reason.clone(),
+        source: "api".into(),
+        added_by: format!("api:{}", t.name),
+        added_at: Utc::now(),
+        expires_at: new.expires_at,
+    };
+    if let Err(e) = c.0.store.add_dnc(std::slice::from_ref(&entry)).await {
+        return store_error(e, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    if let Err(r) = audit(&c, &t, "dnc_add", &number, json!({ "reason": new.reason })).await {
+        return r;
+    }
+    (StatusCode::CREATED, Json(json!({ "entry": entry }))).into_response()
+}
+
+/// Removes a number from the tenant's DNC list.
+#[utoipa::path(delete, path = "/api/v1/dnc/{phone}", params(("phone" = String, Path, description = "E.164 number")),
+    security(("token" = [])), responses(
+    (status = 200, description = "removed"),
+    (status = 401, description = "no or bad token"),
+    (status = 403, description = "not admin"),
+    (status = 404, description = "not on the tenant's list")))]
+pub async fn remove(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(number): Path<String>,
+) -> Response {
+    let t = match allowed(&c, &headers, ADMINS, "remove DNC entries").await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    match c.0.store.remove_dnc(&t.tenant, &number).await {
+        Ok(true) => {
+            if let Err(r) = audit(&c, &t, "dnc_remove", &number, json!({})).await {
+                return r;
+            }
+            Json(json!({ "removed": number })).into_response()
+        }
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            format!("{number} is not on the list"),
+        ),
+        Err(e) => store_error(e, StatusCode::UNPROCESSABLE_ENTITY),
+    }
+}

@@ -1,0 +1,159 @@
+//! The admin REST API, `/api/v1`: bearer tokens with a role per tenant (`callbot tokens
+//! create`), an OpenAPI document at `/api/v1/openapi.json` generated from the handlers
+//! (`utoipa`), and JSON errors `{"error": reason}`.
+//!
+//! Roles: `admin` everything in its tenant; `supervisor` operations (campaign control, DNC
+//! additions, agents and queues, calls); `auditor` read-only, the audit log included; `agent`
+//! nothing here. Another tenant's objects answer 404, as if they did not exist. Every read of
+//! personal data (calls, DNC numbers) is written to the audit log with the token's name.
+
+pub mod calls;
+pub mod campaigns;
+pub mod dnc;
+pub mod system;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use bot_runtime::api_access::ApiToken;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::{Console, error};
+
+/// The OpenAPI document of `/api/v1`.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "callbot admin API", description = "Operations, audit and reports of callbot."),
+    paths(
+        system::health,
+        system::ready,
+        system::whoami,
+        system::audit_log,
+        campaigns::list,
+        campaigns::get_one,
+        campaigns::set_status,
+        dnc::list,
+        dnc::add,
+        dnc::remove,
+        calls::list,
+        calls::get_one,
+        system::agents,
+        system::queues,
+    ),
+    modifiers(&Bearer),
+    tags((name = "callbot"))
+)]
+pub struct ApiDoc;
+
+struct Bearer;
+
+impl utoipa::Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API's routes (merged into the console server's router).
+pub fn routes() -> Router<Console> {
+    Router::new()
+        .route("/api/v1/openapi.json", get(system::openapi))
+        .route("/api/v1/health", get(system::health))
+        .route("/api/v1/ready", get(system::ready))
+        .route("/api/v1/whoami", get(system::whoami))
+        .route("/api/v1/audit", get(system::audit_log))
+        .route("/api/v1/agents", get(system::agents))
+        .route("/api/v1/queues", get(system::queues))
+        .route("/api/v1/campaigns", get(campaigns::list))
+        .route("/api/v1/campaigns/{id}", get(campaigns::get_one))
+        .route("/api/v1/campaigns/{id}/status", post(campaigns::set_status))
+        .route("/api/v1/dnc", get(dnc::list).post(dnc::add))
+        .route("/api/v1/dnc/{phone}", delete(dnc::remove))
+        .route("/api/v1/calls", get(calls::list))
+        .route("/api/v1/calls/{id}", get(calls::get_one))
+        .route("/metrics", get(system::metrics))
+}
+
+/// The caller, from `Authorization: Bearer TOKEN`.
+pub(crate) async fn caller(c: &Console, headers: &HeaderMap) -> Result<ApiToken, Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "an API token is required (Authorization: Bearer TOKEN)",
+        ));
+    };
+    match c.0.store.api_token(token).await {
+        Ok(Some(t)) => Ok(t),
+        Ok(None) => Err(error(
+            StatusCode::UNAUTHORIZED,
+            "unknown or revoked API token",
+        )),
+        Err(e) => Err(error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+    }
+}
+
+/// The caller, if their role is one of `roles`; else 401/403.
+pub(crate) async fn allowed(
+    c: &Console,
+    headers: &HeaderMap,
+    roles: &[&str],
+    what: &str,
+) -> Result<ApiToken, Response> {
+    let t = caller(c, headers).await?;
+    if roles.contains(&t.role.as_str()) {
+        Ok(t)
+    } else {
+        Err(error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "role {} may not {what} (needs: {})",
+                t.role,
+                roles.join(" or ")
+            ),
+        ))
+    }
+}
+
+/// Writes an audit event for a read of personal data (or a change); a failure to write it
+/// refuses the request (nothing is read without a trace).
+pub(crate) async fn audit(
+    c: &Console,
+    t: &ApiToken,
+    action: &str,
+    subject: &str,
+    detail: serde_json::Value,
+) -> Result<(), Response> {
+    c.0.store
+        .audit(
+            &t.tenant,
+            &format!("api:{}", t.name),
+            action,
+            subject,
+            detail,
+        )
+        .await
+        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, format!("audit log: {e}")))
+}
+
+/// A store error as a response: refusals are the caller's (409 or 422), the rest ours.
+pub(crate) fn store_error(e: bot_runtime::store::StoreError, refused: StatusCode) -> Response {
+    match e {
+        bot_runtime::store::StoreError::Refused { reason, .. } => error(refused, reason),
+        other => error(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    }
+}
+
+pub(crate) const READERS: &[&str] = &["admin", "supervisor", "auditor"];
+pub(crate) const OPERATORS: &[&str] = &["admin", "supervisor"];
+pub(crate) const ADMINS: &[&str] = &["admin"];
