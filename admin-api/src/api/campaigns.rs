@@ -63,8 +63,16 @@ pub async fn get_one(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusChange {
-    /// `running` (start or resume), `paused` or `stopped`.
-    pub status: String,
+    pub status: Target,
+}
+
+/// `running` (start or resume), `paused` or `stopped`.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Running,
+    Paused,
+    Stopped,
 }
 
 /// Starts, pauses, resumes or stops a campaign.
@@ -90,16 +98,10 @@ pub async fn set_status(
         Ok(s) => s,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("status change: {e}")),
     };
-    let to = match change.status.as_str() {
-        "running" => CampaignStatus::Running,
-        "paused" => CampaignStatus::Paused,
-        "stopped" => CampaignStatus::Stopped,
-        other => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("status {other:?}: running, paused or stopped"),
-            );
-        }
+    let to = match change.status {
+        Target::Running => CampaignStatus::Running,
+        Target::Paused => CampaignStatus::Paused,
+        Target::Stopped => CampaignStatus::Stopped,
     };
     match c.0.store.campaign(&t.tenant, &id).await {
         Ok(Some(_)) => {}
@@ -113,15 +115,7 @@ pub async fn set_status(
         .await
     {
         Ok(from) => {
-            if let Err(r) = audit(
-                &c,
-                &t,
-                "campaign_status",
-                &id,
-                json!({ "to": change.status }),
-            )
-            .await
-            {
+            if let Err(r) = audit(&c, &t, "campaign_status", &id, json!({ "to": to })).await {
                 return r;
             }
             Json(json!({ "campaign": id, "from": from, "status": to })).into_response()

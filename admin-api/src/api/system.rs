@@ -74,6 +74,7 @@ pub struct AuditQuery {
 /// The tenant's audit log, newest first: who did or read what, when.
 #[utoipa::path(get, path = "/api/v1/audit", params(AuditQuery), security(("token" = [])), responses(
     (status = 200, description = "audit events"),
+    (status = 400, description = "bad query"),
     (status = 401, description = "no or bad token"),
     (status = 403, description = "not admin or auditor")))]
 pub async fn audit_log(
