@@ -54,6 +54,9 @@ pub struct CallSetup {
     pub max_duration: Duration,
     /// Where the flow's transfers go (`None`: no agents; a transfer runs the flow's fallback).
     pub desk: Option<Desk>,
+    /// The longest a transfer waits for an agent, when shorter than the queue's `max_wait`
+    /// (the dialer's human campaigns: the safe harbour). `None`: the queue's.
+    pub transfer_max_wait: Option<Duration>,
 }
 
 /// The SIP side of the call.
@@ -282,6 +285,7 @@ struct Session {
     ended_by: Option<&'static str>,
     max_ms: u64,
     desk: Option<Desk>,
+    transfer_max_wait: Option<Duration>,
     customer: CustomerInfo,
     transfer: Transfer,
     /// The updates of a transfer just requested (the call loop takes it).
@@ -834,12 +838,16 @@ impl Session {
                 };
                 let (updates, rx) = mpsc::unbounded_channel();
                 self.new_transfer = Some(rx);
-                desk.transfer(TransferRequest {
+                let req = TransferRequest {
                     call: self.id.clone(),
                     summary: *summary,
                     customer: self.customer.clone(),
                     updates,
-                });
+                };
+                match self.transfer_max_wait {
+                    Some(limit) => desk.transfer_within(req, limit),
+                    None => desk.transfer(req),
+                }
                 Vec::new()
             }
             CallAction::ColdTransfer { to, reason, step } => {
@@ -1349,6 +1357,7 @@ pub async fn run_call(
         ended_by: None,
         max_ms: setup.max_duration.as_millis() as u64,
         desk: setup.desk.clone(),
+        transfer_max_wait: setup.transfer_max_wait,
         customer: CustomerInfo {
             phone: setup.record.phone.clone(),
             lead_id: setup.record.lead_id.clone(),

@@ -112,6 +112,14 @@ impl PlacedCall {
     pub fn sent(&self) -> bool {
         matches!(self.0, Placed::Sent(_))
     }
+
+    /// Transfers of this call wait at most `max_wait` for an agent (when shorter than the
+    /// queue's `max_wait`): the dialer's safe harbour for human campaigns.
+    pub fn limit_transfer_wait(&mut self, max_wait: Duration) {
+        if let Placed::Sent(s) = &mut self.0 {
+            s.transfer_max_wait = Some(max_wait);
+        }
+    }
 }
 
 enum Placed {
@@ -126,6 +134,7 @@ struct Sent {
     socket: UdpSocket,
     events: mpsc::UnboundedReceiver<CallEvent>,
     dial: Dial,
+    transfer_max_wait: Option<Duration>,
 }
 
 /// How an inbound call is handled: the flow and the lead data it runs with.
@@ -288,6 +297,11 @@ impl Runtime {
         *self.desk.lock().unwrap_or_else(|e| e.into_inner()) = Some(desk);
     }
 
+    /// The agent desk set with [`Runtime::set_desk`], if any.
+    pub fn desk(&self) -> Option<Desk> {
+        self.desk.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Be the registrar of the agents' SIP phones (user → password, digest in `realm`).
     pub fn set_registrar_accounts(&self, realm: &str, accounts: HashMap<String, String>) {
         self.agent.set_registrar_accounts(realm, accounts);
@@ -427,6 +441,7 @@ impl Runtime {
             live,
             max_duration: self.cfg.max_call,
             desk: self.desk.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            transfer_max_wait: None,
         }
     }
 
@@ -504,6 +519,7 @@ impl Runtime {
             socket,
             events: erx,
             dial: d,
+            transfer_max_wait: None,
         })))
     }
 
@@ -517,6 +533,7 @@ impl Runtime {
             socket,
             events: mut erx,
             dial: d,
+            transfer_max_wait,
         } = match placed.0 {
             Placed::Failed(record) => return self.finish(*record).await,
             Placed::Sent(sent) => *sent,
@@ -603,13 +620,14 @@ impl Runtime {
                     return self.finish(record).await;
                 }
             };
-        let setup = self.setup(
+        let mut setup = self.setup(
             record,
             d.flow.clone(),
             d.lead.clone(),
             d.amd,
             d.live.clone(),
         );
+        setup.transfer_max_wait = transfer_max_wait;
         let sip = SipLeg {
             agent: self.agent.clone(),
             call,

@@ -9,6 +9,7 @@ use bot_runtime::dialer::db::{
     CampaignKind, CampaignStatus, DialStart, DncEntry, LeadUpdate, NewAttempt, NewCampaign,
     NewLead, Order,
 };
+use bot_runtime::dialer::pacing::AbandonLedger;
 use bot_runtime::store::Store;
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -577,6 +578,94 @@ mod cases {
             .expect("close");
         assert_eq!(closed, 1);
     }
+
+    /// The abandon ledger: per-day rows added to by several writers at once, the 30-day window
+    /// (today and the 29 days before, UTC), tenant and campaign scoping, and the campaign stats.
+    pub async fn abandon_ledger_window(db: TestDb) {
+        let store = Arc::new(open(&db).await);
+        campaign(&store, "default", "c1").await;
+        campaign(&store, "default", "c2").await;
+        campaign(&store, "other", "c1").await;
+        let now = t(0);
+        let day = chrono::Duration::days(1);
+        let one = |answered: u64, abandoned: u64| AbandonLedger {
+            live_answered: answered,
+            abandoned,
+        };
+        // 20 concurrent writers on today's row: no lost update.
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                s.record_abandons("default", "c1", now, one(5, 1))
+                    .await
+                    .expect("record")
+            }));
+        }
+        for task in tasks {
+            task.await.expect("writer");
+        }
+        // Earlier days: 29 days ago is in the window, 30 days ago is not; nothing counts twice.
+        store
+            .record_abandons("default", "c1", now - day * 29, one(10, 2))
+            .await
+            .expect("record");
+        store
+            .record_abandons("default", "c1", now - day * 30, one(1000, 900))
+            .await
+            .expect("record");
+        // A zero delta writes nothing; other campaigns and tenants are apart.
+        store
+            .record_abandons("default", "c1", now, AbandonLedger::default())
+            .await
+            .expect("record");
+        store
+            .record_abandons("default", "c2", now, one(7, 7))
+            .await
+            .expect("record");
+        store
+            .record_abandons("other", "c1", now, one(3, 3))
+            .await
+            .expect("record");
+        let window = store
+            .abandon_window("default", "c1", now)
+            .await
+            .expect("window");
+        assert_eq!(window, one(110, 22));
+        assert!((window.rate() - 0.2).abs() < 1e-12);
+        // A day later the oldest day has left the window; a future row is not counted.
+        store
+            .record_abandons("default", "c1", now + day * 5, one(1, 1))
+            .await
+            .expect("record");
+        assert_eq!(
+            store
+                .abandon_window("default", "c1", now + day)
+                .await
+                .expect("window"),
+            one(100, 20)
+        );
+        assert_eq!(
+            store
+                .abandon_window("other", "c1", now)
+                .await
+                .expect("window"),
+            one(3, 3)
+        );
+        assert_eq!(
+            store
+                .abandon_window("default", "none", now)
+                .await
+                .expect("window"),
+            AbandonLedger::default()
+        );
+        let stats = store
+            .campaign_stats("default", "c1", now)
+            .await
+            .expect("stats");
+        assert_eq!(stats.abandons_30d, one(110, 22));
+        assert!((stats.abandon_rate_30d - 0.2).abs() < 1e-12);
+    }
 }
 
 macro_rules! suite {
@@ -612,6 +701,11 @@ macro_rules! suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn finish_recover_and_interrupt() {
                 cases::finish_recover_and_interrupt($fresh().await).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn abandon_ledger_window() {
+                cases::abandon_ledger_window($fresh().await).await
             }
         }
     };

@@ -159,7 +159,8 @@ enum Cmd {
         reply: oneshot::Sender<Result<(), DeskError>>,
     },
     Hangup(AgentId, CallKey),
-    Transfer(TransferRequest),
+    /// A transfer, with a shorter wait than the queue's `max_wait` when given.
+    Transfer(Box<TransferRequest>, Option<Duration>),
     Abandon(CallKey),
     Snapshot(oneshot::Sender<Snapshot>),
     Listen {
@@ -339,7 +340,21 @@ impl Desk {
 
     /// A flow transfers a call (see [`TransferUpdate`] for what the call then hears).
     pub fn transfer(&self, req: TransferRequest) {
-        if let Err(mpsc::error::SendError(Cmd::Transfer(req))) = self.tx.send(Cmd::Transfer(req)) {
+        self.send_transfer(req, None);
+    }
+
+    /// A transfer that waits at most `max_wait` for an agent (or the queue's own `max_wait` if
+    /// that is shorter), then fails like one that reached the queue's limit
+    /// ([`super::queue::QueueEngine::limit_wait`]): the dialer's human campaigns give live
+    /// answers the 2 s safe harbour this way.
+    pub fn transfer_within(&self, req: TransferRequest, max_wait: Duration) {
+        self.send_transfer(req, Some(max_wait));
+    }
+
+    fn send_transfer(&self, req: TransferRequest, max_wait: Option<Duration>) {
+        if let Err(mpsc::error::SendError(Cmd::Transfer(req, _))) =
+            self.tx.send(Cmd::Transfer(Box::new(req), max_wait))
+        {
             let _ = req.updates.send(TransferUpdate::Failed {
                 reason: "the agent desk has stopped".into(),
             });
@@ -462,7 +477,7 @@ impl DeskTask {
                     let _ = stop.send(());
                 }
             }
-            Cmd::Transfer(req) => self.transfer(req, now),
+            Cmd::Transfer(req, max_wait) => self.transfer(*req, max_wait, now),
             Cmd::Abandon(call) => {
                 if let Some(c) = self.calls.get_mut(&call)
                     && c.connected.is_none()
@@ -521,7 +536,7 @@ impl DeskTask {
         }
     }
 
-    fn transfer(&mut self, req: TransferRequest, now: Instant) {
+    fn transfer(&mut self, req: TransferRequest, max_wait: Option<Duration>, now: Instant) {
         let queue = req.summary.queue.clone();
         let input = Input::Enqueue {
             call: req.call.clone(),
@@ -531,6 +546,11 @@ impl DeskTask {
         match self.engine.handle(input, now) {
             Ok(out) => {
                 let call = req.call.clone();
+                if let Some(limit) = max_wait
+                    && let Err(e) = self.engine.limit_wait(&call, limit)
+                {
+                    tracing::warn!(%call, error = %e, "could not shorten the call's wait");
+                }
                 let position = self.engine.position(&call).map(|(_, p)| p).unwrap_or(0);
                 let _ = req.updates.send(TransferUpdate::Queued {
                     queue: queue.clone(),
@@ -1070,6 +1090,56 @@ mod tests {
             }
         }
         drop(from_agent_tx);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transfer_within_a_limit_gives_up_at_the_limit_and_withdraws_the_offer() {
+        let phones = Arc::new(ScriptedPhones {
+            answers: Mutex::new(Vec::new()),
+            rung: Mutex::new(Vec::new()),
+        });
+        let desk = Desk::start(vec![queue(10, 30)], phones).expect("desk");
+        let mut a = desk
+            .login(profile("a"), Endpoint::Console)
+            .await
+            .expect("login");
+        desk.ready("a").await.expect("ready");
+        let (tx, mut updates) = mpsc::unbounded_channel();
+        let t0 = tokio::time::Instant::now();
+        desk.transfer_within(
+            TransferRequest {
+                call: "c1".into(),
+                summary: summary(),
+                customer: CustomerInfo::default(),
+                updates: tx,
+            },
+            Duration::from_millis(1750),
+        );
+        // Offered to the console, which does not answer: the call gives up at 1.75 s (not
+        // at the offer timeout, nor at the queue's 30 s), and the offer is withdrawn.
+        let TransferUpdate::Failed { .. } = next_update(&mut updates).await else {
+            panic!("expected Failed")
+        };
+        assert_eq!(t0.elapsed(), Duration::from_millis(1750));
+        let mut saw = (false, false);
+        while let Ok(n) = a.notices.try_recv() {
+            match n {
+                AgentNotice::Offer { call, .. } => saw.0 |= call == "c1",
+                AgentNotice::OfferWithdrawn { call, reason } => {
+                    saw.1 |= call == "c1" && reason == WithdrawReason::GaveUp
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(saw, (true, true));
+        // A plain transfer keeps the queue's wait.
+        desk.pause("a", "break").await.expect("pause");
+        let mut plain = transfer(&desk, "c2");
+        let t1 = tokio::time::Instant::now();
+        let TransferUpdate::Failed { .. } = next_update(&mut plain).await else {
+            panic!("expected Failed")
+        };
+        assert_eq!(t1.elapsed(), Duration::from_secs(30));
     }
 
     #[tokio::test(start_paused = true)]

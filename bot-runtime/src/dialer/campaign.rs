@@ -17,13 +17,18 @@
 //! - `pacing`: default capacity-paced robot dialing at the campaign's `max_concurrent`;
 //! - `trunk.address`: where INVITEs go; `domain`: the Request-URI's host (default: the address);
 //!   `cps`: calls per second on the trunk;
-//! - `default_region`: how national numbers in lead files are read.
+//! - `default_region`: how national numbers in lead files are read;
+//! - `queue`: human campaigns only, and required there: the agent queue every answered call goes
+//!   to (see [`crate::dialer::human`]). Human campaigns pace progressive 1:1 unless `pacing`
+//!   says otherwise (`preview`, `progressive`, `predictive`; not `robot`); blended campaigns
+//!   are paced by capacity like robot campaigns, and their flows name the queues they transfer
+//!   to. [`CampaignSettings::check_kind`] checks this against the campaign's kind.
 
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dialer::db::Order;
+use crate::dialer::db::{CampaignKind, Order};
 use crate::dialer::pacing::PacingMode;
 use crate::dialer::rules::DialRules;
 
@@ -40,6 +45,8 @@ pub struct CampaignSettings {
     pub amd: bool,
     /// ISO 3166 region for national numbers in lead files.
     pub default_region: String,
+    /// Human campaigns: the agent queue answered calls go to.
+    pub queue: Option<String>,
 }
 
 impl Default for CampaignSettings {
@@ -51,6 +58,7 @@ impl Default for CampaignSettings {
             trunk: Trunk::default(),
             amd: true,
             default_region: "US".into(),
+            queue: None,
         }
     }
 }
@@ -146,7 +154,80 @@ impl CampaignSettings {
         if let Some(PacingMode::Robot { max_concurrent: 0 }) = self.pacing {
             return Err("pacing.max_concurrent must be at least 1".into());
         }
+        match self.pacing {
+            Some(PacingMode::Progressive { ratio }) if !(ratio.is_finite() && ratio > 0.0) => {
+                return Err(format!(
+                    "pacing.ratio must be a positive number, not {ratio}"
+                ));
+            }
+            Some(PacingMode::Predictive {
+                max_ratio,
+                target_abandon,
+            }) if !(max_ratio.is_finite()
+                && max_ratio >= 1.0
+                && target_abandon.is_finite()
+                && (0.0..=0.03).contains(&target_abandon)) =>
+            {
+                return Err(format!(
+                    "pacing: max_ratio must be at least 1 and target_abandon between 0 and 0.03 \
+                     (the 3 % cap), not {max_ratio} and {target_abandon}"
+                ));
+            }
+            _ => {}
+        }
+        if let Some(q) = &self.queue
+            && q.trim().is_empty()
+        {
+            return Err("queue must name an agent queue (it is empty)".into());
+        }
         Ok(())
+    }
+
+    /// Checks the settings against the campaign's kind: a human campaign names its agent
+    /// `queue` and is not paced as a robot campaign; robot and blended campaigns name no queue
+    /// (a blended campaign's flow names the queues it transfers to).
+    pub fn check_kind(&self, kind: CampaignKind) -> Result<(), String> {
+        match kind {
+            CampaignKind::Human => {
+                if self.queue.is_none() {
+                    return Err(
+                        "a human campaign needs `queue`: the agent queue its answered \
+                                calls go to (e.g. \"queue\": \"collections\")"
+                            .into(),
+                    );
+                }
+                if let Some(PacingMode::Robot { .. }) = self.pacing {
+                    return Err(
+                        "a human campaign cannot be paced as `robot`: use `progressive` \
+                                (the default), `predictive` or `preview`"
+                            .into(),
+                    );
+                }
+            }
+            CampaignKind::Robot | CampaignKind::Blended => {
+                if let Some(q) = &self.queue {
+                    return Err(format!(
+                        "`queue` ({q:?}) is for human campaigns; a {} campaign's flow names \
+                         the queues it transfers to",
+                        kind.as_str()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The pacing the live dialer applies to a campaign of `kind`: human campaigns
+    /// progressive 1:1 by default; robot and blended campaigns by capacity (`None`: the
+    /// campaign's `max_concurrent`).
+    pub fn pacing_for(&self, kind: CampaignKind) -> Option<PacingMode> {
+        match kind {
+            CampaignKind::Human => Some(self.pacing.unwrap_or_else(PacingMode::progressive)),
+            CampaignKind::Robot | CampaignKind::Blended => match self.pacing {
+                Some(p @ PacingMode::Robot { .. }) => Some(p),
+                _ => None,
+            },
+        }
     }
 }
 
@@ -177,5 +258,59 @@ mod tests {
         assert!(e.contains("default_region"), "{e}");
         let e = CampaignSettings::parse("{\n  \"order\": }").expect_err("syntax");
         assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn kinds_and_queues() {
+        let human = CampaignSettings::parse(r#"{"queue": "collections"}"#).expect("settings");
+        assert_eq!(human.queue.as_deref(), Some("collections"));
+        human
+            .check_kind(CampaignKind::Human)
+            .expect("a human campaign");
+        assert_eq!(
+            human.pacing_for(CampaignKind::Human),
+            Some(PacingMode::progressive())
+        );
+        let e = human
+            .check_kind(CampaignKind::Robot)
+            .expect_err("a robot campaign names no queue");
+        assert!(e.contains("queue") && e.contains("robot"), "{e}");
+        let e = CampaignSettings::default()
+            .check_kind(CampaignKind::Human)
+            .expect_err("a human campaign needs a queue");
+        assert!(e.contains("needs `queue`"), "{e}");
+        let robot_paced = CampaignSettings::parse(
+            r#"{"queue": "q", "pacing": {"mode": "robot", "max_concurrent": 3}}"#,
+        )
+        .expect("settings");
+        let e = robot_paced
+            .check_kind(CampaignKind::Human)
+            .expect_err("a human campaign is not robot-paced");
+        assert!(e.contains("robot"), "{e}");
+        let e = CampaignSettings::parse(r#"{"queue": " "}"#).expect_err("empty queue");
+        assert!(e.contains("queue"), "{e}");
+        let e = CampaignSettings::parse(
+            r#"{"queue": "q", "pacing": {"mode": "predictive", "max_ratio": 3, "target_abandon": 0.05}}"#,
+        )
+        .expect_err("above the 3 % cap");
+        assert!(e.contains("target_abandon"), "{e}");
+        let predictive = CampaignSettings::parse(
+            r#"{"queue": "q", "pacing": {"mode": "predictive", "max_ratio": 3, "target_abandon": 0.03}}"#,
+        )
+        .expect("settings");
+        assert_eq!(
+            predictive.pacing_for(CampaignKind::Human),
+            Some(PacingMode::predictive())
+        );
+        // Blended and robot campaigns: capacity, at the campaign's max_concurrent or the
+        // robot pacing's.
+        assert_eq!(
+            CampaignSettings::default().pacing_for(CampaignKind::Blended),
+            None
+        );
+        assert_eq!(
+            robot_paced.pacing_for(CampaignKind::Robot),
+            Some(PacingMode::Robot { max_concurrent: 3 })
+        );
     }
 }

@@ -31,7 +31,11 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
+use crate::dialer::pacing::AbandonLedger;
 use crate::store::{Backend, Store, StoreError, from_micros};
+
+/// Days in the abandon-rate window (today, UTC, and the 29 days before).
+pub const ABANDON_WINDOW_DAYS: i64 = 30;
 
 /// The tenant every CLI command uses unless told otherwise.
 pub const DEFAULT_TENANT: &str = "default";
@@ -333,6 +337,11 @@ pub struct CampaignStats {
     pub in_progress: u64,
     /// Attempts by disposition.
     pub dispositions: Vec<(String, u64)>,
+    /// Live answers and abandons of the 30-day window ending at `now` (human and blended
+    /// campaigns; see [`Store::abandon_window`]).
+    pub abandons_30d: AbandonLedger,
+    /// Abandoned over live answered in that window (0 with no live answer).
+    pub abandon_rate_30d: f64,
 }
 
 /// The open dial transaction of [`Store::begin_dial`]: send the INVITE, then [`DialTx::commit`].
@@ -393,6 +402,13 @@ impl Placeholders {
 
 fn us(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
+}
+
+const DAY_US: i64 = 86_400_000_000;
+
+/// The first microsecond of the UTC day of `t`.
+fn day_start_us(t: DateTime<Utc>) -> i64 {
+    us(t).div_euclid(DAY_US) * DAY_US
 }
 
 fn new_id() -> String {
@@ -776,7 +792,76 @@ impl Store {
             }
             stats.dispositions.push((d, count));
         }
+        stats.abandons_30d = self.abandon_window(tenant, campaign, now).await?;
+        stats.abandon_rate_30d = stats.abandons_30d.rate();
         Ok(stats)
+    }
+
+    // ----- abandon ledger (migration 0004) --------------------------------------------------
+
+    /// Adds live answers and abandons of a campaign to the ledger's day of `at` (UTC), in one
+    /// statement (nodes add concurrently; no read-then-write).
+    pub async fn record_abandons(
+        &self,
+        tenant: &str,
+        campaign: &str,
+        at: DateTime<Utc>,
+        counts: AbandonLedger,
+    ) -> Result<(), StoreError> {
+        if counts == AbandonLedger::default() {
+            return Ok(());
+        }
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        sqlx::query(
+            "INSERT INTO campaign_abandons (tenant, campaign, day_us, live_answered, abandoned, \
+             updated_at_us) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (tenant, campaign, day_us) DO UPDATE SET \
+             live_answered = campaign_abandons.live_answered + excluded.live_answered, \
+             abandoned = campaign_abandons.abandoned + excluded.abandoned, \
+             updated_at_us = excluded.updated_at_us",
+        )
+        .bind(tenant.to_string())
+        .bind(campaign.to_string())
+        .bind(day_start_us(at))
+        .bind(count(counts.live_answered))
+        .bind(count(counts.abandoned))
+        .bind(us(Utc::now()))
+        .execute(&self.pool)
+        .await
+        .map_err(self.err(format!("recording abandons of {campaign}")))?;
+        Ok(())
+    }
+
+    /// The campaign's live answers and abandons over the [`ABANDON_WINDOW_DAYS`] UTC days
+    /// ending with the day of `now` (the window the 3 % cap is measured over).
+    pub async fn abandon_window(
+        &self,
+        tenant: &str,
+        campaign: &str,
+        now: DateTime<Utc>,
+    ) -> Result<AbandonLedger, StoreError> {
+        let since = day_start_us(now) - (ABANDON_WINDOW_DAYS - 1) * DAY_US;
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(live_answered), 0) AS BIGINT) AS answered, \
+             CAST(COALESCE(SUM(abandoned), 0) AS BIGINT) AS abandoned \
+             FROM campaign_abandons WHERE tenant = $1 AND campaign = $2 AND day_us >= $3 \
+             AND day_us <= $4",
+        )
+        .bind(tenant.to_string())
+        .bind(campaign.to_string())
+        .bind(since)
+        .bind(day_start_us(now))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.err(format!("reading the abandon ledger of {campaign}")))?;
+        let n = |c: &str| -> Result<u64, StoreError> {
+            let v: i64 = self.get(&row, c, campaign)?;
+            Ok(u64::try_from(v).unwrap_or(0))
+        };
+        Ok(AbandonLedger {
+            live_answered: n("answered")?,
+            abandoned: n("abandoned")?,
+        })
     }
 
     // ----- leads ---------------------------------------------------------------------------

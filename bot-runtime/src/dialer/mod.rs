@@ -8,6 +8,9 @@
 //! - [`phone`]: E.164 normalisation and the timezones a number may be in.
 //! - [`leads`]: streaming CSV lead import with per-row validation and a row-numbered report.
 //! - [`campaign`]: a campaign's settings (rules, order, pacing, trunk).
+//! - [`human`]: human and blended campaigns: the built-in flow of human calls (straight to the
+//!   agent queue, the safe-harbour message after 2 s), the agents the pacer sees, the abandon
+//!   ledger's rules.
 //! - [`service`]: the dialer node: claims due leads, applies the rules, dials, records.
 //! - [`db`]: the dialer's tables in the store (campaigns, leads, leases, attempts, DNC, audit).
 //! - [`import`]: lead files into the store, with the row report and campaign assignment.
@@ -16,6 +19,7 @@
 pub mod campaign;
 pub mod db;
 pub mod dnc;
+pub mod human;
 pub mod import;
 pub mod leads;
 pub mod pacing;

@@ -285,6 +285,15 @@ impl Pacer {
         self.session
     }
 
+    /// Starts a new session on a new `earlier` window (the persisted counts, re-read): the
+    /// session's counts are zeroed, the learnt estimates kept. A caller that persists every
+    /// live answer and abandon as it happens re-reads the window now and then with this, so
+    /// that days leave the window and other nodes' counts come in.
+    pub fn rebase(&mut self, earlier: AbandonLedger) {
+        self.earlier = earlier;
+        self.session = AbandonLedger::default();
+    }
+
     /// The counts of the whole 30-day window.
     pub fn window(&self) -> AbandonLedger {
         self.earlier.plus(self.session)
@@ -868,6 +877,33 @@ mod tests {
             live_answered: 5000,
             abandoned: 0,
         }
+    }
+
+    #[test]
+    fn rebase_replaces_the_window_and_keeps_what_was_learnt() {
+        let mut p = learned(PacingMode::predictive(), healthy(), 0.3, 400);
+        p.on_event(
+            Duration::from_secs(10),
+            PacingEvent::Answered {
+                machine: false,
+                ring: Duration::from_secs(4),
+            },
+        );
+        p.on_event(Duration::from_secs(10), PacingEvent::Abandoned);
+        let rate = p.answer_rate(Duration::from_secs(10));
+        assert!(p.session().abandoned >= 1);
+        let persisted = AbandonLedger {
+            live_answered: 1_000,
+            abandoned: 40,
+        };
+        p.rebase(persisted);
+        assert_eq!(p.session(), AbandonLedger::default());
+        assert_eq!(p.window(), persisted);
+        assert!((p.abandon_rate() - 0.04).abs() < 1e-12);
+        assert_eq!(p.answer_rate(Duration::from_secs(10)), rate);
+        // Over the target after the rebase: progressive 1:1 exactly.
+        let s = state(3, &[], 0, 0);
+        assert_eq!(p.calls_to_place(Duration::from_secs(10), &s), 3);
     }
 
     #[test]

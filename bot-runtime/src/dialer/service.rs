@@ -20,6 +20,20 @@
 //!
 //! At start the node takes back what a previous process with the same node id left
 //! ([`Store::recover_node`]): node ids must be unique among running processes.
+//!
+//! **Human and blended campaigns** ([`super::human`]). A human campaign is paced by its
+//! [`Pacer`] (progressive 1:1 by default) fed with the live state of the agent desk this node
+//! runs ([`Dialer::set_desk`], or the one given to the [`Runtime`]): the ready and busy agents
+//! of the campaign's `queue`, and this node's calls of the campaign that ring or wait for an
+//! agent. Its answered calls go straight to the queue (the built-in [`human::human_flow`]) and
+//! wait at most [`human::HUMAN_MAX_WAIT`] for an agent; then the safe-harbour message plays
+//! and the attempt is `abandoned`. Without a desk, or with no such queue on it, a human
+//! campaign is not dialed (logged once). Blended campaigns are paced by capacity like robot
+//! campaigns. For both, every live answer and abandon is fed to the campaign's pacer and added
+//! to the campaign's 30-day abandon ledger in the store ([`Store::record_abandons`]), which a
+//! node reads when it starts pacing the campaign and re-reads every [`LEDGER_REFRESH`]
+//! ([`Pacer::rebase`]): a restart does not reset the rate, and nodes share it. Each node paces
+//! with its own desk's agents.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -31,13 +45,16 @@ use chrono_tz::Tz;
 use dialog_flows::Flow;
 use tokio::sync::{mpsc, watch};
 
+use crate::agents::desk::Desk;
 use crate::call::LiveEvent;
 use crate::dialer::campaign::CampaignSettings;
+use crate::dialer::db::CampaignKind;
 use crate::dialer::db::{
     Campaign, CampaignStatus, ClaimedLead, Decision, DialStart, DncEntry, LeadUpdate, NewAttempt,
 };
 use crate::dialer::dnc::{DncIndex, DncSet, Scope};
-use crate::dialer::pacing::{CpsLimiter, PacingMode};
+use crate::dialer::human::{self, CallTrack, LiveCounts};
+use crate::dialer::pacing::{CpsLimiter, Pacer, PacingMode, PacingState};
 use crate::dialer::phone;
 use crate::dialer::rules::{self, Attempt, LeadState, Verdict};
 use crate::record::CallRecord;
@@ -96,6 +113,9 @@ pub enum DialerEvent {
     },
     /// A campaign has no lead left to dial.
     CampaignFinished { tenant: String, campaign: String },
+    /// A human campaign is not dialed, and why (no agent desk on this node, no such queue);
+    /// sent once per reason.
+    Held { campaign: String, reason: String },
 }
 
 /// See the module docs.
@@ -115,10 +135,23 @@ pub struct Dialer {
     /// in [`Store::begin_dial`] stays the authority (entries added elsewhere since the last
     /// reload are caught there).
     dnc: std::sync::RwLock<DncIndex>,
+    /// The pacers of the human and blended campaigns this node dials.
+    pacers: Mutex<HashMap<(String, String), Arc<CampaignPacing>>>,
 }
 
 /// How often a node reloads the DNC lists into memory.
 const DNC_RELOAD: Duration = Duration::from_secs(300);
+
+/// How often a paced campaign's 30-day abandon window is re-read from the store.
+pub const LEDGER_REFRESH: Duration = Duration::from_secs(60);
+
+/// A human or blended campaign's pacing on this node.
+struct CampaignPacing {
+    pacer: Mutex<(Pacer, Instant)>,
+    counts: Arc<Mutex<LiveCounts>>,
+    /// Why it is not dialed now (logged once per reason).
+    held: Mutex<Option<String>>,
+}
 
 impl Dialer {
     pub fn new(
@@ -138,7 +171,140 @@ impl Dialer {
             events,
             bad: Mutex::new(HashMap::new()),
             dnc: std::sync::RwLock::new(DncIndex::new()),
+            pacers: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The agent desk human campaigns pace against and transfer to (also the [`Runtime`]'s, for
+    /// the flows' transfers). Without one, the runtime's desk if it has one; with neither, human
+    /// campaigns are not dialed.
+    pub fn set_desk(&self, desk: Desk) {
+        self.rt.set_desk(desk);
+    }
+
+    /// A human or blended campaign's live answers and abandons over its 30-day window, as
+    /// this node's pacer has them (`None`: this node has not paced the campaign).
+    pub fn abandon_window(
+        &self,
+        tenant: &str,
+        campaign: &str,
+    ) -> Option<crate::dialer::pacing::AbandonLedger> {
+        let pacers = self.pacers.lock().unwrap_or_else(|e| e.into_inner());
+        let p = pacers.get(&(tenant.to_string(), campaign.to_string()))?;
+        let window = p.pacer.lock().unwrap_or_else(|e| e.into_inner()).0.window();
+        Some(window)
+    }
+
+    /// The pacing of a human or blended campaign: made on first use from the store's 30-day
+    /// ledger, re-read every [`LEDGER_REFRESH`].
+    async fn pacing(
+        &self,
+        c: &Campaign,
+        mode: PacingMode,
+    ) -> Result<Arc<CampaignPacing>, StoreError> {
+        let key = (c.tenant.clone(), c.id.clone());
+        let existing = self
+            .pacers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(p) = existing {
+            let stale = {
+                let mut g = p.pacer.lock().unwrap_or_else(|e| e.into_inner());
+                if g.0.mode() != mode {
+                    g.0.set_mode(mode);
+                }
+                g.1.elapsed() >= LEDGER_REFRESH
+            };
+            if stale {
+                let window = self
+                    .store
+                    .abandon_window(&c.tenant, &c.id, Utc::now())
+                    .await?;
+                let mut g = p.pacer.lock().unwrap_or_else(|e| e.into_inner());
+                g.0.rebase(window);
+                g.1 = Instant::now();
+            }
+            return Ok(p);
+        }
+        let window = self
+            .store
+            .abandon_window(&c.tenant, &c.id, Utc::now())
+            .await?;
+        tracing::info!(
+            campaign = %c.id, live_answered = window.live_answered, abandoned = window.abandoned,
+            rate = window.rate(), "pacing the campaign; its 30-day abandon ledger read"
+        );
+        let p = Arc::new(CampaignPacing {
+            pacer: Mutex::new((Pacer::new(mode, window), Instant::now())),
+            counts: Arc::new(Mutex::new(LiveCounts::default())),
+            held: Mutex::new(None),
+        });
+        Ok(self
+            .pacers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_insert(p)
+            .clone())
+    }
+
+    /// How many calls a human campaign may place now; `None` with no desk or no such queue
+    /// (the reason logged and sent once).
+    async fn human_room(&self, c: &Campaign, queue: &str, pacing: &CampaignPacing) -> Option<u32> {
+        let hold = |why: String| {
+            let mut held = pacing.held.lock().unwrap_or_else(|e| e.into_inner());
+            if held.as_deref() != Some(why.as_str()) {
+                tracing::warn!(campaign = %c.id, reason = %why, "human campaign not dialing");
+                self.emit(DialerEvent::Held {
+                    campaign: c.id.clone(),
+                    reason: why.clone(),
+                });
+                *held = Some(why);
+            }
+            None
+        };
+        let Some(desk) = self.rt.desk() else {
+            return hold(
+                "no agent desk runs on this node (start the dialer with the agent console): \
+                 a human campaign never dials without agents to take its calls"
+                    .into(),
+            );
+        };
+        let snapshot = match desk.snapshot().await {
+            Ok(s) => s,
+            Err(e) => return hold(format!("the agent desk does not answer: {e}")),
+        };
+        let Some((ready, busy)) = human::queue_agents(&snapshot, queue) else {
+            return hold(format!(
+                "the agent desk has no queue `{queue}` (`callbot queues set`)"
+            ));
+        };
+        let counts = *pacing.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let state = PacingState {
+            agents_ready: ready,
+            agents_busy: &busy,
+            calls_ringing: counts.ringing,
+            calls_waiting: counts.waiting,
+            calls_in_progress: counts.in_progress,
+        };
+        let n = pacing
+            .pacer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .calls_to_place(self.t0.elapsed(), &state);
+        if pacing
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .is_some()
+        {
+            tracing::info!(campaign = %c.id, "human campaign dialing again");
+        }
+        Some(n)
     }
 
     fn emit(&self, e: DialerEvent) {
@@ -287,7 +453,9 @@ impl Dialer {
     }
 
     fn settings(&self, c: &Campaign) -> Option<CampaignSettings> {
-        match CampaignSettings::from_value(&c.settings) {
+        match CampaignSettings::from_value(&c.settings)
+            .and_then(|s| s.check_kind(c.kind).map(|()| s))
+        {
             Ok(s) => {
                 self.bad
                     .lock()
@@ -311,13 +479,8 @@ impl Dialer {
 
     async fn flow(&self, c: &Campaign) -> Result<Option<Arc<Flow>>, StoreError> {
         let key = (c.tenant.clone(), c.flow.clone(), c.flow_version);
-        if let Some(f) = self
-            .flows
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return Ok(Some(f.clone()));
+        if let Some(f) = self.cached_flow(&key) {
+            return Ok(Some(f));
         }
         let Some(src) = self
             .store
@@ -329,43 +492,84 @@ impl Dialer {
         };
         let file = std::path::PathBuf::from(format!("{}@v{}", c.flow, c.flow_version));
         match dialog_flows::load_str(&src, &file) {
-            Ok(f) => {
-                let f = Arc::new(f);
-                // Campaign start: the flow's NLU and its static prompts, before the first call.
-                let engines = self.rt.engines().clone();
-                let f2 = f.clone();
-                let started = Instant::now();
-                let prepared = tokio::task::spawn_blocking(move || {
-                    engines.flow_nlu(&f2)?;
-                    engines.prerender_flow(&f2)
-                })
-                .await;
-                match prepared {
-                    Ok(Ok(n)) => tracing::info!(
-                        campaign = %c.id, flow = %c.flow, prompts = n,
-                        ms = started.elapsed().as_millis() as u64,
-                        "flow prepared: NLU trained, static prompts rendered"
-                    ),
-                    Ok(Err(e)) => {
-                        tracing::error!(campaign = %c.id, error = %e, "the campaign's flow cannot be prepared");
-                        return Ok(None);
-                    }
-                    Err(e) => {
-                        tracing::error!(campaign = %c.id, error = %e, "preparing the flow failed");
-                        return Ok(None);
-                    }
-                }
-                self.flows
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(key, f.clone());
-                Ok(Some(f))
-            }
+            Ok(f) => Ok(self.prepare(c, key, Arc::new(f)).await),
             Err(e) => {
                 tracing::error!(campaign = %c.id, error = %e, "the campaign's flow does not load");
                 Ok(None)
             }
         }
+    }
+
+    fn cached_flow(&self, key: &(String, String, u32)) -> Option<Arc<Flow>> {
+        self.flows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    /// The built-in flow of a human campaign's calls ([`human::human_flow`]), its message
+    /// naming the bank of the campaign's own flow.
+    async fn human_flow(&self, c: &Campaign, queue: &str) -> Result<Option<Arc<Flow>>, StoreError> {
+        let key = (
+            c.tenant.clone(),
+            format!("{}/{}/{}/{queue}", human::HUMAN_FLOW, c.flow, c.id),
+            c.flow_version,
+        );
+        if let Some(f) = self.cached_flow(&key) {
+            return Ok(Some(f));
+        }
+        let stored = self
+            .store
+            .flow_source(&c.tenant, &c.flow, c.flow_version)
+            .await?
+            .and_then(|src| dialog_flows::load_str(&src, std::path::Path::new(&c.flow)).ok());
+        let bank = human::bank_name(stored.as_ref());
+        match human::human_flow(&c.id, queue, &bank) {
+            Ok(f) => Ok(self.prepare(c, key, Arc::new(f)).await),
+            Err(e) => {
+                tracing::error!(campaign = %c.id, error = %e, "no flow for the human campaign's calls");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Campaign start: the flow's NLU and its static prompts, before the first call; then the
+    /// flow is kept for the campaign's calls.
+    async fn prepare(
+        &self,
+        c: &Campaign,
+        key: (String, String, u32),
+        f: Arc<Flow>,
+    ) -> Option<Arc<Flow>> {
+        let engines = self.rt.engines().clone();
+        let f2 = f.clone();
+        let started = Instant::now();
+        let prepared = tokio::task::spawn_blocking(move || {
+            engines.flow_nlu(&f2)?;
+            engines.prerender_flow(&f2)
+        })
+        .await;
+        match prepared {
+            Ok(Ok(n)) => tracing::info!(
+                campaign = %c.id, flow = %f.name, prompts = n,
+                ms = started.elapsed().as_millis() as u64,
+                "flow prepared: NLU trained, static prompts rendered"
+            ),
+            Ok(Err(e)) => {
+                tracing::error!(campaign = %c.id, error = %e, "the campaign's flow cannot be prepared");
+                return None;
+            }
+            Err(e) => {
+                tracing::error!(campaign = %c.id, error = %e, "preparing the flow failed");
+                return None;
+            }
+        }
+        self.flows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, f.clone());
+        Some(f)
     }
 
     /// One look at a running campaign; returns whether it still has leads to dial (now or
@@ -398,19 +602,47 @@ impl Dialer {
         if !load.has_due {
             return Ok(true);
         }
-        let limit = match settings.pacing {
+        let mode = settings.pacing_for(c.kind);
+        let limit = match mode {
             Some(PacingMode::Robot { max_concurrent }) => max_concurrent.min(c.max_concurrent),
-            // Human pacing needs the agent queue (not part of this node yet): dial like a robot
-            // campaign at the campaign's concurrency.
+            // Human campaigns: the pacer decides below, within the campaign's concurrency;
+            // robot and blended campaigns without a robot pacing: the campaign's concurrency.
             _ => c.max_concurrent,
+        };
+        let pacing = match c.kind {
+            CampaignKind::Robot => None,
+            CampaignKind::Human | CampaignKind::Blended => Some(
+                self.pacing(
+                    c,
+                    mode.unwrap_or(PacingMode::Robot {
+                        max_concurrent: limit,
+                    }),
+                )
+                .await?,
+            ),
         };
         let room = u64::from(limit).saturating_sub(load.leased);
         let node_room = self.cfg.max_calls.saturating_sub(self.active_calls());
-        let n = room.min(u64::from(node_room)) as u32;
+        let mut n = room.min(u64::from(node_room)) as u32;
+        let queue = settings.queue.clone().unwrap_or_default();
+        if c.kind == CampaignKind::Human
+            && let Some(p) = &pacing
+        {
+            match self.human_room(c, &queue, p).await {
+                Some(k) => n = n.min(k),
+                // Not dialing until a desk with the queue runs here: nothing to wait for.
+                None => return Ok(false),
+            }
+        }
         if n == 0 {
             return Ok(true);
         }
-        let Some(flow) = self.flow(c).await? else {
+        let flow = if c.kind == CampaignKind::Human {
+            self.human_flow(c, &queue).await?
+        } else {
+            self.flow(c).await?
+        };
+        let Some(flow) = flow else {
             return Ok(false);
         };
         // Preparing a flow takes seconds: the lease starts now, not when the tick began.
@@ -433,9 +665,13 @@ impl Dialer {
             let c = c.clone();
             let settings = settings.clone();
             let flow = flow.clone();
+            // Counted by the pacer from now on (before the next look at the campaign).
+            let paced = pacing
+                .as_ref()
+                .map(|p| (p.clone(), CallTrack::new(p.counts.clone())));
             tokio::spawn(async move {
                 let phone = lead.lead.phone.clone();
-                if let Err(e) = me.work(&c, &settings, flow, lead).await {
+                if let Err(e) = me.work(&c, &settings, flow, lead, paced).await {
                     tracing::error!(campaign = %c.id, %phone, error = %e, "dialing a lead failed; its lease will run out and it will be retried");
                 }
                 me.active.fetch_sub(1, Ordering::SeqCst);
@@ -467,7 +703,12 @@ impl Dialer {
         settings: &CampaignSettings,
         flow: Arc<Flow>,
         claimed: ClaimedLead,
+        paced: Option<(Arc<CampaignPacing>, CallTrack)>,
     ) -> Result<(), StoreError> {
+        let (pacing, track) = match paced {
+            Some((p, t)) => (Some(p), Some(t)),
+            None => (None, None),
+        };
         let lead = &claimed.lead;
         let now = Utc::now();
         self.store
@@ -601,9 +842,23 @@ impl Dialer {
             amd: settings.amd,
             live: Some(live_tx),
         };
-        let placed = self.rt.place(dial).await;
+        let mut placed = self.rt.place(dial).await;
         if let Err(e) = tx.commit().await {
             tracing::error!(error = %e, "could not commit the attempt after sending the INVITE");
+        }
+        if c.kind == CampaignKind::Human {
+            // The safe harbour: no agent within it, the message.
+            placed.limit_transfer_wait(human::HUMAN_MAX_WAIT);
+        }
+        if let Some(p) = &pacing {
+            p.pacer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .0
+                .on_event(
+                    self.t0.elapsed(),
+                    crate::dialer::pacing::PacingEvent::Dialed,
+                );
         }
         self.emit(DialerEvent::Dialed {
             campaign: c.id.clone(),
@@ -619,7 +874,17 @@ impl Dialer {
             let dnc_index = &me.dnc;
             let mut opted_out = None;
             let mut callback = None;
+            let mut track = track;
             while let Some(ev) = live_rx.recv().await {
+                if let Some(t) = &mut track {
+                    match &ev {
+                        LiveEvent::Queued { .. } => t.on_queued(),
+                        LiveEvent::AgentConnected { .. } => t.on_connected(),
+                        LiveEvent::Bot { .. } | LiveEvent::Customer { .. } => t.on_answered(),
+                        LiveEvent::Amd { verdict, .. } if verdict == "machine" => t.on_answered(),
+                        _ => {}
+                    }
+                }
                 match ev {
                     LiveEvent::DncRequested { call, reason } => {
                         let entry = DncEntry {
@@ -660,10 +925,35 @@ impl Dialer {
                     _ => {}
                 }
             }
-            (opted_out, callback)
+            (opted_out, callback, track)
         });
         let record = self.rt.complete(placed).await;
-        let (opted_out, callback) = listener.await.unwrap_or((None, None));
+        let (opted_out, callback, track) = listener.await.unwrap_or((None, None, None));
+        if let Some(p) = &pacing {
+            let (queued, connected) = track
+                .as_ref()
+                .map_or((false, false), |t| (t.queued, t.connected));
+            let ledger = human::ledger_entry(c.kind, &record, queued, connected);
+            let at = record.answered_at.unwrap_or(record.ended_at);
+            if let Err(e) = self
+                .store
+                .record_abandons(&c.tenant, &c.id, at, ledger)
+                .await
+            {
+                tracing::error!(campaign = %c.id, error = %e, "could not add the call to the abandon ledger");
+            }
+            let mut g = p.pacer.lock().unwrap_or_else(|e| e.into_inner());
+            for ev in human::pacing_events(&record, ledger) {
+                g.0.on_event(self.t0.elapsed(), ev);
+            }
+            if ledger.abandoned > 0 {
+                tracing::info!(
+                    campaign = %c.id, phone = %lead.phone, rate_30d = g.0.abandon_rate(),
+                    "a live answer was abandoned"
+                );
+            }
+        }
+        drop(track);
         let disposition = disposition_of(&record, opted_out.is_some(), callback.is_some());
         let callback_at = callback.and_then(|local| {
             let tz = zones.first().copied().unwrap_or(Tz::UTC);
@@ -869,6 +1159,12 @@ pub fn disposition_of(record: &CallRecord, opted_out: bool, callback: bool) -> S
     }
     if record.legs.iter().any(|l| l.kind == "agent") {
         return "transferred".into();
+    }
+    if record.flow == human::HUMAN_FLOW
+        && record.outcome.as_deref() == Some(human::ABANDONED_OUTCOME)
+    {
+        // A human campaign's live answer that no agent took within the safe harbour.
+        return "abandoned".into();
     }
     match record.outcome.as_deref() {
         // The interpreter's own endings: the customer hung up before any outcome; a message was

@@ -220,6 +220,7 @@ impl QueueEngine {
             enqueued: now,
             id,
             max_wait_at: now + config.max_wait,
+            wait_limit: None,
             overflow_at: config.overflow.as_ref().map(|o| now + o.after),
             overflowed_to: None,
             offer: None,

@@ -66,6 +66,8 @@
 //! - Enqueue works whether or not an agent can serve the queue: the call waits and `max_wait`
 //!   applies (then [`Output::GiveUp`]). A service that prefers to fall back at once checks
 //!   [`QueueEngine::estimated_wait`] first, which is `None` when no qualified agent is logged in.
+//! - [`QueueEngine::limit_wait`] shortens one call's wait below its queue's `max_wait` (the
+//!   dialer's safe harbour for human campaigns).
 //! - After `overflow.after` the call is also eligible for the overflow queue's agents
 //!   ([`Output::Overflowed`]); one hop only (the overflow queue's own overflow is not followed).
 //!
@@ -579,6 +581,29 @@ impl QueueEngine {
         Some((q.config.name.clone(), ahead + 1))
     }
 
+    /// Gives a waiting call a shorter wait than its queue's `max_wait`: it gives up
+    /// ([`Output::GiveUp`], after `OfferWithdrawn { GaveUp }` when offered) `max_wait` after it
+    /// was enqueued, or at the queue's own `max_wait` if that is sooner (also after the queue's
+    /// configuration changes). The dialer's human campaigns use it for the safe harbour: a live
+    /// answer that no agent takes within 2 s hears a message instead of hold music. A limit
+    /// already past fires on the next [`on_timer`](Self::on_timer) (see
+    /// [`next_deadline`](Self::next_deadline)). `Err(UnknownCall)` when the call is not waiting.
+    pub fn limit_wait(&mut self, call: &str, max_wait: Duration) -> Result<(), QueueError> {
+        let id = *self
+            .call_ix
+            .get(call)
+            .ok_or_else(|| QueueError::UnknownCall(call.to_string()))?;
+        let Some(c) = self.calls.get_mut(&id) else {
+            return Err(QueueError::UnknownCall(call.to_string()));
+        };
+        let queue_max = self.queues[c.queue].config.max_wait;
+        self.timers.remove(&(c.max_wait_at, Timer::MaxWait(id)));
+        c.wait_limit = Some(max_wait);
+        c.max_wait_at = c.enqueued + max_wait.min(queue_max);
+        self.timers.insert((c.max_wait_at, Timer::MaxWait(id)));
+        Ok(())
+    }
+
     /// The queues' configurations, in the order they were added.
     pub fn queues(&self) -> impl Iterator<Item = &QueueConfig> {
         self.queues.iter().map(|q| &q.config)
@@ -651,5 +676,67 @@ fn status_name(s: &AgentStatus) -> &'static str {
         AgentStatus::OnCall { .. } => "on a call",
         AgentStatus::WrapUp { .. } => "in wrap-up",
         AgentStatus::Paused { .. } => "paused",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(max_wait_s: u64) -> QueueConfig {
+        QueueConfig {
+            name: "q".into(),
+            required_skills: BTreeMap::new(),
+            priority: 1,
+            offer_timeout: Duration::from_secs(15),
+            max_wait: Duration::from_secs(max_wait_s),
+            overflow: None,
+            wrap_up: None,
+        }
+    }
+
+    fn enqueue(e: &mut QueueEngine, call: &str, now: Instant) {
+        e.handle(
+            Input::Enqueue {
+                call: call.into(),
+                queue: "q".into(),
+                priority: 0,
+            },
+            now,
+        )
+        .expect("enqueue");
+    }
+
+    #[test]
+    fn a_limited_wait_gives_up_first_and_survives_a_queue_change() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut e = QueueEngine::new(vec![queue(60)]).expect("engine");
+        enqueue(&mut e, "short", t0);
+        enqueue(&mut e, "plain", t0);
+        e.limit_wait("short", ms(1750)).expect("limit");
+        assert_eq!(e.next_deadline(), Some(t0 + ms(1750)));
+        assert!(e.on_timer(t0 + ms(1749)).is_empty());
+        // The queue's configuration changes: the call keeps its shorter limit.
+        e.set_queue(queue(30)).expect("set");
+        assert!(e.on_timer(t0 + ms(1749)).is_empty());
+        assert_eq!(e.next_deadline(), Some(t0 + ms(1750)));
+        let out = e.on_timer(t0 + ms(1750));
+        assert!(
+            matches!(out.as_slice(), [Output::GiveUp { call, waited, .. }]
+                if call == "short" && *waited == ms(1750)),
+            "{out:?}"
+        );
+        // The other call waits for the queue's (new) max wait.
+        assert_eq!(e.next_deadline(), Some(t0 + Duration::from_secs(30)));
+        // A limit longer than the queue's max wait does not extend it.
+        e.limit_wait("plain", Duration::from_secs(90))
+            .expect("limit");
+        assert_eq!(e.next_deadline(), Some(t0 + Duration::from_secs(30)));
+        // Only waiting calls can be limited.
+        assert_eq!(
+            e.limit_wait("short", ms(10)),
+            Err(QueueError::UnknownCall("short".into()))
+        );
     }
 }

@@ -87,6 +87,8 @@ pub struct AgentView {
     pub offers_rejected: u64,
     /// Offers that timed out.
     pub offers_missed: u64,
+    /// The queues the agent qualifies for, in queue order.
+    pub queues: Vec<String>,
 }
 
 fn millis(d: &Duration) -> u64 {
@@ -195,6 +197,13 @@ impl QueueEngine {
                 talk_time: a.talk_time,
                 offers_rejected: a.rejected,
                 offers_missed: a.missed,
+                queues: self
+                    .queues
+                    .iter()
+                    .enumerate()
+                    .filter(|(q, _)| a.qualified.contains(q))
+                    .map(|(_, queue)| queue.config.name.clone())
+                    .collect(),
             })
             .collect();
         Snapshot {

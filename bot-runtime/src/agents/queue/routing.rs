@@ -185,7 +185,10 @@ impl QueueEngine {
         let config = &self.queues[q].config;
         for (&id, call) in self.calls.iter_mut().filter(|(_, c)| c.queue == q) {
             self.timers.remove(&(call.max_wait_at, Timer::MaxWait(id)));
-            call.max_wait_at = call.enqueued + config.max_wait;
+            call.max_wait_at = call.enqueued
+                + call
+                    .wait_limit
+                    .map_or(config.max_wait, |l| l.min(config.max_wait));
             self.timers.insert((call.max_wait_at, Timer::MaxWait(id)));
             if let Some(at) = call.overflow_at.take() {
                 self.timers.remove(&(at, Timer::Overflow(id)));

@@ -132,6 +132,8 @@ pub(super) struct Call {
     pub(super) enqueued: Instant,
     pub(super) id: CallId,
     pub(super) max_wait_at: Instant,
+    /// A shorter wait than the queue's `max_wait` for this call ([`super::QueueEngine::limit_wait`]).
+    pub(super) wait_limit: Option<Duration>,
     pub(super) overflow_at: Option<Instant>,
     /// The queue it overflowed into.
     pub(super) overflowed_to: Option<usize>,
