@@ -68,6 +68,9 @@ enum Command {
     /// Admin API tokens: create (printed once), list, revoke.
     #[command(subcommand)]
     Tokens(cli::agents::TokensCommand),
+    /// Reports: connect, right-party, conversion, handle time, transfers, abandons, AMD,
+    /// sentiment by hour/day/campaign/flow/agent/side; funnel; agents; table, CSV or XLSX.
+    Report(cli::report::ReportArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -93,6 +96,7 @@ fn main() -> std::process::ExitCode {
         Command::Dialer(c) => cli::dialer::run(c, &models),
         Command::Agents(c) => cli::agents::run(c),
         Command::Queues(c) => cli::agents::run_queues(c),
+        Command::Report(a) => cli::report::run(a),
         Command::Tokens(c) => cli::agents::run_tokens(c),
     };
     match result {

@@ -9,4 +9,5 @@ pub mod dnc;
 pub mod flow;
 pub mod models;
 pub mod nlu;
+pub mod report;
 pub mod tts;
