@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
 
+use crate::dialer::human::ABANDONED_OUTCOME;
+
 use super::{AgentRow, FlowFunnel, FunnelStep, GroupBy, GroupRow, Report, ReportOptions, Side};
 
 /// What a report needs to know of one dial attempt.
@@ -86,7 +88,10 @@ impl ConnectFacts {
                 || !options.not_right_party.contains(&outcome));
         let queued_in_vain = self.agent.is_none()
             && !machine
-            && matches!(self.outcome.as_deref(), None | Some("no_agent"));
+            && matches!(
+                self.outcome.as_deref(),
+                None | Some("no_agent") | Some(ABANDONED_OUTCOME)
+            );
         Class {
             machine,
             right_party,
@@ -488,19 +493,27 @@ mod tests {
                 9_000,
             )),
         ));
+        // A human campaign's call that no agent took within the safe harbour: the built-in
+        // flow's `abandoned` outcome.
+        agg.add(&attempt(
+            t,
+            "abandoned",
+            Some(human(Some("abandoned"), &["to_agent"], 3_000)),
+        ));
         let r = agg.finish();
         let names: Vec<&str> = r.rows.iter().map(|r| r.group.as_str()).collect();
         assert_eq!(names, ["human", "robot"]);
+        assert_eq!(r.rows[1].abandons, 1);
         assert_eq!(r.total.right_party, 3);
         assert_eq!(r.total.outcomes.get("cold_transferred"), Some(&1));
         assert!(r.total.outcomes.keys().all(|k| !k.contains("+1555")));
         assert_eq!(r.total.transfers, 1);
-        assert_eq!(r.total.abandons, 0);
+        assert_eq!(r.total.abandons, 1);
         assert_eq!(r.rows[0].conversions, 1);
         assert_eq!(r.rows[0].mean_agent_ms(), Some(100_000.0));
         assert_eq!(r.agents.len(), 2);
         let robot = &r.agents[0];
-        assert_eq!((robot.calls, robot.handle_ms), (3, 34_000));
+        assert_eq!((robot.calls, robot.handle_ms), (4, 37_000));
         assert_eq!((robot.transfers, robot.conversions), (1, 0));
         let alice = &r.agents[1];
         assert_eq!(alice.agent, "alice");

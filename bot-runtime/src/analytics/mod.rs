@@ -45,9 +45,10 @@
 //!   transfers show as the `cold_transferred` outcome). *Transfer rate* = transfers / connects.
 //! - **abandons**: connects answered by a person that were handed to an agent queue and never
 //!   reached an agent — no agent leg, and the flow's outcome is none (the customer hung up while
-//!   queued: the interpreter keeps no outcome for a hang-up in the queue) or `no_agent` (no agent
-//!   within the queue's wait and no `on_no_agent` fallback) — plus connects whose attempt the
-//!   dialer closed as `abandoned`. A transfer whose `on_no_agent` fallback continued the flow is
+//!   queued: the interpreter keeps no outcome for a hang-up in the queue), `no_agent` (no agent
+//!   within the queue's wait and no `on_no_agent` fallback) or `abandoned` (a human campaign's
+//!   call that no agent took within the safe harbour, `crate::dialer::human`) — plus connects
+//!   whose attempt the dialer closed as `abandoned`. A transfer whose `on_no_agent` fallback continued the flow is
 //!   not an abandon. *Abandon rate* = abandons / connects (the regulators' measure: abandoned
 //!   share of live answers).
 //! - **sentiment**: per call, the mean of its customer turns' sentiment scores (in [-1, 1]);
@@ -104,6 +105,7 @@ pub const DEFAULT_NOT_RIGHT_PARTY: &[&str] = &[
     "verification_failed",
     "voicemail_left",
     "machine",
+    "abandoned",
     "hung_up",
     "no_response",
     "opted_out",
