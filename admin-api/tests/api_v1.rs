@@ -15,7 +15,7 @@ use bot_runtime::metrics::Metrics;
 use bot_runtime::record::{CallRecord, Direction};
 use bot_runtime::store::Store;
 use chrono::Utc;
-use serde_json::{Value, json};
+use serde_json::json;
 
 mod support;
 use support::{NoPhones, request};
@@ -45,8 +45,14 @@ async fn campaign(store: &Store, tenant: &str, id: &str) {
         .expect("campaign");
 }
 
+const FLOW: &str = include_str!("../../dialog-flows/flows/card_payment_reminder.yaml");
+
 fn body_for(method: &str, path: &str) -> String {
     match (method, path) {
+        ("post", "/api/v1/campaigns") => json!({ "id": "made-by-api", "flow": FLOW }).to_string(),
+        ("post", p) if p.ends_with("/leads") => {
+            "phone,first_name,amount_due,due_date,card_number\n+12125550123,Ann,120.50,2026-12-01,4242\n".to_string()
+        }
         ("post", p) if p.ends_with("/status") => json!({ "status": "running" }).to_string(),
         ("post", "/api/v1/dnc") => {
             json!({ "phone": "+12125550199", "reason": "asked" }).to_string()
@@ -254,6 +260,63 @@ async fn every_endpoint_by_role_and_tenant() {
         restart.body
     );
 
+    // A campaign made through the API: a broken flow is refused with its position, a taken
+    // name is a conflict; leads upload with a row-numbered report, the good rows kept.
+    let broken = FLOW.replace("  agent:\n", "  agent:\n    bogus_key: 1\n");
+    let r = request(
+        addr,
+        "POST",
+        "/api/v1/campaigns",
+        &admin_h,
+        &json!({ "id": "x", "flow": broken }).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("flow:") && e.contains("bogus_key")),
+        "{}",
+        r.body
+    );
+    let r = request(
+        addr,
+        "POST",
+        "/api/v1/campaigns",
+        &admin_h,
+        &json!({ "id": "made-by-api", "flow": FLOW }).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    let r = request(
+        addr,
+        "POST",
+        "/api/v1/campaigns",
+        &admin_h,
+        &json!({ "id": "y", "flow": FLOW, "settings": { "pacing": "fast" } }).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    let csv = "phone,first_name,amount_due,due_date,card_number\n+12125550124,Bo,10,2026-12-01,1111\nnot-a-number,Cy,10,2026-12-01,2222\n+12125550125,Di,10,2026-12-01,3333\n";
+    let r = request(
+        addr,
+        "POST",
+        "/api/v1/campaigns/made-by-api/leads",
+        &admin_h,
+        csv,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["report"]["inserted"], 2, "{}", r.body);
+    assert_eq!(r.body["report"]["file"]["error_count"], 1, "{}", r.body);
+    assert_eq!(
+        r.body["report"]["file"]["errors"][0]["row"], 3,
+        "the bad row by its number: {}",
+        r.body
+    );
+    let made = request(addr, "GET", "/api/v1/campaigns/made-by-api", &admin_h, "").await;
+    assert_eq!(made.body["stats"]["leads"], 2, "{}", made.body);
+
     let dnc = request(addr, "GET", "/api/v1/dnc", &admin_h, "").await;
     assert_eq!(
         dnc.body["entries"][0]["phone"], "+12125550199",
@@ -312,7 +375,7 @@ async fn every_endpoint_by_role_and_tenant() {
     let has = |action: &str, actor: &str| {
         events
             .iter()
-            .any(|e| e["action"] == action && e["actor"] == Value::from(format!("api:{actor}")))
+            .any(|e| e["action"] == action && e["actor"] == format!("api:{actor}").as_str())
     };
     assert!(has("read_call", "admin-a"), "{events:#?}");
     assert!(has("read_calls", "auditor-a"));
@@ -325,7 +388,7 @@ async fn every_endpoint_by_role_and_tenant() {
             .as_array()
             .expect("events")
             .iter()
-            .all(|e| e["actor"] != Value::from("api:admin-a")),
+            .all(|e| e["actor"] != "api:admin-a"),
         "the audit log is per tenant"
     );
 

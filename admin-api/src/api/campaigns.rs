@@ -1,10 +1,14 @@
-//! Campaigns: list, one with its live figures, and their life (start, pause, resume, stop).
+//! Campaigns: create on a flow, upload leads, list, one with its live figures, and their life
+//! (start, pause, resume, stop).
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bot_runtime::dialer::db::CampaignStatus;
+use bot_runtime::dialer::campaign::CampaignSettings;
+use bot_runtime::dialer::db::{CampaignKind, CampaignStatus, NewCampaign};
+use bot_runtime::dialer::import::{Assign, Filter, import_leads};
+use bot_runtime::dialer::leads::{Encoding, ImportOptions};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -121,5 +125,204 @@ pub async fn set_status(
             Json(json!({ "campaign": id, "from": from, "status": to })).into_response()
         }
         Err(e) => store_error(e, StatusCode::CONFLICT),
+    }
+}
+
+/// The body of `POST /api/v1/campaigns`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCampaignForm {
+    /// The campaign's name (unique in the tenant).
+    pub id: String,
+    /// `robot` (the default), `human` or `blended`.
+    pub kind: Option<String>,
+    /// The dialog flow's YAML text (validated; stored, versioned, with the campaign).
+    pub flow: String,
+    /// Dial rules, order, pacing, trunk, AMD, region (`CampaignSettings`); absent: defaults.
+    #[schema(value_type = Object)]
+    pub settings: Option<serde_json::Value>,
+    pub caller_id: Option<String>,
+    /// Most calls at once (default 10).
+    pub max_concurrent: Option<u32>,
+}
+
+/// Creates a campaign (a draft) on a flow.
+#[utoipa::path(post, path = "/api/v1/campaigns", request_body = NewCampaignForm, security(("token" = [])), responses(
+    (status = 201, description = "created (draft)"),
+    (status = 400, description = "malformed body"),
+    (status = 401, description = "no or bad token"),
+    (status = 403, description = "not admin"),
+    (status = 409, description = "the name is taken"),
+    (status = 422, description = "the flow or the settings are invalid (errors with line:column)")))]
+pub async fn create(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let t = match allowed(&c, &headers, super::ADMINS, "create campaigns").await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let form: NewCampaignForm = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("campaign: {e}")),
+    };
+    let kind = match CampaignKind::from_name(form.kind.as_deref().unwrap_or("robot")) {
+        Some(k) => k,
+        None => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "kind: robot, human or blended",
+            );
+        }
+    };
+    let flow = match dialog_flows::load_str(&form.flow, std::path::Path::new("flow")) {
+        Ok(f) => f,
+        Err(e) => {
+            return error(StatusCode::UNPROCESSABLE_ENTITY, format!("the flow: {e}"));
+        }
+    };
+    let settings = match &form.settings {
+        Some(v) => match CampaignSettings::from_value(v) {
+            Ok(s) => s,
+            Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, format!("settings: {e}")),
+        },
+        None => CampaignSettings::default(),
+    };
+    let settings = match serde_json::to_value(&settings) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    match c.0.store.campaign(&t.tenant, &form.id).await {
+        Ok(Some(_)) => {
+            return error(
+                StatusCode::CONFLICT,
+                format!("campaign {:?} exists", form.id),
+            );
+        }
+        Ok(None) => {}
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+    if let Err(e) =
+        c.0.store
+            .save_flow(&t.tenant, &flow.name, flow.version, &form.flow)
+            .await
+    {
+        return store_error(e, StatusCode::CONFLICT);
+    }
+    let new = NewCampaign {
+        id: form.id.clone(),
+        kind,
+        flow: flow.name.clone(),
+        flow_version: flow.version,
+        caller_id: form.caller_id.clone(),
+        max_concurrent: form.max_concurrent.unwrap_or(10),
+        settings,
+    };
+    if let Err(e) = c.0.store.create_campaign(&t.tenant, &new).await {
+        return store_error(e, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let detail = json!({ "flow": flow.name, "version": flow.version });
+    if let Err(r) = audit(&c, &t, "campaign.create", &form.id, detail).await {
+        return r;
+    }
+    match c.0.store.campaign(&t.tenant, &form.id).await {
+        Ok(Some(campaign)) => {
+            (StatusCode::CREATED, Json(json!({ "campaign": campaign }))).into_response()
+        }
+        Ok(None) => error(StatusCode::INTERNAL_SERVER_ERROR, "the campaign vanished"),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LeadsQuery {
+    /// ISO 3166 region of national numbers (default: the campaign's).
+    pub region: Option<String>,
+    /// One segmentation condition, `FIELD OP VALUE` (as `callbot leads import --where`).
+    #[serde(rename = "where")]
+    pub condition: Option<String>,
+}
+
+/// Uploads a lead file (CSV body) and assigns the leads to the campaign; bad rows are reported
+/// by row number while the good ones import.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/leads",
+    params(("id" = String, Path, description = "campaign id"), LeadsQuery),
+    request_body(content = String, content_type = "text/csv"), security(("token" = [])), responses(
+    (status = 200, description = "the import report"),
+    (status = 400, description = "bad query"),
+    (status = 401, description = "no or bad token"),
+    (status = 403, description = "not admin or supervisor"),
+    (status = 404, description = "no such campaign in the tenant"),
+    (status = 422, description = "the file cannot be read at all (no phone column, empty…)")))]
+pub async fn upload_leads(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    query: Result<axum::extract::Query<LeadsQuery>, axum::extract::rejection::QueryRejection>,
+    body: axum::body::Bytes,
+) -> Response {
+    let t = match allowed(&c, &headers, OPERATORS, "upload leads").await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let axum::extract::Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let campaign = match c.0.store.campaign(&t.tenant, &id).await {
+        Ok(Some(campaign)) => campaign,
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no campaign {id:?}")),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let settings = match CampaignSettings::from_value(&campaign.settings) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let region = q.region.unwrap_or_else(|| settings.default_region.clone());
+    let Ok(default_region) = region.parse() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("region {region:?} is not an ISO 3166 region code"),
+        );
+    };
+    let conditions: Vec<String> = q.condition.into_iter().collect();
+    let filter = match Filter::parse(&conditions) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let opts = ImportOptions {
+        default_region,
+        default_timezone: None,
+        encoding: Encoding::Auto,
+        delimiter: None,
+    };
+    let assign = Assign {
+        campaign: id.clone(),
+        filter,
+        order: settings.order,
+        due: chrono::Utc::now(),
+    };
+    let bytes = body.to_vec();
+    let summary = import_leads(
+        &c.0.store,
+        &t.tenant,
+        "api upload",
+        std::io::Cursor::new(bytes),
+        opts,
+        Some(assign),
+    )
+    .await;
+    match summary {
+        Ok(s) => {
+            let detail =
+                json!({ "rows": s.file.rows, "inserted": s.inserted, "assigned": s.assigned });
+            if let Err(r) = audit(&c, &t, "leads.import", &id, detail).await {
+                return r;
+            }
+            Json(json!({ "report": s })).into_response()
+        }
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
     }
 }

@@ -32,7 +32,9 @@ use crate::{Console, error};
         system::whoami,
         system::audit_log,
         campaigns::list,
+        campaigns::create,
         campaigns::get_one,
+        campaigns::upload_leads,
         campaigns::set_status,
         dnc::list,
         dnc::add,
@@ -69,7 +71,14 @@ pub fn routes() -> Router<Console> {
         .route("/api/v1/audit", get(system::audit_log))
         .route("/api/v1/agents", get(system::agents))
         .route("/api/v1/queues", get(system::queues))
-        .route("/api/v1/campaigns", get(campaigns::list))
+        .route(
+            "/api/v1/campaigns",
+            get(campaigns::list).post(campaigns::create),
+        )
+        .route(
+            "/api/v1/campaigns/{id}/leads",
+            post(campaigns::upload_leads),
+        )
         .route("/api/v1/campaigns/{id}", get(campaigns::get_one))
         .route("/api/v1/campaigns/{id}/status", post(campaigns::set_status))
         .route("/api/v1/dnc", get(dnc::list).post(dnc::add))
