@@ -10,40 +10,14 @@ use std::sync::Arc;
 
 use admin_api::{Console, ConsoleConfig};
 use bot_runtime::agents::desk::Desk;
-use bot_runtime::dialer::db::{CampaignKind, NewCampaign};
 use bot_runtime::metrics::Metrics;
-use bot_runtime::record::{CallRecord, Direction};
 use bot_runtime::store::Store;
-use chrono::Utc;
 use serde_json::json;
 
 mod support;
-use support::{NoPhones, request};
+use support::{NoPhones, request, seed_campaign_call};
 
 const ROLES: &[&str] = &["admin", "supervisor", "auditor", "agent"];
-
-async fn campaign(store: &Store, tenant: &str, id: &str) {
-    store.ensure_tenant(tenant, tenant).await.expect("tenant");
-    store
-        .save_flow(tenant, "reminder", 1, "name: reminder\nversion: 1\n")
-        .await
-        .expect("flow");
-    store
-        .create_campaign(
-            tenant,
-            &NewCampaign {
-                id: id.into(),
-                kind: CampaignKind::Robot,
-                flow: "reminder".into(),
-                flow_version: 1,
-                caller_id: None,
-                max_concurrent: 2,
-                settings: json!({}),
-            },
-        )
-        .await
-        .expect("campaign");
-}
 
 const FLOW: &str = include_str!("../../dialog-flows/flows/card_payment_reminder.yaml");
 
@@ -68,7 +42,7 @@ fn concrete(path: &str, call_id: &str) -> String {
         if path.contains("/calls/") {
             call_id
         } else {
-            "c1"
+            "a-only"
         },
     )
     .replace("{phone}", "%2B12125550100")
@@ -79,12 +53,11 @@ async fn every_endpoint_by_role_and_tenant() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("api.db").display());
     let store = Arc::new(Store::open(&url).await.expect("store"));
-    campaign(&store, "bank-a", "c1").await;
-    campaign(&store, "bank-b", "c9").await;
-    let mut call = CallRecord::new(Direction::Outbound, "+12125550100", Utc::now());
-    call.campaign = Some("c1".into());
-    call.disposition = "answered".into();
-    store.save_call(&call).await.expect("call");
+    let call_id = seed_campaign_call(&store, "bank-a", "c1", "+12125550100").await;
+    // Bank B has a campaign of the same name, and a call of its own in it.
+    let theirs = seed_campaign_call(&store, "bank-b", "c1", "+12125550177").await;
+    // A campaign only bank A has, for the generated cross-tenant checks.
+    seed_campaign_call(&store, "bank-a", "a-only", "+12125550188").await;
     let mut tokens = BTreeMap::new();
     for role in ROLES {
         let (_, token) = store
@@ -124,7 +97,7 @@ async fn every_endpoint_by_role_and_tenant() {
                 .keys()
                 .filter_map(|k| k.parse().ok())
                 .collect();
-            let target = concrete(path, &call.id);
+            let target = concrete(path, &call_id);
             let body = body_for(method, path);
             let m = method.to_uppercase();
             let json_header = ("Content-Type", "application/json");
@@ -216,12 +189,12 @@ async fn every_endpoint_by_role_and_tenant() {
         ]
     }
     let admin_h = h(&admin);
-    let c1 = request(addr, "GET", "/api/v1/campaigns/c1", &admin_h, "").await;
+    let c1 = request(addr, "GET", "/api/v1/campaigns/a-only", &admin_h, "").await;
     assert_eq!(c1.body["campaign"]["status"], "running", "{}", c1.body);
     let pause = request(
         addr,
         "POST",
-        "/api/v1/campaigns/c1/status",
+        "/api/v1/campaigns/a-only/status",
         &admin_h,
         &json!({"status": "paused"}).to_string(),
     )
@@ -231,7 +204,7 @@ async fn every_endpoint_by_role_and_tenant() {
     let bogus = request(
         addr,
         "POST",
-        "/api/v1/campaigns/c1/status",
+        "/api/v1/campaigns/a-only/status",
         &admin_h,
         &json!({"status": "flying"}).to_string(),
     )
@@ -240,7 +213,7 @@ async fn every_endpoint_by_role_and_tenant() {
     let stop = request(
         addr,
         "POST",
-        "/api/v1/campaigns/c1/status",
+        "/api/v1/campaigns/a-only/status",
         &admin_h,
         &json!({"status": "stopped"}).to_string(),
     )
@@ -249,7 +222,7 @@ async fn every_endpoint_by_role_and_tenant() {
     let restart = request(
         addr,
         "POST",
-        "/api/v1/campaigns/c1/status",
+        "/api/v1/campaigns/a-only/status",
         &admin_h,
         &json!({"status": "running"}).to_string(),
     )
@@ -358,14 +331,40 @@ async fn every_endpoint_by_role_and_tenant() {
     assert_eq!(again.status, 404);
 
     let calls = request(addr, "GET", "/api/v1/calls?campaign=c1", &h(&auditor), "").await;
-    assert_eq!(calls.body["calls"][0]["id"], call.id, "{}", calls.body);
+    assert_eq!(
+        calls.body["calls"][0]["id"],
+        call_id.as_str(),
+        "{}",
+        calls.body
+    );
+    assert_eq!(
+        calls.body["calls"].as_array().map(Vec::len),
+        Some(1),
+        "only bank A's call: {}",
+        calls.body
+    );
+    let r = request(
+        addr,
+        "GET",
+        &format!("/api/v1/calls/{theirs}"),
+        &admin_h,
+        "",
+    )
+    .await;
+    assert_eq!(
+        r.status, 404,
+        "bank B's call, same campaign name: {}",
+        r.body
+    );
     let other = format!("Bearer {other_admin}");
     let hidden = request(addr, "GET", "/api/v1/calls", &h(&other), "").await;
-    assert_eq!(
-        hidden.body["calls"],
-        json!([]),
-        "another tenant sees no calls"
-    );
+    let ids: Vec<&str> = hidden.body["calls"]
+        .as_array()
+        .expect("calls")
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(ids, [theirs.as_str()], "bank B sees only its own call");
     let bad_query = request(addr, "GET", "/api/v1/calls?limit=lots", &admin_h, "").await;
     assert_eq!(bad_query.status, 400);
 

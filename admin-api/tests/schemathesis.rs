@@ -10,15 +10,11 @@ use std::sync::Arc;
 
 use admin_api::{Console, ConsoleConfig};
 use bot_runtime::agents::desk::Desk;
-use bot_runtime::dialer::db::{CampaignKind, NewCampaign};
 use bot_runtime::metrics::Metrics;
-use bot_runtime::record::{CallRecord, Direction};
 use bot_runtime::store::Store;
-use chrono::Utc;
-use serde_json::json;
 
 mod support;
-use support::NoPhones;
+use support::{NoPhones, seed_campaign_call};
 
 fn schemathesis() -> PathBuf {
     let path = std::env::var_os("SCHEMATHESIS").map_or_else(
@@ -39,29 +35,7 @@ async fn the_api_keeps_to_its_openapi_document() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("api.db").display());
     let store = Arc::new(Store::open(&url).await.expect("store"));
-    store.ensure_tenant("bank-a", "A").await.expect("tenant");
-    store
-        .save_flow("bank-a", "reminder", 1, "name: reminder\nversion: 1\n")
-        .await
-        .expect("flow");
-    store
-        .create_campaign(
-            "bank-a",
-            &NewCampaign {
-                id: "c1".into(),
-                kind: CampaignKind::Robot,
-                flow: "reminder".into(),
-                flow_version: 1,
-                caller_id: None,
-                max_concurrent: 2,
-                settings: json!({}),
-            },
-        )
-        .await
-        .expect("campaign");
-    let mut call = CallRecord::new(Direction::Outbound, "+12125550100", Utc::now());
-    call.campaign = Some("c1".into());
-    store.save_call(&call).await.expect("call");
+    seed_campaign_call(&store, "bank-a", "c1", "+12125550100").await;
     let (_, token) = store
         .create_api_token("bank-a", "fuzzer", "admin")
         .await

@@ -151,6 +151,21 @@ impl Store {
         })
     }
 
+    /// Whether call `id` is the tenant's: dialed by one of its attempts, or, for the `default`
+    /// tenant, a call of no campaign (calls carry no tenant column of their own).
+    pub async fn call_is_tenants(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 AS one FROM calls c WHERE c.id = $1 AND (EXISTS (SELECT 1 FROM attempts a \
+             WHERE a.call_id = c.id AND a.tenant = $2) OR (c.campaign IS NULL AND $2 = 'default'))",
+        )
+        .bind(id.to_string())
+        .bind(tenant.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.query_error(format!("checking call {id}"), e))?;
+        Ok(row.is_some())
+    }
+
     /// A tenant's audit events, newest first, at most `limit`, before `before` when given.
     pub async fn audit_events(
         &self,

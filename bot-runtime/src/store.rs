@@ -173,7 +173,7 @@ pub enum StoreError {
 /// default lists every call, newest first.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallFilter {
-    /// Calls of this campaign.
+    /// Calls of this campaign (of any tenant unless `tenant` is set).
     pub campaign: Option<String>,
     /// Calls to this lead.
     pub lead_id: Option<String>,
@@ -195,6 +195,9 @@ pub struct CallFilter {
     pub limit: Option<u32>,
     /// Skip this many calls of the ordered result first (paging).
     pub offset: u64,
+    /// Only calls of this tenant: calls dialed by one of its attempts, and for the `default`
+    /// tenant also calls of no campaign (calls carry no tenant column of their own).
+    pub tenant: Option<String>,
 }
 
 /// One line of a call list: the call without its transcript.
@@ -514,6 +517,14 @@ impl Store {
         }
         if let Some(until) = filter.until {
             condition("started_at_us", "<", Param::Int(until.timestamp_micros()));
+        }
+        if let Some(tenant) = &filter.tenant {
+            params.push(Param::Text(tenant.clone()));
+            let n = params.len();
+            sql.push_str(&format!(
+                " AND (EXISTS (SELECT 1 FROM attempts a WHERE a.call_id = c.id AND a.tenant = ${n}) \
+                 OR (c.campaign IS NULL AND ${n} = 'default'))"
+            ));
         }
         let limit = filter.limit.map_or(i64::MAX, i64::from);
         let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);

@@ -91,3 +91,136 @@ impl AgentLines for NoPhones {
         Box::pin(async move { Err((0, format!("{user} is not registered"))) })
     }
 }
+
+/// Seeds `tenant` with campaign `campaign` (a draft on a stub flow) and one call dialed through
+/// the dialer's own store functions (lead, claim, attempt, call record, finished attempt), as a
+/// dialer node writes them; returns the call's id.
+pub async fn seed_campaign_call(
+    store: &bot_runtime::store::Store,
+    tenant: &str,
+    campaign: &str,
+    phone: &str,
+) -> String {
+    use bot_runtime::dialer::db::{
+        CampaignKind, DialStart, LeadUpdate, NewAttempt, NewCampaign, NewLead, Order,
+    };
+    use bot_runtime::record::{CallRecord, Direction};
+    use chrono::Utc;
+
+    store.ensure_tenant(tenant, tenant).await.expect("tenant");
+    store
+        .save_flow(tenant, "reminder", 1, "name: reminder\nversion: 1\n")
+        .await
+        .expect("flow");
+    store
+        .create_campaign(
+            tenant,
+            &NewCampaign {
+                id: campaign.into(),
+                kind: CampaignKind::Robot,
+                flow: "reminder".into(),
+                flow_version: 1,
+                caller_id: None,
+                max_concurrent: 2,
+                settings: serde_json::json!({}),
+            },
+        )
+        .await
+        .expect("campaign");
+    store
+        .insert_leads(
+            tenant,
+            "seed.csv",
+            &[NewLead {
+                external_id: None,
+                phone: phone.into(),
+                name: None,
+                timezones: vec!["America/New_York".into()],
+                tz_source: "number".into(),
+                debt_id: None,
+                fields: serde_json::Map::new(),
+                source_row: Some(2),
+            }],
+        )
+        .await
+        .expect("lead");
+    let lead = store
+        .list_leads(tenant, 10, 0)
+        .await
+        .expect("leads")
+        .into_iter()
+        .find(|l| l.phone == phone)
+        .expect("the lead")
+        .id;
+    let now = Utc::now();
+    store
+        .assign_leads(
+            tenant,
+            campaign,
+            std::slice::from_ref(&lead),
+            Order::Sequential,
+            now,
+        )
+        .await
+        .expect("assign");
+    let claimed = store
+        .claim_leads(
+            tenant,
+            campaign,
+            "node-1",
+            Order::Sequential,
+            now,
+            now + chrono::Duration::seconds(30),
+            1,
+        )
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    let attempt = format!("attempt-{campaign}-{phone}");
+    let started = store
+        .begin_dial(
+            tenant,
+            &NewAttempt {
+                id: attempt.clone(),
+                campaign: campaign.into(),
+                lead: lead.clone(),
+                debt_id: None,
+                phone: phone.into(),
+                node: "node-1".into(),
+                started_at: now,
+                rule: "ok".into(),
+                detail: "seed".into(),
+            },
+        )
+        .await
+        .expect("begin dial");
+    let DialStart::Dial(tx) = started else {
+        panic!("the seed dial was refused")
+    };
+    tx.commit().await.expect("commit the dial");
+    let mut call = CallRecord::new(Direction::Outbound, phone, now);
+    call.campaign = Some(campaign.into());
+    call.lead_id = Some(lead.clone());
+    call.disposition = "answered".into();
+    store.save_call(&call).await.expect("call");
+    store
+        .finish_attempt(
+            tenant,
+            campaign,
+            &lead,
+            &attempt,
+            "node-1",
+            "answered",
+            now,
+            Some(&call.id),
+            &LeadUpdate {
+                done: true,
+                next_at: now,
+                reason: "seed".into(),
+                callback_at: None,
+            },
+        )
+        .await
+        .expect("finish attempt");
+    call.id
+}
