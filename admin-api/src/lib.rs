@@ -116,6 +116,7 @@ impl Console {
             .route("/", get(|| async { Redirect::to("/agent") }))
             .route("/agent", get(|| page(AGENT_PAGE)))
             .route("/supervisor", get(|| page(SUPERVISOR_PAGE)))
+            .route("/dashboard", get(|| page(DASHBOARD_PAGE)))
             .route("/api/login", post(agent::login))
             .route("/api/logout", post(agent::logout))
             .route("/api/me", get(agent::me))
@@ -144,6 +145,7 @@ impl Console {
 
 const AGENT_PAGE: &str = include_str!("../web/agent.html");
 const SUPERVISOR_PAGE: &str = include_str!("../web/supervisor.html");
+const DASHBOARD_PAGE: &str = include_str!("../web/dashboard.html");
 
 async fn page(html: &'static str) -> Response {
     (

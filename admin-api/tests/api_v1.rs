@@ -368,6 +368,96 @@ async fn every_endpoint_by_role_and_tenant() {
     let bad_query = request(addr, "GET", "/api/v1/calls?limit=lots", &admin_h, "").await;
     assert_eq!(bad_query.status, 400);
 
+    // Reports: JSON by campaign (bank A's two calls, none of bank B's), CSV and XLSX exports.
+    let r = request(addr, "GET", "/api/v1/reports?by=campaign", &h(&auditor), "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["report"]["total"]["attempts"], 2, "{}", r.body);
+    assert_eq!(r.body["report"]["total"]["connects"], 2, "{}", r.body);
+    let groups: Vec<&str> = r.body["report"]["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|g| g["group"].as_str())
+        .collect();
+    assert_eq!(groups, ["a-only", "c1"]);
+    let csv = request(
+        addr,
+        "GET",
+        "/api/v1/reports?by=campaign&format=csv",
+        &admin_h,
+        "",
+    )
+    .await;
+    assert_eq!(csv.status, 200);
+    assert!(
+        csv.headers
+            .to_ascii_lowercase()
+            .contains("content-type: text/csv"),
+        "{}",
+        csv.headers
+    );
+    assert!(
+        csv.body.as_str().is_some_and(|t| t.lines().count() == 4),
+        "header, 2 rows, total: {}",
+        csv.body
+    );
+    let xlsx = request(addr, "GET", "/api/v1/reports?format=xlsx", &admin_h, "").await;
+    assert_eq!(xlsx.status, 200);
+    assert!(xlsx.headers.contains("spreadsheetml"), "{}", xlsx.headers);
+    assert!(
+        xlsx.body.as_str().is_some_and(|b| b.starts_with("PK")),
+        "a zip (XLSX) file"
+    );
+    for bad in ["by=week", "tz=Mars/Olympus", "format=pdf", "from=yesterday"] {
+        let r = request(addr, "GET", &format!("/api/v1/reports?{bad}"), &admin_h, "").await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+
+    // A supervisor's console session reads (the dashboard) but never changes anything.
+    store
+        .save_agent(
+            "bank-a",
+            &bot_runtime::agents::store::AgentAccount {
+                id: "sue".into(),
+                name: "Sue".into(),
+                password_hash: admin_api::auth::hash_password("pw-sue").expect("hash"),
+                skills: Default::default(),
+                role: "supervisor".into(),
+                sip_user: None,
+                sip_password: None,
+                disabled: false,
+            },
+        )
+        .await
+        .expect("supervisor");
+    let login = request(
+        addr,
+        "POST",
+        "/api/login",
+        &[("Content-Type", "application/json")],
+        &json!({ "tenant": "bank-a", "agent": "sue", "password": "pw-sue" }).to_string(),
+    )
+    .await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let cookie = login
+        .headers
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|v| v.split(';').next())
+        .expect("session cookie")
+        .to_string();
+    let r = request(addr, "GET", "/api/v1/reports", &[("Cookie", &cookie)], "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = request(
+        addr,
+        "POST",
+        "/api/v1/campaigns/c1/status",
+        &[("Cookie", &cookie), ("Content-Type", "application/json")],
+        &json!({ "status": "paused" }).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 403, "no change on a cookie: {}", r.body);
+
     // Every read of personal data left a trace, with who read it.
     let log = request(addr, "GET", "/api/v1/audit?limit=200", &h(&auditor), "").await;
     let events = log.body["events"].as_array().expect("events");

@@ -101,6 +101,19 @@ pub async fn seed_campaign_call(
     campaign: &str,
     phone: &str,
 ) -> String {
+    seed_call_with(store, tenant, campaign, phone, None, &[]).await
+}
+
+/// As [`seed_campaign_call`], with the flow's outcome and path (the campaign is created if it
+/// does not exist yet).
+pub async fn seed_call_with(
+    store: &bot_runtime::store::Store,
+    tenant: &str,
+    campaign: &str,
+    phone: &str,
+    outcome: Option<&str>,
+    path: &[&str],
+) -> String {
     use bot_runtime::dialer::db::{
         CampaignKind, DialStart, LeadUpdate, NewAttempt, NewCampaign, NewLead, Order,
     };
@@ -112,21 +125,28 @@ pub async fn seed_campaign_call(
         .save_flow(tenant, "reminder", 1, "name: reminder\nversion: 1\n")
         .await
         .expect("flow");
-    store
-        .create_campaign(
-            tenant,
-            &NewCampaign {
-                id: campaign.into(),
-                kind: CampaignKind::Robot,
-                flow: "reminder".into(),
-                flow_version: 1,
-                caller_id: None,
-                max_concurrent: 2,
-                settings: serde_json::json!({}),
-            },
-        )
+    let exists = store
+        .campaign(tenant, campaign)
         .await
-        .expect("campaign");
+        .expect("campaign")
+        .is_some();
+    if !exists {
+        store
+            .create_campaign(
+                tenant,
+                &NewCampaign {
+                    id: campaign.into(),
+                    kind: CampaignKind::Robot,
+                    flow: "reminder".into(),
+                    flow_version: 1,
+                    caller_id: None,
+                    max_concurrent: 2,
+                    settings: serde_json::json!({}),
+                },
+            )
+            .await
+            .expect("campaign");
+    }
     store
         .insert_leads(
             tenant,
@@ -202,6 +222,11 @@ pub async fn seed_campaign_call(
     call.campaign = Some(campaign.into());
     call.lead_id = Some(lead.clone());
     call.disposition = "answered".into();
+    call.answered_at = Some(now);
+    call.ended_at = now + chrono::Duration::seconds(40);
+    call.flow = "reminder".into();
+    call.outcome = outcome.map(str::to_string);
+    call.path = path.iter().map(|s| s.to_string()).collect();
     store.save_call(&call).await.expect("call");
     store
         .finish_attempt(
