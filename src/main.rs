@@ -71,6 +71,11 @@ enum Command {
     /// Reports: connect, right-party, conversion, handle time, transfers, abandons, AMD,
     /// sentiment by hour/day/campaign/flow/agent/side; funnel; agents; table, CSV or XLSX.
     Report(cli::report::ReportArgs),
+    /// Back up the SQLite database while callbot runs (online, consistent, verified; DEST.json
+    /// manifest). For PostgreSQL use pg_dump (see README).
+    Backup(cli::backup::BackupArgs),
+    /// Restore a backup into the SQLite database (verified, atomic; stop callbot first).
+    Restore(cli::backup::RestoreArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -98,6 +103,8 @@ fn main() -> std::process::ExitCode {
         Command::Queues(c) => cli::agents::run_queues(c),
         Command::Report(a) => cli::report::run(a),
         Command::Tokens(c) => cli::agents::run_tokens(c),
+        Command::Backup(a) => cli::backup::run_backup(a),
+        Command::Restore(a) => cli::backup::run_restore(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

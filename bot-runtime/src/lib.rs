@@ -15,6 +15,7 @@ pub mod agents;
 pub mod api_access;
 pub mod amd;
 pub mod analytics;
+pub mod backup;
 pub mod call;
 pub mod demo;
 pub mod dialer;

@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod asr;
+pub mod backup;
 pub mod campaign;
 pub mod demo;
 pub mod dialer;

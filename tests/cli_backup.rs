@@ -1,0 +1,234 @@
+//! `callbot backup` and `callbot restore` as an operator runs them, on the SQLite default (the
+//! database a store in the test process wrote, read back after the restore with
+//! `bot_runtime::store::Store`), and the clear refusal for PostgreSQL URLs.
+
+use std::path::Path;
+use std::process::Command;
+
+use bot_runtime::store::{CallFilter, Store};
+use bot_runtime::{CallRecord, Direction, Speaker, TurnRecord};
+use chrono::{Duration, TimeZone, Utc};
+use tempfile::TempDir;
+
+struct Output {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs callbot in `dir` (so the default database is `dir/callbot-data/callbot.db`).
+fn callbot(dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_callbot"))
+        .current_dir(dir)
+        .env_remove("CALLBOT_DATABASE_URL")
+        .env_remove("RUST_LOG")
+        .args(args)
+        .output()
+        .expect("running callbot");
+    Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let r = callbot(dir, args);
+    assert_eq!(r.code, Some(0), "callbot {args:?} should succeed:\n{r}");
+    r.stdout
+}
+
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let r = callbot(dir, args);
+    assert_eq!(r.code, Some(1), "callbot {args:?} should fail:\n{r}");
+    assert!(r.stderr.contains("error: "), "callbot {args:?}:\n{r}");
+    r.stderr
+}
+
+fn call(i: i64) -> CallRecord {
+    let started = Utc
+        .timestamp_opt(1_780_000_000 + i * 60, 0)
+        .single()
+        .expect("a valid time");
+    let mut call = CallRecord::new(Direction::Outbound, &format!("+1212555{i:04}"), started);
+    call.id = format!("call-{i:04}");
+    call.flow = "reminder".into();
+    call.ended_at = started + Duration::seconds(40);
+    call.disposition = "answered".into();
+    call.outcome = Some("paid".into());
+    call.turns = (0..3)
+        .map(|seq| TurnRecord {
+            seq,
+            speaker: if seq.is_multiple_of(2) {
+                Speaker::Bot
+            } else {
+                Speaker::Customer
+            },
+            text: format!("turn {seq} of call {i}"),
+            start_ms: u64::from(seq) * 1_000,
+            end_ms: u64::from(seq) * 1_000 + 800,
+            step: None,
+            intent: None,
+            confidence: None,
+            sentiment: None,
+            interrupted: false,
+            latency: None,
+        })
+        .collect();
+    call
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+#[test]
+fn sqlite_backup_then_restore() {
+    let dir = TempDir::new().expect("temporary directory");
+    let rt = rt();
+    let live_url = format!(
+        "sqlite://{}",
+        dir.path().join("callbot-data").join("callbot.db").display()
+    );
+    let calls: Vec<CallRecord> = (0..25).map(call).collect();
+    let live = rt.block_on(async {
+        let store = Store::open(&live_url)
+            .await
+            .expect("opening the live store");
+        for c in &calls {
+            store.save_call(c).await.expect("saving a call");
+        }
+        store
+    });
+
+    // The default database, while the store above still holds it open.
+    let out = ok(dir.path(), &["backup", "backups/one.db"]);
+    assert!(out.contains("integrity:  ok"), "{out}");
+    assert!(out.contains("sha256:"), "{out}");
+    let calls_line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("calls "))
+        .unwrap_or_else(|| panic!("no calls row count:\n{out}"));
+    assert!(calls_line.trim_end().ends_with(" 25"), "{calls_line}");
+    let backup = dir.path().join("backups").join("one.db");
+    assert!(backup.is_file());
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("backups").join("one.db.json")).expect("the manifest"),
+    )
+    .expect("manifest JSON");
+    assert_eq!(manifest["tables"]["calls"], 25, "{manifest}");
+    assert_eq!(
+        manifest["bytes"].as_u64(),
+        Some(std::fs::metadata(&backup).expect("metadata").len())
+    );
+
+    // An existing destination needs --force.
+    let err = fails(dir.path(), &["backup", "backups/one.db"]);
+    assert!(
+        err.contains("already exists") && err.contains("--force"),
+        "{err}"
+    );
+    ok(dir.path(), &["backup", "backups/one.db", "--force"]);
+
+    // Restore into a new database and read it back.
+    let restored_url = "sqlite://restored/callbot.db";
+    let out = ok(
+        dir.path(),
+        &["restore", "backups/one.db", "--database-url", restored_url],
+    );
+    assert!(out.contains("matches the manifest"), "{out}");
+    let restored_abs = format!(
+        "sqlite://{}",
+        dir.path().join("restored").join("callbot.db").display()
+    );
+    rt.block_on(async {
+        let store = Store::open(&restored_abs)
+            .await
+            .expect("opening the restore");
+        let listed = store
+            .list_calls(&CallFilter::default())
+            .await
+            .expect("listing");
+        assert_eq!(listed.len(), calls.len());
+        for want in &calls {
+            let got = store
+                .call(&want.id)
+                .await
+                .expect("reading")
+                .unwrap_or_else(|| panic!("call {} missing after restore", want.id));
+            assert_eq!(&got, want);
+        }
+        store.close().await;
+    });
+
+    // An existing target needs --force; one in use is refused even then.
+    let err = fails(
+        dir.path(),
+        &["restore", "backups/one.db", "--database-url", restored_url],
+    );
+    assert!(
+        err.contains("already exists") && err.contains("--force"),
+        "{err}"
+    );
+    ok(
+        dir.path(),
+        &[
+            "restore",
+            "backups/one.db",
+            "--database-url",
+            restored_url,
+            "--force",
+        ],
+    );
+    let err = fails(dir.path(), &["restore", "backups/one.db", "--force"]);
+    assert!(err.contains("in use"), "{err}");
+    rt.block_on(live.close());
+
+    // A damaged backup is refused and the target left alone.
+    let mut bytes = std::fs::read(&backup).expect("reading the backup");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x04;
+    std::fs::write(&backup, bytes).expect("damaging the backup");
+    let err = fails(
+        dir.path(),
+        &[
+            "restore",
+            "backups/one.db",
+            "--database-url",
+            "sqlite://other/callbot.db",
+        ],
+    );
+    assert!(err.contains("damaged") && err.contains("SHA-256"), "{err}");
+    assert!(!dir.path().join("other").join("callbot.db").exists());
+}
+
+#[test]
+fn postgres_is_refused_with_the_documented_practice() {
+    let dir = TempDir::new().expect("temporary directory");
+    let url = "postgres://bot:hunter2@127.0.0.1:1/callbot";
+    for args in [
+        ["backup", "x.dump", "--database-url", url],
+        ["restore", "x.dump", "--database-url", url],
+    ] {
+        let err = fails(dir.path(), &args);
+        assert!(
+            err.contains("pg_dump") && err.contains("pg_restore") && err.contains("WAL"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "password shown: {err}");
+    }
+    assert!(!dir.path().join("x.dump").exists());
+}
