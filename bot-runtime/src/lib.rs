@@ -12,9 +12,9 @@
 //! - [`playout`]: the robot's speech queue fed to the media session, sans-IO.
 
 pub mod agents;
-pub mod api_access;
 pub mod amd;
 pub mod analytics;
+pub mod api_access;
 pub mod backup;
 pub mod call;
 pub mod demo;
