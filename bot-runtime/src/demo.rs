@@ -64,7 +64,7 @@ pub fn customers() -> Vec<Customer> {
                 Greet("Hello?"),
                 Answer("Yes, speaking."),
                 Answer("No, not today."),
-                Answer("Next Friday."),
+                Answer("I can pay it next Friday."),
                 Answer("Yes, that's right."),
             ],
             expect_outcome: "promise_to_pay",
