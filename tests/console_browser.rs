@@ -34,14 +34,13 @@ use bot_runtime::store::Store;
 use callbot_models::ModelsDir;
 use fantoccini::{Client, Locator};
 use serde_json::Value;
-use telephony::goertzel;
 
 #[path = "../bot-runtime/tests/support/baresip.rs"]
 mod baresip;
 #[path = "../telephony/tests/support/chromium.rs"]
 mod chromium;
 
-use baresip::{Baresip, NS_ADDR, place, tone};
+use baresip::{Baresip, NS_ADDR, place, seconds_of_tone, tone};
 use chromium::{WAIT, start_browser};
 
 #[test]
@@ -55,18 +54,6 @@ fn console_agent_takes_a_warm_transfer_in_the_browser() {
         .build()
         .expect("runtime");
     rt.block_on(in_namespace());
-}
-
-/// Seconds of `audio` (20 ms frames) where `freq` clearly dominates.
-fn seconds_of_tone(audio: &[i16], freq: f32) -> f64 {
-    let frames = audio
-        .chunks(160)
-        .filter(|f| {
-            let e = goertzel::energy(f);
-            e > 1e-4 && goertzel::power(f, 8000, freq) * 2.0 > 0.5 * e
-        })
-        .count();
-    frames as f64 * 0.02
 }
 
 /// Polls `script` (returning a value) until `done` holds, within `WAIT`.

@@ -29,11 +29,10 @@ use bot_runtime::engines::{EngineConfig, Engines};
 use bot_runtime::runtime::{Dial, Runtime, RuntimeConfig};
 use bot_runtime::store::Store;
 use callbot_models::ModelsDir;
-use telephony::goertzel;
 
 mod support;
 
-use support::baresip::{Baresip, NS_ADDR, Phone, place, tone};
+use support::baresip::{Baresip, NS_ADDR, Phone, place, seconds_of_tone, tone};
 
 const AGENT_PORT: u16 = 5090;
 
@@ -48,19 +47,6 @@ fn warm_transfer_to_a_registered_sip_phone() {
         .build()
         .expect("runtime");
     rt.block_on(in_namespace());
-}
-
-/// Seconds of `audio` (20 ms frames) where `freq` clearly dominates: its Goertzel power is over
-/// half the frame's energy and the frame is not quiet.
-fn seconds_of_tone(audio: &[i16], freq: f32) -> f64 {
-    let frames = audio
-        .chunks(160)
-        .filter(|f| {
-            let e = goertzel::energy(f);
-            e > 1e-4 && goertzel::power(f, 8000, freq) * 2.0 > 0.5 * e
-        })
-        .count();
-    frames as f64 * 0.02
 }
 
 async fn in_namespace() {

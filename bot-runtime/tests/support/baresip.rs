@@ -68,6 +68,20 @@ pub fn tone(freq: f32, seconds: f64, amplitude: f32) -> Vec<i16> {
         .collect()
 }
 
+/// Seconds of `audio` (20 ms frames at 8 kHz) where `freq` clearly dominates: its Goertzel
+/// power is over half the frame's energy and the frame is not quiet.
+pub fn seconds_of_tone(audio: &[i16], freq: f32) -> f64 {
+    use telephony::goertzel;
+    let frames = audio
+        .chunks(160)
+        .filter(|f| {
+            let e = goertzel::energy(f);
+            e > 1e-4 && goertzel::power(f, 8000, freq) * 2.0 > 0.5 * e
+        })
+        .count();
+    frames as f64 * 0.02
+}
+
 /// RMS of each 20 ms frame.
 pub fn frame_rms(audio: &[i16]) -> Vec<f64> {
     audio
