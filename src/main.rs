@@ -76,6 +76,9 @@ enum Command {
     Backup(cli::backup::BackupArgs),
     /// Restore a backup into the SQLite database (verified, atomic; stop callbot first).
     Restore(cli::backup::RestoreArgs),
+    /// The keys that seal personal data in the database: generate, status, rotate.
+    #[command(subcommand)]
+    Keys(cli::keys::KeysCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -105,6 +108,7 @@ fn main() -> std::process::ExitCode {
         Command::Tokens(c) => cli::agents::run_tokens(c),
         Command::Backup(a) => cli::backup::run_backup(a),
         Command::Restore(a) => cli::backup::run_restore(a),
+        Command::Keys(c) => cli::keys::run(c),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

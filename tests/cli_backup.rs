@@ -143,13 +143,29 @@ fn sqlite_backup_then_restore() {
     );
     ok(dir.path(), &["backup", "backups/one.db", "--force"]);
 
-    // Restore into a new database and read it back.
+    // Restore into a new database and read it back. It needs the keys the backed-up data was
+    // sealed with: the live database's keys file, which is copied beside the restore.
     let restored_url = "sqlite://restored/callbot.db";
-    let out = ok(
+    let err = fails(
         dir.path(),
         &["restore", "backups/one.db", "--database-url", restored_url],
     );
+    assert!(err.contains("--keys-file"), "{err}");
+    assert!(!dir.path().join("restored").join("callbot.db").exists());
+    let live_keys = "callbot-data/callbot.db.keys";
+    let out = ok(
+        dir.path(),
+        &[
+            "restore",
+            "backups/one.db",
+            "--database-url",
+            restored_url,
+            "--keys-file",
+            live_keys,
+        ],
+    );
     assert!(out.contains("matches the manifest"), "{out}");
+    assert!(out.contains("restored/callbot.db.keys (written)"), "{out}");
     let restored_abs = format!(
         "sqlite://{}",
         dir.path().join("restored").join("callbot.db").display()
@@ -209,6 +225,8 @@ fn sqlite_backup_then_restore() {
             "backups/one.db",
             "--database-url",
             "sqlite://other/callbot.db",
+            "--keys-file",
+            live_keys,
         ],
     );
     assert!(err.contains("damaged") && err.contains("SHA-256"), "{err}");

@@ -161,8 +161,16 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 impl Env {
-    fn sqlite() -> Env {
+    /// A fresh directory with a keys file (as an operator makes with `callbot keys generate`).
+    fn dir() -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("temporary directory");
+        bot_runtime::vault::Vault::create_file(&dir.path().join("callbot.keys"))
+            .expect("a keys file");
+        dir
+    }
+
+    fn sqlite() -> Env {
+        let dir = Env::dir();
         let url = format!("sqlite://{}", dir.path().join("callbot.db").display());
         Env {
             url,
@@ -179,7 +187,7 @@ impl Env {
         Env {
             url: pg::with_database(&db.admin_url, &db.name),
             backend: Backend::Postgres,
-            dir: tempfile::tempdir().expect("temporary directory"),
+            dir: Env::dir(),
             rt,
             _pg: Some(db),
         }
@@ -238,8 +246,15 @@ impl Env {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_callbot"));
         cmd.current_dir(self.dir.path())
             .env_remove("CALLBOT_DATABASE_URL")
-            .env_remove("RUST_LOG");
+            .env_remove("RUST_LOG")
+            .env_remove(bot_runtime::vault::KEYS_ENV)
+            .env(bot_runtime::vault::KEYS_FILE_ENV, self.keys_file());
         cmd
+    }
+
+    /// The keys file the commands and the test's own store share.
+    fn keys_file(&self) -> PathBuf {
+        self.path("callbot.keys")
     }
 
     /// Runs and expects success; returns stdout.
@@ -260,7 +275,8 @@ impl Env {
     /// Opens the database, runs `f` on it, closes it.
     fn with_store<T>(&self, f: impl for<'a> AsyncFnOnce(&'a Store) -> T) -> T {
         self.rt.block_on(async {
-            let store = Store::open(&self.url)
+            let keys = bot_runtime::vault::Vault::load(&self.keys_file()).expect("the keys file");
+            let store = Store::open_with_keys(&self.url, keys)
                 .await
                 .unwrap_or_else(|e| panic!("opening the store: {e}"));
             assert_eq!(store.backend(), self.backend);

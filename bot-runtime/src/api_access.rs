@@ -187,12 +187,12 @@ impl Store {
             .map(|r| {
                 let id: String = self.get(r, "id", "audit event")?;
                 let at: i64 = self.get(r, "at_us", &id)?;
-                let detail: String = self.get(r, "detail_json", &id)?;
+                let detail = self.open_col(r, "detail_json", "audit_detail", &id)?;
                 Ok(AuditEvent {
                     at: time(at, "audit event")?,
                     actor: self.get(r, "actor", &id)?,
                     action: self.get(r, "action", &id)?,
-                    subject: self.get(r, "subject", &id)?,
+                    subject: self.open_col(r, "subject", "audit_subject", &id)?,
                     detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
                     id,
                 })

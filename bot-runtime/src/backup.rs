@@ -46,6 +46,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteLockingMode};
 use sqlx::{Connection, Row};
 
 use crate::store::{Store, StoreError, redact_url};
+use crate::vault::{KEYS_ENV, KEYS_FILE_ENV, Vault, default_keys_file};
 
 /// The migrations this binary knows (the same files [`Store::open`] applies).
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -155,6 +156,15 @@ pub enum BackupError {
         #[source]
         source: sqlx::Error,
     },
+    /// The keyring given for the restore does not hold the keys the backup's personal data
+    /// was sealed with (see [`crate::vault`]); nothing was restored.
+    #[error("backup {path}: {reason}")]
+    Keys {
+        /// The backup file.
+        path: PathBuf,
+        /// Which key is missing or different.
+        reason: String,
+    },
     /// Opening the restored database with [`Store::open`] failed.
     #[error("the backup was restored but opening it failed: {0}")]
     Store(#[from] StoreError),
@@ -219,6 +229,9 @@ pub struct RestoreInfo {
     pub backup_migrations: Vec<i64>,
     /// Migrations applied on opening the restored database (newer than the backup).
     pub applied_migrations: Vec<i64>,
+    /// The keys file written beside the restored database, if one was (see
+    /// [`restore_sqlite`]).
+    pub keys_file: Option<PathBuf>,
 }
 
 /// The manifest path of a backup: `DEST.json`.
@@ -374,8 +387,9 @@ pub async fn backup_sqlite(
 }
 
 /// Restores `backup` into the SQLite database at `target_url` (see the module docs): verifies
-/// the backup, refuses an existing target unless `force`, copies it atomically and opens it with
-/// [`Store::open`] (applying newer migrations).
+/// the backup, checks that `keys` holds the keys its personal data was sealed with, refuses an
+/// existing target unless `force`, copies it atomically and opens it with
+/// [`Store::open_with_keys`] (applying newer migrations).
 ///
 /// **Stop callbot first.** With `force`, a target held open by another connection is refused
 /// ([`BackupError::InUse`]): an exclusive lock on the file cannot be had while any connection of
@@ -385,6 +399,7 @@ pub async fn restore_sqlite(
     backup: &Path,
     target_url: &str,
     force: bool,
+    keys: &Vault,
 ) -> Result<RestoreInfo, BackupError> {
     let target = sqlite_path(target_url)?;
     if !backup.is_file() {
@@ -441,6 +456,7 @@ pub async fn restore_sqlite(
         return Err(corrupt(format!("integrity_check: {reason}")));
     }
     check_migrations(backup, &inspected)?;
+    check_keys(backup, &inspected, keys)?;
 
     // 3. The target.
     let exists = target.exists() || sidecar(&target, "-wal").exists();
@@ -476,8 +492,9 @@ pub async fn restore_sqlite(
     temp.persist(&target)?;
 
     // 5. Open it as callbot does (newer migrations applied), then count.
-    let store = Store::open(target_url).await?;
+    let store = Store::open_with_keys(target_url, keys.clone()).await?;
     store.close().await;
+    let keys_file = install_keys(target_url, keys)?;
     let after = inspect(&target, false).await?;
     if let Err(reason) = after.integrity {
         return Err(BackupError::Corrupt {
@@ -503,7 +520,42 @@ pub async fn restore_sqlite(
         tables: after.tables,
         backup_migrations,
         applied_migrations,
+        keys_file,
     })
+}
+
+/// Where keys are not given by `$CALLBOT_KEYS`/`$CALLBOT_KEYS_FILE`, callbot reads them from the
+/// file beside the database: put the restore's keyring there, so that callbot opens the
+/// restored database with it. A different keys file already there (the replaced database's)
+/// is kept as `FILE.replaced-TIMESTAMP`. Returns the file written, if any.
+fn install_keys(target_url: &str, keys: &Vault) -> Result<Option<PathBuf>, BackupError> {
+    let from_env = [KEYS_ENV, KEYS_FILE_ENV]
+        .iter()
+        .any(|v| std::env::var(v).is_ok_and(|v| !v.trim().is_empty()));
+    let Some(path) = default_keys_file(target_url).filter(|_| !from_env) else {
+        return Ok(None);
+    };
+    let io = |action: &'static str, source: std::io::Error| BackupError::Io {
+        action,
+        path: path.clone(),
+        source,
+    };
+    if let Ok(existing) = Vault::load(&path) {
+        if existing.to_text() == keys.to_text() {
+            return Ok(None);
+        }
+        let kept = PathBuf::from(format!(
+            "{}.replaced-{}",
+            path.display(),
+            Utc::now().format("%Y%m%dT%H%M%S")
+        ));
+        std::fs::rename(&path, &kept).map_err(|e| io("keeping the replaced keys file", e))?;
+    }
+    keys.save(&path).map_err(|e| BackupError::Keys {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(Some(path))
 }
 
 /// What [`inspect`] found in a database file.
@@ -514,6 +566,8 @@ struct Inspection {
     tables: BTreeMap<String, u64>,
     /// `(version, checksum)` of each successful migration.
     migrations: Vec<(i64, Vec<u8>)>,
+    /// `(kind, id, check value)` of the keys its personal data was sealed with.
+    keys: Vec<(String, String, String)>,
 }
 
 /// Opens a database file (read-only and `immutable` for a backup nobody writes) and reads its
@@ -585,12 +639,56 @@ async fn inspect_conn(conn: &mut SqliteConnection, path: &Path) -> Result<Inspec
     } else {
         Vec::new()
     };
+    let keys = if tables.contains_key("vault_keys") {
+        sqlx::query("SELECT kind, id, check_value FROM vault_keys")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(corrupt)?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+            .collect::<Result<Vec<(String, String, String)>, sqlx::Error>>()
+            .map_err(corrupt)?
+    } else {
+        Vec::new()
+    };
     Ok(Inspection {
         integrity,
         sqlite_version,
         tables,
         migrations,
+        keys,
     })
+}
+
+/// Refuses a restore whose keyring cannot open the backup's sealed data.
+fn check_keys(backup: &Path, inspected: &Inspection, keys: &Vault) -> Result<(), BackupError> {
+    let refuse = |reason: String| BackupError::Keys {
+        path: backup.to_path_buf(),
+        reason,
+    };
+    // The index key first: a keyring of another database fails on it, whatever its data keys.
+    let mut recorded: Vec<_> = inspected.keys.iter().collect();
+    recorded.sort_by_key(|(kind, _, _)| kind != "index");
+    for (kind, id, check) in recorded {
+        match kind.as_str() {
+            "index" if *check != keys.index_check() => {
+                return Err(refuse(format!(
+                    "its phone numbers are indexed with another index key than the one in {}; \
+                     restore with the keys file the backed-up database used",
+                    keys.origin()
+                )));
+            }
+            "data" if keys.key_check(id).as_ref() != Some(check) => {
+                return Err(refuse(format!(
+                    "its personal data is sealed with key {id:?}, which {} does not hold; \
+                     restore with the keys file the backed-up database used",
+                    keys.origin()
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a backup that is not a callbot database or has migrations this binary lacks.

@@ -30,6 +30,7 @@ pub mod runtime;
 pub mod sim;
 pub mod store;
 pub mod turn;
+pub mod vault;
 
 pub use flow_nlu::FlowNlu;
 pub use record::{CallLeg, CallRecord, Direction, RecordingRef, Speaker, StageLatency, TurnRecord};

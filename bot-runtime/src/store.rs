@@ -43,6 +43,7 @@
 //!   statement, so it sees one snapshot even under PostgreSQL's READ COMMITTED.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -54,6 +55,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Connection, Row};
 use crate::record::{
     CallLeg, CallRecord, Direction, RecordingRef, Speaker, StageLatency, TurnRecord,
 };
+use crate::vault::{SEALED_PREFIX, Vault};
 
 /// The migrations in `bot-runtime/migrations/`, embedded in the binary.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -157,6 +159,14 @@ pub enum StoreError {
         /// Why not.
         reason: String,
     },
+    /// The keyring does not fit the database (see [`crate::vault`]): nothing was read or written.
+    #[error("personal-data keys for {url}: {reason}")]
+    Keys {
+        /// The URL, password redacted.
+        url: String,
+        /// What does not fit, and what to do.
+        reason: String,
+    },
     /// A stored row that does not read back as a call record.
     #[error("call {id:?} in {url}: bad stored row: {reason}")]
     BadRow {
@@ -234,6 +244,8 @@ pub struct Store {
     backend: Backend,
     /// The URL it was opened with, password redacted (for error messages).
     url: String,
+    /// Seals personal data on its way in and opens it on its way out.
+    vault: Arc<Vault>,
 }
 
 impl Store {
@@ -241,7 +253,20 @@ impl Store {
     /// (relative, or `sqlite:///absolute/path`; the file and its directory are created if
     /// missing), `sqlite::memory:`, or `postgres://user:password@host:port/database` (the
     /// database must exist).
+    ///
+    /// Personal data is sealed with the keyring [`Vault::for_database`] finds for `url`
+    /// (`$CALLBOT_KEYS`, `$CALLBOT_KEYS_FILE`, or a default keys file created on first use).
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_inner(url, None).await
+    }
+
+    /// [`Store::open`] with this keyring. The database must not hold data sealed with keys
+    /// the keyring lacks; see [`crate::vault`].
+    pub async fn open_with_keys(url: &str, vault: Vault) -> Result<Store, StoreError> {
+        Store::open_inner(url, Some(vault)).await
+    }
+
+    async fn open_inner(url: &str, vault: Option<Vault>) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let shown = redact_url(url);
         let (backend, connect_url, sqlite_file) = resolve_url(url)?;
@@ -303,11 +328,317 @@ impl Store {
                 migration: failed_migration(&source),
                 source,
             })?;
-        Ok(Store {
+        // The keyring is looked for once the database is reachable and up to date, so that a
+        // wrong URL creates no keys file.
+        let vault = match vault {
+            Some(v) => v,
+            None => Vault::for_database(url).map_err(|e| StoreError::Keys {
+                url: shown.clone(),
+                reason: e.to_string(),
+            })?,
+        };
+        let store = Store {
             pool,
             backend,
             url: shown,
-        })
+            vault: Arc::new(vault),
+        };
+        if store.register_keys().await? {
+            // The first open with a keyring: rows written before sealing existed are sealed now.
+            store.reseal().await?;
+        }
+        Ok(store)
+    }
+
+    /// The keyring.
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    /// Checks the keyring against the keys recorded in the database and records the ones it
+    /// adds. Returns whether the database had no keys recorded (a new database, or one from
+    /// before sealing).
+    async fn register_keys(&self) -> Result<bool, StoreError> {
+        let keys_err = |reason: String| StoreError::Keys {
+            url: self.url.clone(),
+            reason,
+        };
+        let read = || async {
+            let rows = sqlx::query("SELECT kind, id, check_value FROM vault_keys")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.query_error("reading the recorded keys".into(), e))?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        self.get::<String>(r, "kind", "vault_keys")?,
+                        self.get::<String>(r, "id", "vault_keys")?,
+                        self.get::<String>(r, "check_value", "vault_keys")?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()
+        };
+        let check = |recorded: &[(String, String, String)]| -> Result<(), StoreError> {
+            let origin = self.vault.origin();
+            // The index key first: another database's keyring fails on it.
+            let mut recorded: Vec<_> = recorded.iter().collect();
+            recorded.sort_by_key(|(kind, _, _)| kind != "index");
+            for (kind, id, check) in recorded {
+                match kind.as_str() {
+                    "index" if *check != self.vault.index_check() => {
+                        return Err(keys_err(format!(
+                            "the database's phone numbers are indexed with another index key \
+                             than the one in {origin}; use the keys file this database was \
+                             created with ($CALLBOT_KEYS_FILE)"
+                        )));
+                    }
+                    "data" => match self.vault.key_check(id) {
+                        None => {
+                            return Err(keys_err(format!(
+                                "the database holds data sealed with key {id:?}, which {origin} \
+                                 does not have; use the keys file this database was written \
+                                 with ($CALLBOT_KEYS_FILE)"
+                            )));
+                        }
+                        Some(c) if c != *check => {
+                            return Err(keys_err(format!(
+                                "key {id:?} in {origin} is not the key {id:?} this database was \
+                                 sealed with"
+                            )));
+                        }
+                        Some(_) => {}
+                    },
+                    _ => {}
+                }
+            }
+            Ok(())
+        };
+        // Checked before anything is recorded: a refused keyring leaves no trace.
+        let before = read().await?;
+        check(&before)?;
+        let first = before.is_empty();
+        if !first && !before.iter().any(|(kind, _, _)| kind == "index") {
+            return Err(keys_err(
+                "the database records data keys but no index key; restore vault_keys from a \
+                 backup"
+                    .into(),
+            ));
+        }
+        let now = Utc::now().timestamp_micros();
+        let active = self.vault.active_key().to_string();
+        let mut records = vec![("data", active.clone(), self.vault.key_check(&active))];
+        if first {
+            records.push(("index", "index".into(), Some(self.vault.index_check())));
+        }
+        for (kind, id, check_value) in records {
+            // Concurrent first opens: one row wins, and the check below compares with it.
+            sqlx::query(
+                "INSERT INTO vault_keys (kind, id, check_value, added_at_us) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (kind, id) DO NOTHING",
+            )
+            .bind(kind)
+            .bind(id)
+            .bind(check_value.unwrap_or_default())
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.query_error("recording the data keys".into(), e))?;
+        }
+        check(&read().await?)?;
+        Ok(first)
+    }
+
+    /// The data keys the database records as in use (oldest first).
+    pub async fn recorded_keys(&self) -> Result<Vec<String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id FROM vault_keys WHERE kind = 'data' ORDER BY added_at_us, id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.query_error("reading the recorded keys".into(), e))?;
+        rows.iter()
+            .map(|r| self.get(r, "id", "vault_keys"))
+            .collect()
+    }
+
+    /// Seals `value` of personal-data field `field`.
+    pub(crate) fn seal(&self, field: &str, value: &str) -> String {
+        self.vault.seal(field, value)
+    }
+
+    /// Seals an optional value.
+    pub(crate) fn seal_opt(&self, field: &str, value: Option<&str>) -> Option<String> {
+        value.map(|v| self.vault.seal(field, v))
+    }
+
+    /// The blind index of a phone number (what `phone` columns hold).
+    pub(crate) fn phone_index(&self, phone: &str) -> String {
+        self.vault.index("phone", phone)
+    }
+
+    /// Opens sealed column `column` (field `field`) of a row.
+    pub(crate) fn open_col(
+        &self,
+        row: &AnyRow,
+        column: &str,
+        field: &str,
+        id: &str,
+    ) -> Result<String, StoreError> {
+        let sealed: String = self.get(row, column, id)?;
+        self.vault
+            .open(field, &sealed)
+            .map_err(|e| self.bad_row(id, format!("column {column}: {e}")))
+    }
+
+    /// Opens a nullable sealed column.
+    pub(crate) fn open_opt_col(
+        &self,
+        row: &AnyRow,
+        column: &str,
+        field: &str,
+        id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let sealed: Option<String> = self.get(row, column, id)?;
+        sealed
+            .map(|s| {
+                self.vault
+                    .open(field, &s)
+                    .map_err(|e| self.bad_row(id, format!("column {column}: {e}")))
+            })
+            .transpose()
+    }
+
+    /// Re-seals every sealed value that is not sealed with the keyring's active key (values
+    /// sealed with older keys, and plaintext left by a database from before sealing), then
+    /// forgets the recorded data keys nothing uses any more. Returns how many rows changed.
+    /// Batches of a few hundred rows, each in its own transaction: an interrupted run is
+    /// resumed by running it again.
+    pub async fn reseal(&self) -> Result<u64, StoreError> {
+        let active = self.vault.active_key().to_string();
+        let current = format!("{SEALED_PREFIX}{active}:%");
+        let mut changed = 0u64;
+        for spec in SEALED_TABLES {
+            let mut stale: Vec<String> = spec
+                .sealed
+                .iter()
+                .map(|(c, _)| format!("({c} IS NOT NULL AND {c} NOT LIKE $1)"))
+                .collect();
+            if spec.phone {
+                stale.push("(phone_enc IS NULL OR phone_enc NOT LIKE $1)".into());
+            }
+            let mut cols: Vec<&str> = spec.key.to_vec();
+            cols.extend(spec.sealed.iter().map(|(c, _)| *c));
+            if spec.phone {
+                cols.extend(["phone", "phone_enc"]);
+            }
+            let select = format!(
+                "SELECT {} FROM {} WHERE {} LIMIT 200",
+                cols.join(", "),
+                spec.table,
+                stale.join(" OR ")
+            );
+            let mut sets: Vec<String> = Vec::new();
+            for (c, _) in spec.sealed {
+                sets.push(format!("{c} = ${}", sets.len() + 1));
+            }
+            if spec.phone {
+                sets.push(format!("phone = ${}", sets.len() + 1));
+                sets.push(format!("phone_enc = ${}", sets.len() + 1));
+            }
+            let wheres: Vec<String> = spec
+                .key
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("{k} = ${}", sets.len() + i + 1))
+                .collect();
+            let update = format!(
+                "UPDATE {} SET {} WHERE {}",
+                spec.table,
+                sets.join(", "),
+                wheres.join(" AND ")
+            );
+            loop {
+                let rows = sqlx::query(&select)
+                    .bind(current.clone())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| self.query_error(format!("resealing {}", spec.table), e))?;
+                if rows.is_empty() {
+                    break;
+                }
+                let mut tx = self
+                    .pool
+                    .begin()
+                    .await
+                    .map_err(|e| self.query_error(format!("resealing {}", spec.table), e))?;
+                for row in &rows {
+                    let mut q = sqlx::query(&update);
+                    let what = spec.table;
+                    for (c, field) in spec.sealed {
+                        let v: Option<String> = self.get(row, c, what)?;
+                        q = q.bind(
+                            v.map(|v| self.reseal_value(field, &v, c, what))
+                                .transpose()?,
+                        );
+                    }
+                    if spec.phone {
+                        let enc: Option<String> = self.get(row, "phone_enc", what)?;
+                        let (index, enc) = match enc {
+                            Some(enc) => {
+                                let phone = self
+                                    .vault
+                                    .open("phone", &enc)
+                                    .map_err(|e| self.bad_row(what, format!("phone_enc: {e}")))?;
+                                (self.phone_index(&phone), self.seal("phone", &phone))
+                            }
+                            None => {
+                                // Written before sealing: `phone` holds the number itself.
+                                let phone: String = self.get(row, "phone", what)?;
+                                (self.phone_index(&phone), self.seal("phone", &phone))
+                            }
+                        };
+                        q = q.bind(index).bind(enc);
+                    }
+                    for k in spec.key {
+                        q = match self.get::<String>(row, k, what) {
+                            Ok(v) => q.bind(v),
+                            Err(_) => q.bind(self.get::<i64>(row, k, what)?),
+                        };
+                    }
+                    q.execute(&mut *tx)
+                        .await
+                        .map_err(|e| self.query_error(format!("resealing {}", spec.table), e))?;
+                    changed += 1;
+                }
+                tx.commit()
+                    .await
+                    .map_err(|e| self.query_error(format!("resealing {}", spec.table), e))?;
+            }
+        }
+        sqlx::query("DELETE FROM vault_keys WHERE kind = 'data' AND id <> $1")
+            .bind(active)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.query_error("forgetting retired keys".into(), e))?;
+        Ok(changed)
+    }
+
+    /// A value re-sealed with the active key: a sealed one is opened first, anything else is
+    /// plaintext from before sealing.
+    fn reseal_value(
+        &self,
+        field: &str,
+        value: &str,
+        column: &str,
+        what: &str,
+    ) -> Result<String, StoreError> {
+        let plain = if value.starts_with(SEALED_PREFIX) {
+            self.vault
+                .open(field, value)
+                .map_err(|e| self.bad_row(what, format!("column {column}: {e}")))?
+        } else {
+            value.to_string()
+        };
+        Ok(self.seal(field, &plain))
     }
 
     /// The engine this store is on.
@@ -336,7 +667,8 @@ impl Store {
             .bind(call.direction.as_str())
             .bind(call.campaign.clone())
             .bind(call.lead_id.clone())
-            .bind(call.phone.clone())
+            .bind(self.phone_index(&call.phone))
+            .bind(self.seal("phone", &call.phone))
             .bind(call.flow.clone())
             .bind(i64::from(call.flow_version))
             .bind(call.sip_call_id.clone())
@@ -348,7 +680,7 @@ impl Store {
             .bind(call.amd.clone())
             .bind(call.ended_by.clone())
             .bind(row.path_json)
-            .bind(row.slots_json);
+            .bind(self.seal("slots", &row.slots_json));
         upsert = match (&call.recording, row.recording) {
             (Some(rec), Some((duration_ms, bytes))) => upsert
                 .bind(Some(rec.path.clone()))
@@ -395,7 +727,7 @@ impl Store {
                 .bind(call.id.clone())
                 .bind(i64::from(turn.seq))
                 .bind(turn.speaker.as_str())
-                .bind(turn.text.clone())
+                .bind(self.seal("turn", &turn.text))
                 .bind(cols.start_ms)
                 .bind(cols.end_ms)
                 .bind(turn.step.clone())
@@ -486,7 +818,7 @@ impl Store {
     /// pages are stable), without their transcripts.
     pub async fn list_calls(&self, filter: &CallFilter) -> Result<Vec<CallSummary>, StoreError> {
         let mut sql = String::from(
-            "SELECT c.id, c.direction, c.campaign, c.phone, c.flow, c.started_at_us, \
+            "SELECT c.id, c.direction, c.campaign, c.phone_enc, c.flow, c.started_at_us, \
              c.ended_at_us, c.disposition, c.outcome, c.amd, \
              (SELECT COUNT(*) FROM call_turns t WHERE t.call_id = c.id) AS turn_count \
              FROM calls c WHERE 1 = 1",
@@ -499,7 +831,10 @@ impl Store {
         let texts = [
             ("campaign", &filter.campaign),
             ("lead_id", &filter.lead_id),
-            ("phone", &filter.phone),
+            (
+                "phone",
+                &filter.phone.as_deref().map(|p| self.phone_index(p)),
+            ),
             ("flow", &filter.flow),
             ("outcome", &filter.outcome),
             ("disposition", &filter.disposition),
@@ -614,7 +949,7 @@ impl Store {
         let path_json: String = self.get(row, "path_json", id)?;
         let path = serde_json::from_str(&path_json)
             .map_err(|e| self.bad_row(id, format!("path_json: {e}")))?;
-        let slots_json: String = self.get(row, "slots_json", id)?;
+        let slots_json = self.open_col(row, "slots_json", "slots", id)?;
         let slots = serde_json::from_str(&slots_json)
             .map_err(|e| self.bad_row(id, format!("slots_json: {e}")))?;
         let answered_at = match self.get::<Option<i64>>(row, "answered_at_us", id)? {
@@ -638,7 +973,7 @@ impl Store {
             direction: self.direction(row, id)?,
             campaign: self.get(row, "campaign", id)?,
             lead_id: self.get(row, "lead_id", id)?,
-            phone: self.get(row, "phone", id)?,
+            phone: self.open_col(row, "phone_enc", "phone", id)?,
             flow: self.get(row, "flow", id)?,
             flow_version: self.unsigned(row, "flow_version", id)?,
             sip_call_id: self.get(row, "sip_call_id", id)?,
@@ -676,7 +1011,7 @@ impl Store {
         Ok(TurnRecord {
             seq: self.unsigned(row, "seq", id)?,
             speaker,
-            text: self.get(row, "text", id)?,
+            text: self.open_col(row, "text", "turn", id)?,
             start_ms: self.unsigned(row, "start_ms", id)?,
             end_ms: self.unsigned(row, "end_ms", id)?,
             step: self.get(row, "step", id)?,
@@ -696,7 +1031,7 @@ impl Store {
         Ok(CallSummary {
             direction: self.direction(row, &id)?,
             campaign: self.get(row, "campaign", &id)?,
-            phone: self.get(row, "phone", &id)?,
+            phone: self.open_col(row, "phone_enc", "phone", &id)?,
             flow: self.get(row, "flow", &id)?,
             started_at,
             duration_ms,
@@ -709,20 +1044,97 @@ impl Store {
     }
 }
 
+/// A table with sealed columns, for [`Store::reseal`].
+struct SealedTable {
+    table: &'static str,
+    /// The primary key's columns.
+    key: &'static [&'static str],
+    /// Sealed columns and their field names (the associated data they are sealed with).
+    sealed: &'static [(&'static str, &'static str)],
+    /// Whether the table has `phone` (blind index) and `phone_enc` (sealed number).
+    phone: bool,
+}
+
+/// Every column of personal data the store seals.
+const SEALED_TABLES: &[SealedTable] = &[
+    SealedTable {
+        table: "calls",
+        key: &["id"],
+        sealed: &[("slots_json", "slots")],
+        phone: true,
+    },
+    SealedTable {
+        table: "call_turns",
+        key: &["call_id", "seq"],
+        sealed: &[("text", "turn")],
+        phone: false,
+    },
+    SealedTable {
+        table: "leads",
+        key: &["tenant", "id"],
+        sealed: &[
+            ("name", "name"),
+            ("external_id", "external_id"),
+            ("fields_json", "fields"),
+        ],
+        phone: true,
+    },
+    SealedTable {
+        table: "attempts",
+        key: &["tenant", "id"],
+        sealed: &[],
+        phone: true,
+    },
+    SealedTable {
+        table: "dnc",
+        key: &["tenant", "phone"],
+        sealed: &[],
+        phone: true,
+    },
+    SealedTable {
+        table: "dial_decisions",
+        key: &["tenant", "id"],
+        sealed: &[],
+        phone: true,
+    },
+    SealedTable {
+        table: "audit_events",
+        key: &["tenant", "id"],
+        sealed: &[
+            ("subject", "audit_subject"),
+            ("detail_json", "audit_detail"),
+        ],
+        phone: false,
+    },
+    SealedTable {
+        table: "agents",
+        key: &["tenant", "id"],
+        sealed: &[("sip_password", "sip_password")],
+        phone: false,
+    },
+    SealedTable {
+        table: "agent_dispositions",
+        key: &["call_id", "agent_id"],
+        sealed: &[("notes", "notes")],
+        phone: false,
+    },
+];
+
 /// A bind parameter of a dynamically built query.
 enum Param {
     Text(String),
     Int(i64),
 }
 
-const UPSERT_CALL: &str = "INSERT INTO calls (id, direction, campaign, lead_id, phone, flow, \
-    flow_version, sip_call_id, started_at_us, answered_at_us, ended_at_us, disposition, outcome, \
+const UPSERT_CALL: &str = "INSERT INTO calls (id, direction, campaign, lead_id, phone, \
+    phone_enc, flow, flow_version, sip_call_id, started_at_us, answered_at_us, ended_at_us, disposition, outcome, \
     amd, ended_by, path_json, slots_json, recording_path, recording_sha256, \
     recording_duration_ms, recording_bytes, saved_at_us) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-    $20, $21, $22) \
+    $20, $21, $22, $23) \
     ON CONFLICT (id) DO UPDATE SET direction = excluded.direction, \
     campaign = excluded.campaign, lead_id = excluded.lead_id, phone = excluded.phone, \
+    phone_enc = excluded.phone_enc, \
     flow = excluded.flow, flow_version = excluded.flow_version, \
     sip_call_id = excluded.sip_call_id, started_at_us = excluded.started_at_us, \
     answered_at_us = excluded.answered_at_us, ended_at_us = excluded.ended_at_us, \
@@ -738,7 +1150,7 @@ const INSERT_TURN: &str = "INSERT INTO call_turns (call_id, seq, speaker, text, 
     latency_asr_ms, latency_nlu_ms, latency_flow_ms, latency_tts_ms, latency_total_ms) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
 
-const SELECT_CALL: &str = "SELECT c.id, c.direction, c.campaign, c.lead_id, c.phone, c.flow, \
+const SELECT_CALL: &str = "SELECT c.id, c.direction, c.campaign, c.lead_id, c.phone_enc, c.flow, \
     c.flow_version, c.sip_call_id, c.started_at_us, c.answered_at_us, c.ended_at_us, \
     c.disposition, c.outcome, c.amd, c.ended_by, c.path_json, c.slots_json, c.recording_path, \
     c.recording_sha256, c.recording_duration_ms, c.recording_bytes, \

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use bot_runtime::backup::{BackupError, backup_sqlite, manifest_path, restore_sqlite};
 use bot_runtime::dialer::db::{CampaignKind, NewCampaign, NewLead, Order};
 use bot_runtime::store::{CallFilter, Store};
+use bot_runtime::vault::{Vault, default_keys_file};
 use bot_runtime::{CallRecord, Direction, Speaker, StageLatency, TurnRecord};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use tempfile::TempDir;
@@ -169,6 +170,11 @@ async fn assert_all_calls_whole(store: &Store) -> usize {
     list.len()
 }
 
+/// The keyring of the database at `url` (its default keys file, beside it).
+fn keys_of(url: &str) -> Vault {
+    Vault::load(&default_keys_file(url).expect("a keys file")).expect("reading the keys")
+}
+
 async fn open_restored(dir: &Path, name: &str) -> (PathBuf, String) {
     let path = dir.join("restored").join(name);
     let url = sqlite_url(&path);
@@ -231,7 +237,7 @@ async fn online_backup_is_consistent_and_restores() {
         manifest.bytes,
         std::fs::metadata(&dest).expect("backup metadata").len()
     );
-    assert_eq!(manifest.migrations, vec![1, 2, 3, 4, 5]);
+    assert_eq!(manifest.migrations, vec![1, 2, 3, 4, 5, 6]);
     let calls_in_backup = manifest.tables["calls"];
     assert!(
         (SEEDED + before..=SEEDED + after).contains(&calls_in_backup),
@@ -245,9 +251,21 @@ async fn online_backup_is_consistent_and_restores() {
 
     // Restore into a new file and read everything back.
     let (restored_path, restored_url) = open_restored(dir.path(), "callbot.db").await;
-    let restored = restore_sqlite(&dest, &restored_url, false)
+    // A keyring without the backup's keys is refused before anything is written.
+    let err = restore_sqlite(&dest, &restored_url, false, &Vault::generate("wrong"))
+        .await
+        .expect_err("the wrong keys");
+    assert!(matches!(err, BackupError::Keys { .. }), "{err}");
+    assert!(err.to_string().contains("index key"), "{err}");
+    assert!(!restored_path.exists());
+    let restored = restore_sqlite(&dest, &restored_url, false, &keys_of(&url))
         .await
         .expect("restore");
+    // callbot finds the keys beside the restored database.
+    assert_eq!(
+        restored.keys_file.as_deref(),
+        default_keys_file(&restored_url).as_deref()
+    );
     assert!(restored.manifest_checked);
     assert!(!restored.replaced);
     assert_eq!(restored.target, restored_path);
@@ -326,12 +344,13 @@ async fn existing_destinations_and_targets_need_force() {
     assert_eq!(info.manifest.tables["calls"], SEEDED + 1);
 
     // The live database is an existing target, and it is in use.
-    let err = restore_sqlite(&dest, &url, false)
+    let keys = keys_of(&url);
+    let err = restore_sqlite(&dest, &url, false, &keys)
         .await
         .expect_err("an existing target is refused");
     assert!(matches!(err, BackupError::Exists { .. }), "{err}");
     assert!(err.to_string().contains("--force"), "{err}");
-    let err = restore_sqlite(&dest, &url, true)
+    let err = restore_sqlite(&dest, &url, true, &keys)
         .await
         .expect_err("a target in use is refused, even with force");
     assert!(matches!(err, BackupError::InUse { .. }), "{err}");
@@ -347,7 +366,7 @@ async fn existing_destinations_and_targets_need_force() {
     other.close().await;
     std::fs::write(PathBuf::from(format!("{}-wal", target.display())), b"stale")
         .expect("a stale WAL file");
-    let restored = restore_sqlite(&dest, &target_url, true)
+    let restored = restore_sqlite(&dest, &target_url, true, &keys)
         .await
         .expect("forced restore");
     assert!(restored.replaced);
@@ -382,6 +401,7 @@ async fn damaged_backups_are_refused() {
     let dir = TempDir::new().expect("temporary directory");
     let (store, url, _) = seeded_store(dir.path()).await;
     store.close().await;
+    let keys = keys_of(&url);
     let dest = dir.path().join("good.db");
     let info = backup_sqlite(&url, &dest, false).await.expect("backup");
     let len = info.manifest.bytes as usize;
@@ -432,7 +452,7 @@ async fn damaged_backups_are_refused() {
 
     for (i, (case, (file, expect))) in cases.iter().enumerate() {
         let url = target_url(&format!("t{i}.db"));
-        let err = restore_sqlite(file, &url, false)
+        let err = restore_sqlite(file, &url, false, &keys)
             .await
             .expect_err(&format!("{case}: a damaged backup is refused"));
         assert!(matches!(err, BackupError::Corrupt { .. }), "{case}: {err}");
@@ -446,7 +466,7 @@ async fn damaged_backups_are_refused() {
     }
 
     // The good one restores.
-    let restored = restore_sqlite(&dest, &target_url("ok.db"), false)
+    let restored = restore_sqlite(&dest, &target_url("ok.db"), false, &keys)
         .await
         .expect("the intact backup restores");
     assert_eq!(restored.tables["calls"], SEEDED);
@@ -465,7 +485,7 @@ async fn damaged_backups_are_refused() {
             .expect("a table");
         conn.close().await.expect("closing");
     }
-    let err = restore_sqlite(&plain, &target_url("plain.db"), false)
+    let err = restore_sqlite(&plain, &target_url("plain.db"), false, &keys)
         .await
         .expect_err("not a callbot database");
     assert!(matches!(err, BackupError::Incompatible { .. }), "{err}");

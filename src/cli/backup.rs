@@ -3,7 +3,10 @@
 //! the documented practice (pg_dump / pg_restore, WAL archiving).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+use bot_runtime::vault::{KEYS_ENV, KEYS_FILE_ENV, Vault, default_keys_file};
 
 use bot_runtime::backup::{backup_sqlite, restore_sqlite};
 use clap::Args;
@@ -28,6 +31,11 @@ pub struct RestoreArgs {
     /// Replace an existing database (stop callbot first; a database in use is refused).
     #[arg(long)]
     force: bool,
+    /// The keys file the backed-up database used (default: $CALLBOT_KEYS, $CALLBOT_KEYS_FILE,
+    /// or the keys file beside the target database). Without $CALLBOT_KEYS/$CALLBOT_KEYS_FILE,
+    /// it is copied beside the restored database, where callbot looks for it.
+    #[arg(long)]
+    keys_file: Option<PathBuf>,
     #[command(flatten)]
     db: DbArgs,
 }
@@ -51,9 +59,36 @@ pub fn run_backup(a: BackupArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The keyring to restore with: `--keys-file`, else the environment's, else the keys file
+/// beside the target, which must exist (a new one could not open the backup).
+fn restore_keys(url: &str, file: Option<&Path>) -> anyhow::Result<Vault> {
+    if let Some(f) = file {
+        return Ok(Vault::load(f)?);
+    }
+    if url.starts_with("postgres") {
+        // Refused by restore_sqlite with PostgreSQL's own practice; no keys are read.
+        return Ok(Vault::generate("unused"));
+    }
+    let from_env = [KEYS_ENV, KEYS_FILE_ENV]
+        .iter()
+        .any(|v| std::env::var(v).is_ok_and(|v| !v.trim().is_empty()));
+    if from_env {
+        return Ok(Vault::for_database(url)?);
+    }
+    match default_keys_file(url) {
+        Some(f) if f.exists() => Ok(Vault::load(&f)?),
+        _ => bail!(
+            "restoring needs the keys the backup's personal data was sealed with: pass \
+             --keys-file FILE (the keys file of the backed-up database) or set \
+             ${KEYS_FILE_ENV}"
+        ),
+    }
+}
+
 pub fn run_restore(a: RestoreArgs) -> anyhow::Result<()> {
     let url = a.db.url();
-    let info = rt()?.block_on(restore_sqlite(&a.backup, &url, a.force))?;
+    let keys = restore_keys(&url, a.keys_file.as_deref())?;
+    let info = rt()?.block_on(restore_sqlite(&a.backup, &url, a.force, &keys))?;
     println!(
         "restored {} into {}{}",
         info.backup.display(),
@@ -75,6 +110,10 @@ pub fn run_restore(a: RestoreArgs) -> anyhow::Result<()> {
         }
     );
     println!("  integrity:  ok");
+    println!("  keys:       {}", keys.origin());
+    if let Some(f) = &info.keys_file {
+        println!("  keys file:  {} (written)", f.display());
+    }
     println!("  migrations: {}", versions(&info.backup_migrations));
     if !info.applied_migrations.is_empty() {
         println!(

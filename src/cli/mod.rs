@@ -8,6 +8,7 @@ pub mod demo;
 pub mod dialer;
 pub mod dnc;
 pub mod flow;
+pub mod keys;
 pub mod models;
 pub mod nlu;
 pub mod report;

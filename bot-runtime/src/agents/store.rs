@@ -79,7 +79,7 @@ impl Store {
         .bind(skills)
         .bind(a.role.clone())
         .bind(a.sip_user.clone())
-        .bind(a.sip_password.clone())
+        .bind(self.seal_opt("sip_password", a.sip_password.as_deref()))
         .bind(i64::from(a.disabled))
         .bind(Utc::now().timestamp_micros())
         .execute(&self.pool)
@@ -101,7 +101,7 @@ impl Store {
             })?,
             role: self.get(r, "role", &id)?,
             sip_user: self.get(r, "sip_user", &id)?,
-            sip_password: self.get(r, "sip_password", &id)?,
+            sip_password: self.open_opt_col(r, "sip_password", "sip_password", &id)?,
             disabled: disabled != 0,
             id,
         })
@@ -156,7 +156,7 @@ impl Store {
         let mut out = HashMap::new();
         for r in &rows {
             let user: String = self.get(r, "sip_user", "")?;
-            let password: Option<String> = self.get(r, "sip_password", &user)?;
+            let password = self.open_opt_col(r, "sip_password", "sip_password", &user)?;
             out.insert(user, password.unwrap_or_default());
         }
         Ok(out)
@@ -283,7 +283,7 @@ impl Store {
         .bind(d.call_id.clone())
         .bind(d.agent_id.clone())
         .bind(d.disposition.clone())
-        .bind(d.notes.clone())
+        .bind(self.seal("notes", &d.notes))
         .bind(d.callback_at.map(|t| t.timestamp_micros()))
         .bind(d.saved_at.timestamp_micros())
         .execute(&self.pool)
@@ -323,7 +323,7 @@ impl Store {
                     call_id: self.get(r, "call_id", call_id)?,
                     agent_id: self.get(r, "agent_id", call_id)?,
                     disposition: self.get(r, "disposition", call_id)?,
-                    notes: self.get(r, "notes", call_id)?,
+                    notes: self.open_col(r, "notes", "notes", call_id)?,
                     callback_at: callback.map(time).transpose()?,
                     saved_at: time(saved)?,
                 })

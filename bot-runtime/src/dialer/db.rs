@@ -877,7 +877,7 @@ impl Store {
         source: &str,
         leads: &[NewLead],
     ) -> Result<InsertReport, StoreError> {
-        const COLS: usize = 12;
+        const COLS: usize = 13;
         let mut report = InsertReport::default();
         let mut seen = std::collections::HashSet::new();
         for batch in leads.chunks(BATCH) {
@@ -898,8 +898,8 @@ impl Store {
             let mut ph = Placeholders::new(self.backend());
             let values: Vec<String> = fresh.iter().map(|_| ph.tuple(COLS)).collect();
             let sql = format!(
-                "INSERT INTO leads (tenant, id, phone, external_id, name, timezones, tz_source, \
-                 debt_id, fields_json, source, source_row, created_at_us) VALUES {} \
+                "INSERT INTO leads (tenant, id, phone, phone_enc, external_id, name, timezones, \
+                 tz_source, debt_id, fields_json, source, source_row, created_at_us) VALUES {} \
                  ON CONFLICT (tenant, phone) DO NOTHING RETURNING phone, id",
                 values.join(", ")
             );
@@ -909,13 +909,17 @@ impl Store {
                 q = q
                     .bind(tenant.to_string())
                     .bind(new_id())
-                    .bind(l.phone.clone())
-                    .bind(l.external_id.clone())
-                    .bind(l.name.clone())
+                    .bind(self.phone_index(&l.phone))
+                    .bind(self.seal("phone", &l.phone))
+                    .bind(self.seal_opt("external_id", l.external_id.as_deref()))
+                    .bind(self.seal_opt("name", l.name.as_deref()))
                     .bind(l.timezones.join(" "))
                     .bind(l.tz_source.clone())
                     .bind(l.debt_id.clone())
-                    .bind(serde_json::Value::Object(l.fields.clone()).to_string())
+                    .bind(self.seal(
+                        "fields",
+                        &serde_json::Value::Object(l.fields.clone()).to_string(),
+                    ))
                     .bind(source.to_string())
                     .bind(l.source_row.and_then(|r| i64::try_from(r).ok()))
                     .bind(now);
@@ -924,11 +928,19 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(self.err("importing leads"))?;
+            // RETURNING gives the numbers' blind indexes: map them back to the numbers.
+            let by_index: std::collections::HashMap<String, &str> = fresh
+                .iter()
+                .map(|l| (self.phone_index(&l.phone), l.phone.as_str()))
+                .collect();
             let mut ids = std::collections::HashMap::with_capacity(rows.len());
             for r in &rows {
-                let phone: String = self.get(r, "phone", "lead")?;
-                let id: String = self.get(r, "id", &phone)?;
-                ids.insert(phone, id);
+                let index: String = self.get(r, "phone", "lead")?;
+                let id: String = self.get(r, "id", "lead")?;
+                let phone = by_index.get(&index).ok_or_else(|| {
+                    self.bad_row(&id, "an inserted lead's number is unknown".into())
+                })?;
+                ids.insert(phone.to_string(), id);
             }
             for l in &fresh {
                 if !ids.contains_key(&l.phone) {
@@ -944,7 +956,7 @@ impl Store {
     fn lead_from_row(&self, row: &AnyRow) -> Result<Lead, StoreError> {
         let id: String = self.get(row, "id", "lead")?;
         let tz: String = self.get(row, "timezones", &id)?;
-        let fields: String = self.get(row, "fields_json", &id)?;
+        let fields = self.open_col(row, "fields_json", "fields", &id)?;
         let fields = match serde_json::from_str(&fields) {
             Ok(serde_json::Value::Object(m)) => m,
             Ok(_) => return Err(self.bad_row(&id, "fields_json is not an object".into())),
@@ -952,9 +964,9 @@ impl Store {
         };
         let source_row: Option<i64> = self.get(row, "source_row", &id)?;
         Ok(Lead {
-            phone: self.get(row, "phone", &id)?,
-            external_id: self.get(row, "external_id", &id)?,
-            name: self.get(row, "name", &id)?,
+            phone: self.open_col(row, "phone_enc", "phone", &id)?,
+            external_id: self.open_opt_col(row, "external_id", "external_id", &id)?,
+            name: self.open_opt_col(row, "name", "name", &id)?,
             timezones: tz.split_whitespace().map(str::to_string).collect(),
             tz_source: self.get(row, "tz_source", &id)?,
             debt_id: self.get(row, "debt_id", &id)?,
@@ -965,7 +977,7 @@ impl Store {
         })
     }
 
-    const LEAD_COLUMNS: &'static str = "l.id, l.phone, l.external_id, l.name, l.timezones, \
+    const LEAD_COLUMNS: &'static str = "l.id, l.phone_enc, l.external_id, l.name, l.timezones, \
         l.tz_source, l.debt_id, l.fields_json, l.source, l.source_row";
 
     /// One lead.
@@ -993,7 +1005,7 @@ impl Store {
             Self::LEAD_COLUMNS
         ))
         .bind(tenant.to_string())
-        .bind(phone.to_string())
+        .bind(self.phone_index(phone))
         .fetch_optional(&self.pool)
         .await
         .map_err(self.err("reading a lead by number"))?;
@@ -1278,7 +1290,7 @@ impl Store {
         lead: &str,
     ) -> Result<Vec<AttemptRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, campaign, lead, phone, node, started_at_us, ended_at_us, disposition, call_id \
+            "SELECT id, campaign, lead, phone_enc, node, started_at_us, ended_at_us, disposition, call_id \
              FROM attempts WHERE tenant = $1 AND campaign = $2 AND lead = $3 \
              ORDER BY started_at_us, id",
         )
@@ -1298,7 +1310,7 @@ impl Store {
         campaign: &str,
     ) -> Result<Vec<AttemptRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, campaign, lead, phone, node, started_at_us, ended_at_us, disposition, call_id \
+            "SELECT id, campaign, lead, phone_enc, node, started_at_us, ended_at_us, disposition, call_id \
              FROM attempts WHERE tenant = $1 AND campaign = $2 ORDER BY started_at_us, id",
         )
         .bind(tenant.to_string())
@@ -1314,7 +1326,7 @@ impl Store {
         Ok(AttemptRow {
             campaign: self.get(r, "campaign", &id)?,
             lead: self.get(r, "lead", &id)?,
-            phone: self.get(r, "phone", &id)?,
+            phone: self.open_col(r, "phone_enc", "phone", &id)?,
             node: self.get(r, "node", &id)?,
             started_at: self.time(r, "started_at_us", &id)?,
             ended_at: self.opt_time(r, "ended_at_us", &id)?,
@@ -1357,21 +1369,23 @@ impl Store {
         //    without a record.
         let mut tx0 = self.pool.begin().await.map_err(qerr)?;
         sqlx::query(
-            "INSERT INTO attempts (tenant, id, campaign, lead, debt_id, phone, node, started_at_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO attempts (tenant, id, campaign, lead, debt_id, phone, phone_enc, node, \
+             started_at_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(tenant.to_string())
         .bind(a.id.clone())
         .bind(a.campaign.clone())
         .bind(a.lead.clone())
         .bind(a.debt_id.clone())
-        .bind(a.phone.clone())
+        .bind(self.phone_index(&a.phone))
+        .bind(self.seal("phone", &a.phone))
         .bind(a.node.clone())
         .bind(us(a.started_at))
         .execute(&mut *tx0)
         .await
         .map_err(qerr)?;
         insert_decision(
+            self,
             &mut tx0,
             tenant,
             &Decision {
@@ -1560,7 +1574,7 @@ impl Store {
         .rows_affected()
             > 0;
         if held {
-            insert_decision(&mut tx, tenant, decision)
+            insert_decision(self, &mut tx, tenant, decision)
                 .await
                 .map_err(|e| self.query_error(action(), e))?;
         }
@@ -1580,12 +1594,12 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<DncEntry>, StoreError> {
         let row = sqlx::query(
-            "SELECT tenant, phone, reason, source, added_by, added_at_us, expires_at_us FROM dnc \
-             WHERE phone = $1 AND (tenant = $2 OR tenant = '*') \
+            "SELECT tenant, phone_enc, reason, source, added_by, added_at_us, expires_at_us \
+             FROM dnc WHERE phone = $1 AND (tenant = $2 OR tenant = '*') \
              AND (expires_at_us IS NULL OR expires_at_us > $3) \
              ORDER BY CASE WHEN tenant = '*' THEN 1 ELSE 0 END LIMIT 1",
         )
-        .bind(phone.to_string())
+        .bind(self.phone_index(phone))
         .bind(tenant.to_string())
         .bind(us(now))
         .fetch_optional(&mut **tx)
@@ -1595,7 +1609,7 @@ impl Store {
     }
 
     fn dnc_from_row(&self, r: &AnyRow) -> Result<DncEntry, StoreError> {
-        let phone: String = self.get(r, "phone", "dnc")?;
+        let phone = self.open_col(r, "phone_enc", "phone", "dnc")?;
         Ok(DncEntry {
             tenant: self.get(r, "tenant", &phone)?,
             reason: self.get(r, "reason", &phone)?,
@@ -1643,14 +1657,16 @@ impl Store {
                         .map_err(self.err("adding DNC entries"))?;
                 }
                 sqlx::query(
-                    "INSERT INTO dnc (tenant, phone, reason, source, added_by, added_at_us, \
-                     expires_at_us) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     ON CONFLICT (tenant, phone) DO UPDATE SET reason = excluded.reason, \
+                    "INSERT INTO dnc (tenant, phone, phone_enc, reason, source, added_by, \
+                     added_at_us, expires_at_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (tenant, phone) DO UPDATE SET phone_enc = excluded.phone_enc, \
+                     reason = excluded.reason, \
                      source = excluded.source, added_by = excluded.added_by, \
                      added_at_us = excluded.added_at_us, expires_at_us = excluded.expires_at_us",
                 )
                 .bind(e.tenant.clone())
-                .bind(e.phone.clone())
+                .bind(self.phone_index(&e.phone))
+                .bind(self.seal("phone", &e.phone))
                 .bind(e.reason.clone())
                 .bind(e.source.clone())
                 .bind(e.added_by.clone())
@@ -1669,7 +1685,7 @@ impl Store {
     pub async fn remove_dnc(&self, list: &str, phone: &str) -> Result<bool, StoreError> {
         let r = sqlx::query("DELETE FROM dnc WHERE tenant = $1 AND phone = $2")
             .bind(list.to_string())
-            .bind(phone.to_string())
+            .bind(self.phone_index(phone))
             .execute(&self.pool)
             .await
             .map_err(self.err("removing a DNC entry"))?;
@@ -1679,14 +1695,20 @@ impl Store {
     /// A list's entries (expired ones included until swept), by number.
     pub async fn list_dnc(&self, list: &str) -> Result<Vec<DncEntry>, StoreError> {
         let rows = sqlx::query(
-            "SELECT tenant, phone, reason, source, added_by, added_at_us, expires_at_us FROM dnc \
-             WHERE tenant = $1 ORDER BY phone",
+            "SELECT tenant, phone_enc, reason, source, added_by, added_at_us, expires_at_us \
+             FROM dnc WHERE tenant = $1",
         )
         .bind(list.to_string())
         .fetch_all(&self.pool)
         .await
         .map_err(self.err("listing DNC entries"))?;
-        rows.iter().map(|r| self.dnc_from_row(r)).collect()
+        // By number: the stored order of blind indexes means nothing.
+        let mut entries = rows
+            .iter()
+            .map(|r| self.dnc_from_row(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        entries.sort_by(|a, b| a.phone.cmp(&b.phone));
+        Ok(entries)
     }
 
     /// Every unexpired DNC entry of every list as (list, E.164, expiry in Unix seconds): what a
@@ -1696,7 +1718,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<(String, String, Option<i64>)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT tenant, phone, expires_at_us FROM dnc \
+            "SELECT tenant, phone_enc, expires_at_us FROM dnc \
              WHERE expires_at_us IS NULL OR expires_at_us > $1",
         )
         .bind(us(now))
@@ -1705,7 +1727,7 @@ impl Store {
         .map_err(self.err("loading the DNC lists"))?;
         rows.iter()
             .map(|r| {
-                let phone: String = self.get(r, "phone", "dnc")?;
+                let phone = self.open_col(r, "phone_enc", "phone", "dnc")?;
                 let expires: Option<i64> = self.get(r, "expires_at_us", &phone)?;
                 Ok((
                     self.get(r, "tenant", &phone)?,
@@ -1723,7 +1745,7 @@ impl Store {
         // writer is active (the lock upgrade is refused rather than waited for).
         let rows = sqlx::query(
             "DELETE FROM dnc WHERE expires_at_us IS NOT NULL AND expires_at_us <= $1 \
-             RETURNING tenant, phone, reason, source, added_by, added_at_us, expires_at_us",
+             RETURNING tenant, phone_enc, reason, source, added_by, added_at_us, expires_at_us",
         )
         .bind(us(now))
         .fetch_all(&self.pool)
@@ -1756,8 +1778,8 @@ impl Store {
         .bind(us(Utc::now()))
         .bind(actor.to_string())
         .bind(action.to_string())
-        .bind(subject.to_string())
-        .bind(detail.to_string())
+        .bind(self.seal("audit_subject", subject))
+        .bind(self.seal("audit_detail", &detail.to_string()))
         .execute(&self.pool)
         .await
         .map_err(self.err(format!("auditing {action}")))?;
@@ -1773,12 +1795,12 @@ impl Store {
         until: Option<DateTime<Utc>>,
     ) -> Result<Vec<Decision>, StoreError> {
         let rows = sqlx::query(
-            "SELECT at_us, campaign, lead, phone, verdict, rule, detail, until_us, node, attempt \
-             FROM dial_decisions WHERE tenant = $1 AND phone = $2 AND ($3 IS NULL OR at_us <= $3) \
-             ORDER BY at_us, id",
+            "SELECT at_us, campaign, lead, phone_enc, verdict, rule, detail, until_us, node, \
+             attempt FROM dial_decisions WHERE tenant = $1 AND phone = $2 \
+             AND ($3 IS NULL OR at_us <= $3) ORDER BY at_us, id",
         )
         .bind(tenant.to_string())
-        .bind(phone.to_string())
+        .bind(self.phone_index(phone))
         .bind(until.map(us))
         .fetch_all(&self.pool)
         .await
@@ -1789,7 +1811,7 @@ impl Store {
                     at: self.time(r, "at_us", phone)?,
                     campaign: self.get(r, "campaign", phone)?,
                     lead: self.get(r, "lead", phone)?,
-                    phone: self.get(r, "phone", phone)?,
+                    phone: self.open_col(r, "phone_enc", "phone", phone)?,
                     verdict: self.get(r, "verdict", phone)?,
                     rule: self.get(r, "rule", phone)?,
                     detail: self.get(r, "detail", phone)?,
@@ -1803,19 +1825,22 @@ impl Store {
 }
 
 async fn insert_decision(
+    store: &Store,
     tx: &mut Transaction<'static, Any>,
     tenant: &str,
     d: &Decision,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO dial_decisions (tenant, id, campaign, lead, phone, at_us, verdict, rule, \
-         detail, until_us, node, attempt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        "INSERT INTO dial_decisions (tenant, id, campaign, lead, phone, phone_enc, at_us, verdict, \
+         rule, detail, until_us, node, attempt) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(tenant.to_string())
     .bind(new_id())
     .bind(d.campaign.clone())
     .bind(d.lead.clone())
-    .bind(d.phone.clone())
+    .bind(store.phone_index(&d.phone))
+    .bind(store.seal("phone", &d.phone))
     .bind(us(d.at))
     .bind(d.verdict.clone())
     .bind(d.rule.clone())
