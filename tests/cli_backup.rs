@@ -32,6 +32,8 @@ fn callbot(dir: &Path, args: &[&str]) -> Output {
         .current_dir(dir)
         .env_remove("CALLBOT_DATABASE_URL")
         .env_remove("RUST_LOG")
+        .env_remove("CALLBOT_KEYS")
+        .env_remove("CALLBOT_KEYS_FILE")
         .args(args)
         .output()
         .expect("running callbot");
@@ -249,4 +251,63 @@ fn postgres_is_refused_with_the_documented_practice() {
         assert!(!err.contains("hunter2"), "password shown: {err}");
     }
     assert!(!dir.path().join("x.dump").exists());
+}
+
+/// `callbot keys`: a keys file made by `generate` is private and never replaced; on the default
+/// SQLite database, `status` names the key in use and `rotate` re-seals everything with a new key
+/// and drops the old one, after which the data reads back and the old keys file is refused.
+#[test]
+fn keys_generate_status_and_rotate() {
+    let dir = TempDir::new().expect("temporary directory");
+    let out = ok(dir.path(), &["keys", "generate", "secrets/callbot.keys"]);
+    assert!(out.contains("wrote secrets/callbot.keys"), "{out}");
+    let generated = dir.path().join("secrets").join("callbot.keys");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&generated)
+            .expect("keys file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let err = fails(dir.path(), &["keys", "generate", "secrets/callbot.keys"]);
+    assert!(err.contains("exists"), "{err}");
+
+    // The default database and its default keys file, made on first use.
+    ok(dir.path(), &["dnc", "add", "+12125550100"]);
+    let keys = dir.path().join("callbot-data").join("callbot.db.keys");
+    let old = std::fs::read_to_string(&keys).expect("the default keys file");
+    let status = ok(dir.path(), &["keys", "status"]);
+    let first = old
+        .lines()
+        .find_map(|l| l.strip_prefix("key "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("a data key line")
+        .to_string();
+    assert!(
+        status.contains(&format!("sealing with: {first}")),
+        "{status}"
+    );
+
+    let out = ok(dir.path(), &["keys", "rotate"]);
+    assert!(out.contains("re-sealed"), "{out}");
+    let new = std::fs::read_to_string(&keys).expect("the rotated keys file");
+    assert!(!new.contains(&first), "the old key left the file:\n{new}");
+    let status = ok(dir.path(), &["keys", "status"]);
+    assert!(!status.contains(&first), "{status}");
+    let check = ok(dir.path(), &["dnc", "check", "+12125550100"]);
+    assert!(check.contains("+12125550100"), "{check}");
+
+    // The keys file from before the rotation no longer opens the database.
+    std::fs::write(dir.path().join("old.keys"), &old).expect("old keys");
+    let r = Command::new(env!("CARGO_BIN_EXE_callbot"))
+        .current_dir(dir.path())
+        .env_remove("CALLBOT_DATABASE_URL")
+        .env("CALLBOT_KEYS_FILE", "old.keys")
+        .args(["dnc", "check", "+12125550100"])
+        .output()
+        .expect("running callbot");
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("does not have"), "{stderr}");
 }

@@ -173,8 +173,34 @@ async fn in_namespace() {
         "barge-in: customer onset at {:.2} s, robot quiet {overlap_ms} ms later",
         onset as f64 / 50.0
     );
+    // It stopped because it was interrupted, not because its sentence ran out: the sentence
+    // would have gone on for well over a second after the robot went quiet.
+    let cut = interrupted
+        .iter()
+        .find(|t| t.text.contains("Can you pay it today"))
+        .expect("the cut-off reminder");
+    let whole = engines.voice.synthesize(&cut.text).expect("tts");
+    let whole_ms = whole.samples.len() as u64 * 1000 / u64::from(whole.sample_rate);
+    let customer = record
+        .turns
+        .iter()
+        .find(|t| t.speaker == Speaker::Customer && t.start_ms >= cut.start_ms)
+        .expect("the customer's interruption");
+    let quiet_at_ms = customer.start_ms + overlap_ms as u64;
+    println!(
+        "the reminder started at {} ms and would have ended at {} ms; quiet at {quiet_at_ms} ms",
+        cut.start_ms,
+        cut.start_ms + whole_ms
+    );
     assert!(
-        overlap_ms <= 600,
+        quiet_at_ms + 1500 < cut.start_ms + whole_ms,
+        "the robot finished its sentence instead of stopping: {cut:#?}"
+    );
+    // Promptly: typically 100–200 ms here (printed above), but how promptly is a figure for a
+    // benchmark, not for a pass/fail test: a loaded CI machine once delayed it to 1.08 s. A robot
+    // that ignores the customer takes seconds.
+    assert!(
+        overlap_ms <= 2000,
         "robot kept talking {overlap_ms} ms over the customer"
     );
     let recording = record.recording.as_ref().expect("recording");
