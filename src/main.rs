@@ -79,6 +79,9 @@ enum Command {
     /// The keys that seal personal data in the database: generate, status, rotate.
     #[command(subcommand)]
     Keys(cli::keys::KeysCommand),
+    /// How long recordings and transcripts are kept: show, set, apply now.
+    #[command(subcommand)]
+    Retention(cli::retention::RetentionCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -109,6 +112,7 @@ fn main() -> std::process::ExitCode {
         Command::Backup(a) => cli::backup::run_backup(a),
         Command::Restore(a) => cli::backup::run_restore(a),
         Command::Keys(c) => cli::keys::run(c),
+        Command::Retention(c) => cli::retention::run(c),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

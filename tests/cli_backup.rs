@@ -311,3 +311,40 @@ fn keys_generate_status_and_rotate() {
     assert_eq!(r.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("does not have"), "{stderr}");
 }
+
+/// `callbot retention`: the policy is shown, set (bad periods refused with the reason) and
+/// applied, on the default SQLite database; the purge itself is covered by
+/// bot-runtime/tests/retention.rs.
+#[test]
+fn retention_show_set_apply() {
+    let dir = TempDir::new().expect("temporary directory");
+    let out = ok(dir.path(), &["retention", "show"]);
+    assert!(out.contains("recordings:  kept"), "{out}");
+    // A usage error (clap's exit status 2), with the reason.
+    let r = callbot(dir.path(), &["retention", "set", "--recordings-days", "0"]);
+    assert_eq!(r.code, Some(2), "{r}");
+    assert!(r.stderr.contains("1 to 36500"), "{r}");
+    let out = ok(
+        dir.path(),
+        &[
+            "retention",
+            "set",
+            "--recordings-days",
+            "30",
+            "--transcripts-days",
+            "365",
+        ],
+    );
+    assert!(out.contains("recordings:  30 days"), "{out}");
+    ok(
+        dir.path(),
+        &["retention", "set", "--transcripts-days", "none"],
+    );
+    let out = ok(dir.path(), &["retention", "show"]);
+    assert!(
+        out.contains("recordings:  30 days") && out.contains("transcripts: kept"),
+        "{out}"
+    );
+    let out = ok(dir.path(), &["retention", "apply"]);
+    assert!(out.contains("purged 0 recordings"), "{out}");
+}

@@ -26,6 +26,7 @@ pub mod playout;
 pub mod prompts;
 pub mod record;
 pub mod recorder;
+pub mod retention;
 pub mod runtime;
 pub mod sim;
 pub mod store;

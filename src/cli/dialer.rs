@@ -78,6 +78,24 @@ pub fn run(cmd: DialerCommand, models: &ModelsDir) -> anyhow::Result<()> {
         if let Some(dir) = &a.recordings {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
+        // The deployment's retention policy (`callbot retention set`), applied now and hourly.
+        let retention = store.clone();
+        let actor = format!("dialer node {}", a.node);
+        tokio::spawn(async move {
+            let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                hourly.tick().await;
+                match retention.apply_retention(chrono::Utc::now(), &actor).await {
+                    Ok(r) if r.recordings + r.transcripts > 0 => tracing::info!(
+                        recordings = r.recordings,
+                        transcripts = r.transcripts,
+                        "retention: purged what the policy no longer keeps"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "retention: applying the policy failed"),
+                }
+            }
+        });
         let metrics = engines.metrics.clone();
         let (runtime, _records) = Runtime::start(engines, cfg, Some(store.clone()))
             .await

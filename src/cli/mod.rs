@@ -12,4 +12,5 @@ pub mod keys;
 pub mod models;
 pub mod nlu;
 pub mod report;
+pub mod retention;
 pub mod tts;
