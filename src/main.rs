@@ -82,6 +82,8 @@ enum Command {
     /// How long recordings and transcripts are kept: show, set, apply now.
     #[command(subcommand)]
     Retention(cli::retention::RetentionCommand),
+    /// Export a call's recording as a plain WAV (opened with the keys that sealed it; audited).
+    Recording(cli::recording::RecordingArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -113,6 +115,7 @@ fn main() -> std::process::ExitCode {
         Command::Restore(a) => cli::backup::run_restore(a),
         Command::Keys(c) => cli::keys::run(c),
         Command::Retention(c) => cli::retention::run(c),
+        Command::Recording(a) => cli::recording::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

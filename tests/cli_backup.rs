@@ -90,8 +90,12 @@ fn call(i: i64) -> CallRecord {
     call
 }
 
+/// A multi-threaded runtime: sqlx finishes closing a pool's connections on tasks of its own,
+/// which a current-thread runtime would leave pending between `block_on`s (the closed store
+/// would then still hold the file when the next command runs).
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .expect("a runtime")
@@ -347,4 +351,68 @@ fn retention_show_set_apply() {
     );
     let out = ok(dir.path(), &["retention", "apply"]);
     assert!(out.contains("purged 0 recordings"), "{out}");
+}
+
+/// `callbot recording`: a recording callbot sealed (as the runtime writes it, with the store's
+/// keys) is exported as the plain WAV it was made from; the export is audited; a call without a
+/// recording is a clear error.
+#[test]
+fn recording_export_opens_the_sealed_file() {
+    let dir = TempDir::new().expect("temporary directory");
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("callbot-data").join("callbot.db").display()
+    );
+    let tone: Vec<i16> = (0..8000)
+        .map(|i| ((i as f32 * 0.3).sin() * 8000.0) as i16)
+        .collect();
+    let rt = rt();
+    rt.block_on(async {
+        let store = Store::open(&url).await.expect("store");
+        let mut rec = bot_runtime::recorder::Recorder::new();
+        rec.customer(0, &tone);
+        rec.robot(500, &tone);
+        let mut with = call(1);
+        with.recording = Some(
+            rec.write(
+                &dir.path().join("call-0001.wav.sealed"),
+                Some(store.vault()),
+            )
+            .expect("writing the recording"),
+        );
+        store.save_call(&with).await.expect("save");
+        store.save_call(&call(2)).await.expect("save");
+        store.close().await;
+    });
+    let stored = std::fs::read(dir.path().join("call-0001.wav.sealed")).expect("stored");
+    assert!(!stored.starts_with(b"RIFF"));
+
+    let out = ok(
+        dir.path(),
+        &["recording", "call-0001", "-o", "out.wav", "--actor", "qa"],
+    );
+    assert!(out.contains("wrote out.wav (1500 ms"), "{out}");
+    let reader = hound::WavReader::open(dir.path().join("out.wav")).expect("a WAV");
+    assert_eq!(reader.spec().channels, 2);
+    let samples: Vec<i16> = reader
+        .into_samples::<i16>()
+        .map(|s| s.expect("sample"))
+        .collect();
+    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    assert_eq!(&left[..tone.len()], &tone[..]);
+
+    let err = fails(dir.path(), &["recording", "call-0002", "-o", "none.wav"]);
+    assert!(err.contains("has no recording"), "{err}");
+    let events = rt.block_on(async {
+        let store = Store::open(&url).await.expect("store");
+        let e = store.audit_events("default", None, 10).await.expect("log");
+        store.close().await;
+        e
+    });
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "recording.export" && e.actor == "qa" && e.subject == "call-0001"),
+        "{events:?}"
+    );
 }

@@ -47,6 +47,8 @@ pub struct CallSetup {
     pub amd_config: AmdConfig,
     /// Where to write the recording (`None`: no recording).
     pub recording_dir: Option<PathBuf>,
+    /// Seals the recording (the store's keyring); `None`: a plain WAV.
+    pub recording_keys: Option<Arc<crate::vault::Vault>>,
     pub turn: TurnConfig,
     /// Live transcript and events, for a console or the demo.
     pub live: Option<mpsc::UnboundedSender<LiveEvent>>,
@@ -1541,8 +1543,13 @@ pub async fn run_call(
     }
     record.turns = turns;
     if let Some(dir) = &setup.recording_dir {
-        let path = dir.join(format!("{}.wav", record.id));
-        match s.recorder.write(&path) {
+        let keys = setup.recording_keys.as_deref();
+        let name = match keys {
+            Some(_) => format!("{}.wav.sealed", record.id),
+            None => format!("{}.wav", record.id),
+        };
+        let path = dir.join(name);
+        match s.recorder.write(&path, keys) {
             Ok(r) => record.recording = Some(r),
             Err(e) => {
                 tracing::error!(call = %record.id, path = %path.display(), error = %e, "could not write the recording")

@@ -6,6 +6,10 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use crate::record::RecordingRef;
+use crate::vault::Vault;
+
+/// The field name sealed recordings are bound to.
+pub const RECORDING_FIELD: &str = "recording";
 
 /// Hard cap on a recording's length (samples per channel): 2 hours.
 const MAX_SAMPLES: usize = 8000 * 60 * 120;
@@ -52,8 +56,10 @@ impl Recorder {
         &self.robot
     }
 
-    /// Writes the WAV (through a temporary file, renamed when complete).
-    pub fn write(&self, path: &Path) -> std::io::Result<RecordingRef> {
+    /// Writes the WAV (through a temporary file, renamed when complete): sealed with `keys`
+    /// when given (`PATH` is then `….wav.sealed`, see [`crate::vault::Vault::seal_bytes`]), else
+    /// plain. The reference's SHA-256 and size are those of the file as stored.
+    pub fn write(&self, path: &Path, keys: Option<&Vault>) -> std::io::Result<RecordingRef> {
         let n = self.customer.len().max(self.robot.len());
         let spec = hound::WavSpec {
             channels: 2,
@@ -61,9 +67,9 @@ impl Recorder {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        let tmp = path.with_extension("wav.part");
+        let mut wav = std::io::Cursor::new(Vec::with_capacity(44 + n * 4));
         {
-            let mut w = hound::WavWriter::create(&tmp, spec).map_err(std::io::Error::other)?;
+            let mut w = hound::WavWriter::new(&mut wav, spec).map_err(std::io::Error::other)?;
             for i in 0..n {
                 w.write_sample(self.customer.get(i).copied().unwrap_or(0))
                     .map_err(std::io::Error::other)?;
@@ -72,8 +78,14 @@ impl Recorder {
             }
             w.finalize().map_err(std::io::Error::other)?;
         }
+        let bytes = match keys {
+            Some(k) => k.seal_bytes(RECORDING_FIELD, &wav.into_inner()),
+            None => wav.into_inner(),
+        };
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".part");
+        std::fs::write(&tmp, &bytes)?;
         std::fs::rename(&tmp, path)?;
-        let bytes = std::fs::read(path)?;
         Ok(RecordingRef {
             path: path.display().to_string(),
             sha256: hex::encode(Sha256::digest(&bytes)),

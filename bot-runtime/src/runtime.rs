@@ -437,6 +437,7 @@ impl Runtime {
             amd,
             amd_config: self.cfg.amd.clone(),
             recording_dir: self.cfg.recording_dir.clone(),
+            recording_keys: self.store.as_ref().map(|s| s.vault_arc()),
             turn: self.cfg.turn.clone(),
             live,
             max_duration: self.cfg.max_call,

@@ -355,6 +355,35 @@ impl Store {
         &self.vault
     }
 
+    /// The keyring, shared.
+    pub fn vault_arc(&self) -> Arc<Vault> {
+        self.vault.clone()
+    }
+
+    /// A call's recording as a WAV file's bytes: the stored file, checked against the record's
+    /// SHA-256, and opened when sealed.
+    pub fn read_recording(&self, r: &RecordingRef) -> Result<Vec<u8>, StoreError> {
+        let refuse = |reason: String| StoreError::Refused {
+            what: format!("recording {}", r.path),
+            reason,
+        };
+        let stored = std::fs::read(&r.path).map_err(|e| refuse(e.to_string()))?;
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&stored));
+        if sha != r.sha256 {
+            return Err(refuse(format!(
+                "its SHA-256 is {sha}, the call record says {} (changed since the call)",
+                r.sha256
+            )));
+        }
+        if stored.starts_with(crate::vault::SEALED_FILE_MAGIC) {
+            self.vault
+                .open_bytes(crate::recorder::RECORDING_FIELD, &stored)
+                .map_err(|e| refuse(e.to_string()))
+        } else {
+            Ok(stored)
+        }
+    }
+
     /// Checks the keyring against the keys recorded in the database and records the ones it
     /// adds. Returns whether the database had no keys recorded (a new database, or one from
     /// before sealing).
@@ -429,6 +458,12 @@ impl Store {
         let mut records = vec![("data", active.clone(), self.vault.key_check(&active))];
         if first {
             records.push(("index", "index".into(), Some(self.vault.index_check())));
+        }
+        // An open that changes nothing writes nothing (a write would make every open of a
+        // SQLite file take the write lock, and its close checkpoint).
+        records.retain(|(kind, id, _)| !before.iter().any(|(k, i, _)| k == kind && i == id));
+        if records.is_empty() {
+            return Ok(first);
         }
         for (kind, id, check_value) in records {
             // Concurrent first opens: one row wins, and the check below compares with it.

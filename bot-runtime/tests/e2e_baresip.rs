@@ -203,8 +203,32 @@ async fn in_namespace() {
         overlap_ms <= 2000,
         "robot kept talking {overlap_ms} ms over the customer"
     );
+    // The recording is sealed on disk (no WAV header, no audio readable), and opens through the
+    // store as the two-channel call audio.
     let recording = record.recording.as_ref().expect("recording");
-    assert!(Path::new(&recording.path).is_file());
+    let stored = std::fs::read(&recording.path).expect("the recording file");
+    assert!(
+        stored.starts_with(bot_runtime::vault::SEALED_FILE_MAGIC),
+        "{}",
+        recording.path
+    );
+    assert!(!stored.windows(4).any(|w| w == b"RIFF" || w == b"WAVE"));
+    let wav = store
+        .read_recording(recording)
+        .expect("opening the recording");
+    let reader = hound::WavReader::new(std::io::Cursor::new(wav)).expect("a WAV");
+    assert_eq!(reader.spec().channels, 2);
+    assert_eq!(reader.spec().sample_rate, 8000);
+    assert_eq!(u64::from(reader.duration()) / 8, recording.duration_ms);
+    let samples: Vec<i16> = reader
+        .into_samples::<i16>()
+        .map(|s| s.expect("sample"))
+        .collect();
+    let customer: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    assert!(
+        frame_rms(&customer).iter().any(|r| *r > 300.0),
+        "the customer's speech is in the opened recording"
+    );
     assert_eq!(
         store.call(&record.id).await.expect("store").as_ref(),
         Some(&record)

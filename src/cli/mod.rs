@@ -11,6 +11,7 @@ pub mod flow;
 pub mod keys;
 pub mod models;
 pub mod nlu;
+pub mod recording;
 pub mod report;
 pub mod retention;
 pub mod tts;
