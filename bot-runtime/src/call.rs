@@ -167,6 +167,7 @@ enum Transfer {
     /// Waiting for an agent in this queue.
     Waiting {
         queue: String,
+        since: std::time::Instant,
     },
     /// Bridged to an agent.
     Bridged {
@@ -837,6 +838,7 @@ impl Session {
                 self.listen = None;
                 self.transfer = Transfer::Waiting {
                     queue: summary.queue.clone(),
+                    since: std::time::Instant::now(),
                 };
                 let (updates, rx) = mpsc::unbounded_channel();
                 self.new_transfer = Some(rx);
@@ -1176,6 +1178,11 @@ impl Session {
             }
             TransferUpdate::Failed { reason } => {
                 tracing::info!(call = %self.id, %reason, "no agent took the call");
+                if let Transfer::Waiting { queue, since } = &self.transfer {
+                    self.engines
+                        .metrics
+                        .observe_queue_wait(queue, "no_agent", since.elapsed());
+                }
                 self.transfer = Transfer::None;
                 let _ = self.media.clear_audio();
                 self.call
@@ -1183,6 +1190,13 @@ impl Session {
             }
             TransferUpdate::Connected { agent, audio } => {
                 tracing::info!(call = %self.id, agent = %agent.id, wait_ms = agent.wait_ms, "bridged to an agent");
+                if let Transfer::Waiting { queue, .. } = &self.transfer {
+                    self.engines.metrics.observe_queue_wait(
+                        queue,
+                        "connected",
+                        std::time::Duration::from_millis(agent.wait_ms),
+                    );
+                }
                 // The robot's leg ends. Words it is still saying ("let me connect you…") are
                 // finished first: the agent's voice reaches the customer once they are over,
                 // while the customer's voice reaches the agent at once.
@@ -1457,8 +1471,11 @@ pub async fn run_call(
                         ..
                     }
             );
-            if let (Transfer::Waiting { .. }, Some(desk)) = (&s.transfer, &s.desk) {
+            if let (Transfer::Waiting { queue, since }, Some(desk)) = (&s.transfer, &s.desk) {
                 desk.abandon(&s.id);
+                s.engines
+                    .metrics
+                    .observe_queue_wait(queue, "abandoned", since.elapsed());
             }
             let actions = s.call.handle(Event::HangUp, now_local());
             s.execute(actions);

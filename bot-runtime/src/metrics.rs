@@ -1,6 +1,7 @@
-//! Prometheus metrics of the runtime: calls in progress and finished, and per-stage turn
-//! latency histograms. [`Metrics::render`] gives the text exposition format (the admin API
-//! serves it).
+//! Prometheus metrics of the runtime: calls in progress and finished, per-stage turn latency
+//! histograms, the dialer's rates (dials, finished attempts by disposition, leads skipped by
+//! verdict, per campaign), queue waits by queue and result, and errors by component.
+//! [`Metrics::render`] gives the text exposition format (the admin API serves it at `/metrics`).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -17,6 +18,30 @@ pub struct StageLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CampaignLabel {
+    pub campaign: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CampaignResultLabel {
+    pub campaign: String,
+    /// A disposition (finished attempts) or a verdict (skipped leads).
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabel {
+    pub queue: String,
+    /// `connected`, `no_agent` or `abandoned`.
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ComponentLabel {
+    pub component: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     pub disposition: String,
     pub outcome: String,
@@ -29,6 +54,17 @@ pub struct Metrics {
     pub calls_finished: Family<OutcomeLabel, Counter>,
     pub turn_latency: Family<StageLabel, Histogram>,
     pub barge_ins: Counter,
+    pub dials: Family<CampaignLabel, Counter>,
+    pub attempts_finished: Family<CampaignResultLabel, Counter>,
+    pub leads_skipped: Family<CampaignResultLabel, Counter>,
+    pub queue_wait: Family<QueueLabel, Histogram>,
+    pub errors: Family<ComponentLabel, Counter>,
+}
+
+fn wait_histogram() -> Histogram {
+    Histogram::new([
+        0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+    ])
 }
 
 fn latency_histogram() -> Histogram {
@@ -71,12 +107,48 @@ impl Metrics {
             "Robot speech interrupted by the customer",
             barge_ins.clone(),
         );
+        let dials = Family::<CampaignLabel, Counter>::default();
+        registry.register(
+            "dialer_dials",
+            "Leads dialed (INVITE sent) by campaign",
+            dials.clone(),
+        );
+        let attempts_finished = Family::<CampaignResultLabel, Counter>::default();
+        registry.register(
+            "dialer_attempts_finished",
+            "Dial attempts ended, by campaign and disposition",
+            attempts_finished.clone(),
+        );
+        let leads_skipped = Family::<CampaignResultLabel, Counter>::default();
+        registry.register(
+            "dialer_leads_skipped",
+            "Leads not dialed when due, by campaign and verdict (wait, stop, blocked)",
+            leads_skipped.clone(),
+        );
+        let queue_wait =
+            Family::<QueueLabel, Histogram>::new_with_constructor(wait_histogram as fn() -> _);
+        registry.register(
+            "queue_wait_seconds",
+            "Time transferred calls waited in a queue, by queue and result",
+            queue_wait.clone(),
+        );
+        let errors = Family::<ComponentLabel, Counter>::default();
+        registry.register(
+            "errors",
+            "Errors that were logged and survived, by component",
+            errors.clone(),
+        );
         Metrics {
             registry,
             calls_active,
             calls_finished,
             turn_latency,
             barge_ins,
+            dials,
+            attempts_finished,
+            leads_skipped,
+            queue_wait,
+            errors,
         }
     }
 
@@ -97,6 +169,25 @@ impl Metrics {
         }
     }
 
+    /// A transferred call's wait in `queue`, ended by `result`.
+    pub fn observe_queue_wait(&self, queue: &str, result: &str, waited: std::time::Duration) {
+        self.queue_wait
+            .get_or_create(&QueueLabel {
+                queue: queue.to_string(),
+                result: result.to_string(),
+            })
+            .observe(waited.as_secs_f64());
+    }
+
+    /// Counts an error of `component` (`dialer`, `store`, …) that was logged and survived.
+    pub fn error(&self, component: &str) {
+        self.errors
+            .get_or_create(&ComponentLabel {
+                component: component.to_string(),
+            })
+            .inc();
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -104,5 +195,42 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dialer_queue_and_error_series_are_exposed_with_their_labels() {
+        let m = Metrics::new();
+        m.dials
+            .get_or_create(&CampaignLabel {
+                campaign: "cards".into(),
+            })
+            .inc();
+        m.attempts_finished
+            .get_or_create(&CampaignResultLabel {
+                campaign: "cards".into(),
+                result: "no_answer".into(),
+            })
+            .inc_by(2);
+        m.observe_queue_wait(
+            "disputes",
+            "connected",
+            std::time::Duration::from_millis(1500),
+        );
+        m.error("dialer");
+        let text = m.render();
+        for line in [
+            "callbot_dialer_dials_total{campaign=\"cards\"} 1",
+            "callbot_dialer_attempts_finished_total{campaign=\"cards\",result=\"no_answer\"} 2",
+            "callbot_queue_wait_seconds_count{queue=\"disputes\",result=\"connected\"} 1",
+            "callbot_queue_wait_seconds_bucket{le=\"2.0\",queue=\"disputes\",result=\"connected\"} 1",
+            "callbot_errors_total{component=\"dialer\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
     }
 }

@@ -308,6 +308,40 @@ impl Dialer {
     }
 
     fn emit(&self, e: DialerEvent) {
+        use crate::metrics::{CampaignLabel, CampaignResultLabel};
+        let m = &self.rt.engines().metrics;
+        match &e {
+            DialerEvent::Dialed { campaign, .. } => {
+                m.dials
+                    .get_or_create(&CampaignLabel {
+                        campaign: campaign.clone(),
+                    })
+                    .inc();
+            }
+            DialerEvent::Finished {
+                campaign,
+                disposition,
+                ..
+            } => {
+                m.attempts_finished
+                    .get_or_create(&CampaignResultLabel {
+                        campaign: campaign.clone(),
+                        result: disposition.clone(),
+                    })
+                    .inc();
+            }
+            DialerEvent::Skipped {
+                campaign, verdict, ..
+            } => {
+                m.leads_skipped
+                    .get_or_create(&CampaignResultLabel {
+                        campaign: campaign.clone(),
+                        result: verdict.clone(),
+                    })
+                    .inc();
+            }
+            DialerEvent::CampaignFinished { .. } | DialerEvent::Held { .. } => {}
+        }
         if let Some(tx) = &self.events {
             let _ = tx.send(e);
         }
@@ -349,6 +383,7 @@ impl Dialer {
                     .await
                 {
                     tracing::error!(error = %e, "could not renew leases");
+                    self.rt.engines().metrics.error("dialer");
                 }
                 last_renew = Instant::now();
             }
@@ -373,14 +408,20 @@ impl Dialer {
                                 .await;
                         }
                     }
-                    Err(e) => tracing::error!(error = %e, "could not sweep expired DNC entries"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not sweep expired DNC entries");
+                        self.rt.engines().metrics.error("dialer");
+                    }
                 }
                 last_sweep = Some(Instant::now());
             }
             if last_dnc_load.is_none_or(|t| t.elapsed() >= DNC_RELOAD) {
                 match self.load_dnc(now).await {
                     Ok(n) => tracing::info!(entries = n, "DNC lists loaded into memory"),
-                    Err(e) => tracing::error!(error = %e, "could not load the DNC lists"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not load the DNC lists");
+                        self.rt.engines().metrics.error("dialer");
+                    }
                 }
                 last_dnc_load = Some(Instant::now());
             }
@@ -388,6 +429,7 @@ impl Dialer {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "could not list running campaigns");
+                    self.rt.engines().metrics.error("dialer");
                     Vec::new()
                 }
             };
@@ -398,6 +440,7 @@ impl Dialer {
                     Err(e) => {
                         busy = true;
                         tracing::error!(campaign = %c.id, error = %e, "dialer step failed");
+                        self.rt.engines().metrics.error("dialer");
                     }
                 }
             }
@@ -673,6 +716,7 @@ impl Dialer {
                 let phone = lead.lead.phone.clone();
                 if let Err(e) = me.work(&c, &settings, flow, lead, paced).await {
                     tracing::error!(campaign = %c.id, %phone, error = %e, "dialing a lead failed; its lease will run out and it will be retried");
+                    me.rt.engines().metrics.error("dialer");
                 }
                 me.active.fetch_sub(1, Ordering::SeqCst);
             });
@@ -845,6 +889,7 @@ impl Dialer {
         let mut placed = self.rt.place(dial).await;
         if let Err(e) = tx.commit().await {
             tracing::error!(error = %e, "could not commit the attempt after sending the INVITE");
+            self.rt.engines().metrics.error("dialer");
         }
         if c.kind == CampaignKind::Human {
             // The safe harbour: no agent within it, the message.
@@ -916,7 +961,8 @@ impl Dialer {
                                     .await;
                             }
                             Err(e) => {
-                                tracing::error!(error = %e, "could not store an opt-out said in a call")
+                                tracing::error!(error = %e, "could not store an opt-out said in a call");
+                                me.rt.engines().metrics.error("dialer");
                             }
                         }
                         opted_out = Some(reason);
@@ -941,6 +987,7 @@ impl Dialer {
                 .await
             {
                 tracing::error!(campaign = %c.id, error = %e, "could not add the call to the abandon ledger");
+                self.rt.engines().metrics.error("dialer");
             }
             let mut g = p.pacer.lock().unwrap_or_else(|e| e.into_inner());
             for ev in human::pacing_events(&record, ledger) {
