@@ -15,16 +15,19 @@
 
 use std::collections::HashMap;
 use std::io::Write as _;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bot_runtime::dialer::db::{AttemptRow, CampaignStatus, DEFAULT_TENANT, DncEntry};
 use bot_runtime::store::Store;
-use chrono::{Timelike, Utc};
+use chrono::Utc;
 use sqlx::Connection;
+
+mod support;
+use support::{Killed, daytime_zone, sipp_phones};
 
 /// One test at a time: each runs a node with up to 20 calls and SIPp.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -39,38 +42,6 @@ const SCENARIO: &str = concat!(
 );
 /// An interrupted attempt is retried after this long; nothing else is retried.
 const INTERRUPTED_RETRY_S: i64 = 2;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free UDP port")
-}
-
-/// SIPp answering every call on a free loopback port; its INVITE log goes to `log`.
-fn sipp_phones(log: &Path) -> (Killed, SocketAddr) {
-    let port = free_udp_port();
-    let child = Command::new("sipp")
-        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-sf", SCENARIO])
-        .args(["-nostdin", "-trace_logs", "-log_file"])
-        .arg(log)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sipp is installed (Debian package sip-tester; .ci/setup installs it)");
-    std::thread::sleep(Duration::from_millis(500));
-    (Killed(child), SocketAddr::from(([127, 0, 0, 1], port)))
-}
 
 /// The caller ID the campaigns present.
 const CALLER_ID: &str = "+18005550100";
@@ -95,32 +66,6 @@ fn invites(log: &Path) -> HashMap<String, Vec<f64>> {
         out.entry(format!("+{number}")).or_default().push(at);
     }
     out
-}
-
-/// A zone where it is between 10:00 and 18:59 now.
-fn daytime_zone() -> &'static str {
-    const ZONES: [&str; 12] = [
-        "Pacific/Honolulu",
-        "America/Los_Angeles",
-        "America/Chicago",
-        "America/New_York",
-        "America/Sao_Paulo",
-        "Europe/London",
-        "Europe/Moscow",
-        "Asia/Dubai",
-        "Asia/Kolkata",
-        "Asia/Shanghai",
-        "Asia/Tokyo",
-        "Australia/Sydney",
-    ];
-    let now = Utc::now();
-    ZONES
-        .into_iter()
-        .find(|z| {
-            let tz: chrono_tz::Tz = z.parse().expect("a zone");
-            (10..19).contains(&now.with_timezone(&tz).hour())
-        })
-        .expect("some zone is in daytime")
 }
 
 /// Every lead's first name and card number: personal data that must never be stored readable.
@@ -406,7 +351,7 @@ fn a_node_killed_mid_campaign_loses_nothing_after_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = format!("sqlite://{}", dir.path().join("callbot.db").display());
     let sipp_log = dir.path().join("sipp.log");
-    let (_sipp, trunk) = sipp_phones(&sipp_log);
+    let (_sipp, trunk) = sipp_phones(SCENARIO, &sipp_log);
     const N: usize = 500;
     campaign(dir.path(), &db, N, trunk, 50);
     let rt = rt();
@@ -444,7 +389,7 @@ fn two_nodes_share_a_campaign_on_postgres_and_one_finishes_the_others_work() {
     let rt = rt();
     let pg = rt.block_on(PgDb::create());
     let sipp_log = dir.path().join("sipp.log");
-    let (_sipp, trunk) = sipp_phones(&sipp_log);
+    let (_sipp, trunk) = sipp_phones(SCENARIO, &sipp_log);
     const N: usize = 300;
     campaign(dir.path(), &pg.url, N, trunk, 50);
     let store = rt.block_on(Store::open(&pg.url)).expect("open");
@@ -494,7 +439,7 @@ fn two_nodes_share_a_campaign_on_postgres_and_one_finishes_the_others_work() {
 /// compared with SIPp's INVITE times.
 fn opt_outs_race_the_dialer(db: &str, dir: &Path) {
     let sipp_log = dir.join("sipp.log");
-    let (_sipp, trunk) = sipp_phones(&sipp_log);
+    let (_sipp, trunk) = sipp_phones(SCENARIO, &sipp_log);
     const N: usize = 200;
     // A slow trunk: claimed leads queue for it, so some opt-outs land on leads a node already
     // holds (caught by the check in the dial transaction, not by the node's in-memory index).

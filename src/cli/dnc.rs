@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use bot_runtime::dialer::db::{DncEntry, GLOBAL};
+use bot_runtime::dialer::dnc_file::{DncSource, read_dnc_csv};
 use bot_runtime::dialer::phone;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
@@ -189,89 +190,41 @@ pub fn run(cmd: DncCommand) -> anyhow::Result<()> {
             DncCommand::Import(a) => {
                 let store = a.db.open().await?;
                 let list = list_of(&a.db, a.global);
-                let mut reader = csv::ReaderBuilder::new()
-                    .flexible(true)
-                    .from_path(&a.file)
+                let region = a.region.parse().map_err(|_| {
+                    anyhow::anyhow!("--region {:?} is not an ISO 3166 region code", a.region)
+                })?;
+                let file = std::fs::File::open(&a.file)
                     .with_context(|| format!("opening {}", a.file.display()))?;
-                let headers: Vec<String> = reader
-                    .headers()
-                    .with_context(|| format!("{}: reading the header", a.file.display()))?
-                    .iter()
-                    .map(|h| h.trim().to_ascii_lowercase())
-                    .collect();
-                let col = |name: &str| headers.iter().position(|h| h == name);
-                let Some(phone_col) = col("phone") else {
-                    bail!(
-                        "{}: no `phone` column (found: {})",
-                        a.file.display(),
-                        headers.join(", ")
-                    );
+                let src = DncSource {
+                    list: list.clone(),
+                    source: format!("import:{}", a.file.display()),
+                    added_by: a.by.clone(),
+                    region,
+                    now: Utc::now(),
                 };
-                let (reason_col, expires_col) = (col("reason"), col("expires_at"));
-                let mut entries = Vec::new();
-                let mut errors = 0u64;
-                for rec in reader.records() {
-                    // The line the record starts on (the header is row 1), as `leads import`.
-                    let rec = match rec {
-                        Ok(r) => r,
-                        Err(e) => {
-                            errors += 1;
-                            let row = e.position().map(|p| p.line()).unwrap_or(0);
-                            eprintln!("row {row}: {e}");
-                            continue;
-                        }
-                    };
-                    let row = rec.position().map(|p| p.line()).unwrap_or(0);
-                    let raw = rec.get(phone_col).unwrap_or("");
-                    let number = match e164(raw, &a.region) {
-                        Ok(n) => n,
-                        Err(e) => {
-                            errors += 1;
-                            eprintln!("row {row}, column phone: {e}");
-                            continue;
-                        }
-                    };
-                    let expires_at = match expires_col.and_then(|c| rec.get(c)).map(str::trim) {
-                        None | Some("") => None,
-                        Some(t) => match t.parse::<DateTime<Utc>>() {
-                            Ok(t) => Some(t),
-                            Err(e) => {
-                                errors += 1;
-                                eprintln!(
-                                    "row {row}, column expires_at: {t:?}: {e} (expected RFC 3339)"
-                                );
-                                continue;
-                            }
-                        },
-                    };
-                    entries.push(DncEntry {
-                        tenant: list.clone(),
-                        phone: number,
-                        reason: reason_col
-                            .and_then(|c| rec.get(c))
-                            .filter(|r| !r.trim().is_empty())
-                            .unwrap_or("imported")
-                            .to_string(),
-                        source: format!("import:{}", a.file.display()),
-                        added_by: a.by.clone(),
-                        added_at: Utc::now(),
-                        expires_at,
-                    });
+                let read = read_dnc_csv(std::io::BufReader::new(file), &src)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", a.file.display()))?;
+                for e in &read.errors {
+                    match &e.column {
+                        Some(c) => eprintln!("row {}, column {c}: {}", e.row, e.message),
+                        None => eprintln!("row {}: {}", e.row, e.message),
+                    }
                 }
-                store.add_dnc(&entries).await?;
+                store.add_dnc(&read.entries).await?;
+                let errors = read.errors.len();
                 store
                     .audit(
                         &a.db.tenant,
                         &a.by,
                         "dnc.import",
                         &a.file.display().to_string(),
-                        serde_json::json!({"list": list, "added": entries.len(), "errors": errors}),
+                        serde_json::json!({"list": list, "added": read.entries.len(), "errors": errors}),
                     )
                     .await?;
                 println!(
                     "{}: {} numbers added to the {} list, {errors} rows refused",
                     a.file.display(),
-                    entries.len(),
+                    read.entries.len(),
                     shown(&list)
                 );
                 Ok(())

@@ -97,3 +97,64 @@ pub async fn get_one(
     }
     Json(json!({ "call": record })).into_response()
 }
+
+/// A call's recording as a WAV file (8 kHz, two channels: the customer left, callbot or the
+/// agent right), opened with the keys that sealed it and checked against the record's SHA-256.
+/// Personal data: every download is audited.
+#[utoipa::path(get, path = "/api/v1/calls/{id}/recording", params(("id" = String, Path, description = "call id")),
+    security(("token" = [])), responses(
+    (status = 200, description = "the WAV file", content_type = "audio/wav"),
+    (status = 401, description = "no or bad token"),
+    (status = 403, description = "role agent"),
+    (status = 404, description = "no such call in the tenant, or it has no recording (not recorded, or purged by the retention policy)"),
+    (status = 500, description = "the stored file does not match the call record or cannot be opened")))]
+pub async fn recording(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let t = match allowed(&c, &headers, READERS, "download recordings").await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    match c.0.store.call_is_tenants(&t.tenant, &id).await {
+        Ok(true) => {}
+        Ok(false) => return error(StatusCode::NOT_FOUND, format!("no call {id:?}")),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+    let record = match c.0.store.call(&id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no call {id:?}")),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let Some(rec) = record.recording else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("call {id} has no recording (not recorded, or purged by the retention policy)"),
+        );
+    };
+    let store = c.0.store.clone();
+    let wav = match tokio::task::spawn_blocking(move || store.read_recording(&rec)).await {
+        Ok(Ok(wav)) => wav,
+        Ok(Err(e)) => {
+            tracing::error!(call = %id, error = %e, "a recording cannot be served");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        }
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let detail = json!({ "bytes": wav.len() });
+    if let Err(r) = audit(&c, &t, "recording.download", &id, detail).await {
+        return r;
+    }
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "audio/wav".to_string()),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{id}.wav\""),
+            ),
+        ],
+        wav,
+    )
+        .into_response()
+}

@@ -136,8 +136,12 @@ pub struct NewCampaignForm {
     pub id: String,
     /// `robot` (the default), `human` or `blended`.
     pub kind: Option<String>,
-    /// The dialog flow's YAML text (validated; stored, versioned, with the campaign).
-    pub flow: String,
+    /// The dialog flow's YAML text (validated; stored, versioned, with the campaign). Either
+    /// this or `flow_name`.
+    pub flow: Option<String>,
+    /// A flow stored before (`POST /api/v1/flows`): its active version, or `flow_version`.
+    pub flow_name: Option<String>,
+    pub flow_version: Option<u32>,
     /// Dial rules, order, pacing, trunk, AMD, region (`CampaignSettings`); absent: defaults.
     #[schema(value_type = Object)]
     pub settings: Option<serde_json::Value>,
@@ -176,7 +180,41 @@ pub async fn create(
             );
         }
     };
-    let flow = match dialog_flows::load_str(&form.flow, std::path::Path::new("flow")) {
+    let source = match (&form.flow, &form.flow_name) {
+        (Some(text), None) if form.flow_version.is_none() => text.clone(),
+        (None, Some(name)) => {
+            let version = match form.flow_version {
+                Some(v) => Some(v),
+                None => match c.0.store.flow_info(&t.tenant, name).await {
+                    Ok(info) => info.and_then(|i| i.active),
+                    Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                },
+            };
+            let stored = match version {
+                Some(v) => c.0.store.flow_source(&t.tenant, name, v).await,
+                None => Ok(None),
+            };
+            match stored {
+                Ok(Some(src)) => src,
+                Ok(None) => {
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!(
+                            "no stored flow {name:?} in that version (POST /api/v1/flows first)"
+                        ),
+                    );
+                }
+                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
+        _ => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "give the flow's text as `flow`, or a stored flow as `flow_name` (and `flow_version`)",
+            );
+        }
+    };
+    let flow = match dialog_flows::load_str(&source, std::path::Path::new("flow")) {
         Ok(f) => f,
         Err(e) => {
             return error(StatusCode::UNPROCESSABLE_ENTITY, format!("the flow: {e}"));
@@ -205,7 +243,7 @@ pub async fn create(
     }
     if let Err(e) =
         c.0.store
-            .save_flow(&t.tenant, &flow.name, flow.version, &form.flow)
+            .save_flow(&t.tenant, &flow.name, flow.version, &source)
             .await
     {
         return store_error(e, StatusCode::CONFLICT);

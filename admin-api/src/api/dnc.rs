@@ -1,10 +1,11 @@
-//! The tenant's do-not-call list: read (audited), add, remove.
+//! The tenant's do-not-call list: read (audited), add one, add a CSV in bulk, remove.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bot_runtime::dialer::db::DncEntry;
+use bot_runtime::dialer::dnc_file::{DncSource, read_dnc_csv};
 use bot_runtime::dialer::phone;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -140,4 +141,68 @@ pub async fn remove(
         ),
         Err(e) => store_error(e, StatusCode::UNPROCESSABLE_ENTITY),
     }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct BulkQuery {
+    /// ISO 3166 region of national numbers (default US).
+    pub region: Option<String>,
+}
+
+/// Adds a CSV of numbers to the tenant's DNC list (columns `phone`, optional `reason` and
+/// `expires_at`, RFC 3339). Bad rows are reported by line while the good ones are added.
+#[utoipa::path(post, path = "/api/v1/dnc/bulk", params(BulkQuery),
+    request_body(content = String, content_type = "text/csv"), security(("token" = [])), responses(
+    (status = 200, description = "the report: rows read, numbers added, refused rows by line"),
+    (status = 400, description = "bad query"),
+    (status = 401, description = "no or bad token"),
+    (status = 403, description = "not admin or supervisor"),
+    (status = 422, description = "the file cannot be read at all (no phone column, empty…)")))]
+pub async fn bulk(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    query: Result<axum::extract::Query<BulkQuery>, axum::extract::rejection::QueryRejection>,
+    body: axum::body::Bytes,
+) -> Response {
+    let t = match allowed(&c, &headers, OPERATORS, "add DNC entries").await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let axum::extract::Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let region = q.region.as_deref().unwrap_or("US");
+    let Ok(region) = region.parse() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("region {region:?} is not an ISO 3166 region code"),
+        );
+    };
+    let src = DncSource {
+        list: t.tenant.clone(),
+        source: "api:bulk".into(),
+        added_by: format!("api:{}", t.name),
+        region,
+        now: Utc::now(),
+    };
+    let file = match read_dnc_csv(&body[..], &src) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e),
+    };
+    if let Err(e) = c.0.store.add_dnc(&file.entries).await {
+        return store_error(e, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let detail =
+        json!({ "rows": file.rows, "added": file.entries.len(), "errors": file.errors.len() });
+    if let Err(r) = audit(&c, &t, "dnc.import", "api:bulk", detail).await {
+        return r;
+    }
+    Json(json!({
+        "rows": file.rows,
+        "added": file.entries.len(),
+        "errors": file.errors,
+    }))
+    .into_response()
 }

@@ -2,21 +2,26 @@
 //! create`), an OpenAPI document at `/api/v1/openapi.json` generated from the handlers
 //! (`utoipa`), and JSON errors `{"error": reason}`.
 //!
-//! Roles: `admin` everything in its tenant; `supervisor` operations (campaign control, DNC
-//! additions, agents and queues, calls); `auditor` read-only, the audit log included; `agent`
-//! nothing here. Another tenant's objects answer 404, as if they did not exist. Every read of
-//! personal data (calls, DNC numbers) is written to the audit log with the token's name.
+//! Roles: `admin` everything in its tenant (tokens, flows, campaign creation, DNC removal,
+//! supervisor accounts); `supervisor` operations (campaign control, lead uploads, DNC additions,
+//! agent accounts and queues); `auditor` read-only, the audit log included; `agent` nothing
+//! here. Another tenant's objects answer 404, as if they did not exist. Every read of
+//! personal data (calls, recordings, leads, DNC numbers) is written to the audit log with the
+//! token's name.
 
+pub mod access;
 pub mod calls;
 pub mod campaigns;
 pub mod dnc;
+pub mod flows;
+pub mod leads;
 pub mod reports;
 pub mod system;
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use bot_runtime::api_access::ApiToken;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -39,12 +44,26 @@ use crate::{Console, error};
         campaigns::set_status,
         dnc::list,
         dnc::add,
+        dnc::bulk,
         dnc::remove,
+        flows::list,
+        flows::upload,
+        flows::get_one,
+        flows::source,
+        flows::activate,
+        leads::search,
+        leads::get_one,
         calls::list,
         calls::get_one,
+        calls::recording,
         reports::report,
         system::agents,
+        access::put_agent,
         system::queues,
+        access::put_queue,
+        access::list_tokens,
+        access::create_token,
+        access::revoke_token,
     ),
     modifiers(&Bearer),
     tags((name = "callbot"))
@@ -72,7 +91,26 @@ pub fn routes() -> Router<Console> {
         .route("/api/v1/whoami", get(system::whoami))
         .route("/api/v1/audit", get(system::audit_log))
         .route("/api/v1/agents", get(system::agents))
+        .route("/api/v1/agents/{id}", put(access::put_agent))
         .route("/api/v1/queues", get(system::queues))
+        .route("/api/v1/queues/{name}", put(access::put_queue))
+        .route(
+            "/api/v1/tokens",
+            get(access::list_tokens).post(access::create_token),
+        )
+        .route("/api/v1/tokens/{id}", delete(access::revoke_token))
+        .route("/api/v1/flows", get(flows::list).post(flows::upload))
+        .route("/api/v1/flows/{name}", get(flows::get_one))
+        .route(
+            "/api/v1/flows/{name}/versions/{version}",
+            get(flows::source),
+        )
+        .route(
+            "/api/v1/flows/{name}/versions/{version}/activate",
+            post(flows::activate),
+        )
+        .route("/api/v1/leads", get(leads::search))
+        .route("/api/v1/leads/{id}", get(leads::get_one))
         .route(
             "/api/v1/campaigns",
             get(campaigns::list).post(campaigns::create),
@@ -84,9 +122,11 @@ pub fn routes() -> Router<Console> {
         .route("/api/v1/campaigns/{id}", get(campaigns::get_one))
         .route("/api/v1/campaigns/{id}/status", post(campaigns::set_status))
         .route("/api/v1/dnc", get(dnc::list).post(dnc::add))
+        .route("/api/v1/dnc/bulk", post(dnc::bulk))
         .route("/api/v1/dnc/{phone}", delete(dnc::remove))
         .route("/api/v1/calls", get(calls::list))
         .route("/api/v1/calls/{id}", get(calls::get_one))
+        .route("/api/v1/calls/{id}/recording", get(calls::recording))
         .route("/api/v1/reports", get(reports::report))
         .route("/metrics", get(system::metrics))
 }

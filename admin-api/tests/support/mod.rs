@@ -16,6 +16,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: String,
     pub body: Value,
+    /// The body's bytes as sent (`body` is read as UTF-8, lossily).
+    pub bytes: Vec<u8>,
 }
 
 /// One HTTP/1.1 request and its reply.
@@ -69,6 +71,11 @@ pub async fn request(
     tokio::time::timeout(Duration::from_secs(10), read)
         .await
         .expect("reply within 10 s");
+    let bytes = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|end| raw[end + 4..].to_vec())
+        .unwrap_or_default();
     let text = String::from_utf8_lossy(&raw).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
@@ -80,6 +87,7 @@ pub async fn request(
         status,
         headers: head.to_string(),
         body: serde_json::from_str(body).unwrap_or(Value::String(body.to_string())),
+        bytes,
     }
 }
 
@@ -248,4 +256,33 @@ pub async fn seed_call_with(
         .await
         .expect("finish attempt");
     call.id
+}
+
+/// Gives a seeded call a recording as the runtime writes one (a tone on each channel, sealed
+/// with the store's keys, in `dir`); returns the plain WAV's bytes.
+pub async fn seed_recording(
+    store: &bot_runtime::store::Store,
+    call_id: &str,
+    dir: &std::path::Path,
+) -> Vec<u8> {
+    let mut rec = bot_runtime::recorder::Recorder::new();
+    let tone = |hz: f32| -> Vec<i16> {
+        (0..8000)
+            .map(|i| ((i as f32 * hz * std::f32::consts::TAU / 8000.0).sin() * 8000.0) as i16)
+            .collect()
+    };
+    rec.customer(0, &tone(700.0));
+    rec.robot(0, &tone(1300.0));
+    let path = dir.join(format!("{call_id}.wav"));
+    let vault = store.vault_arc();
+    let r = rec.write(&path, Some(&vault)).expect("recording");
+    let mut call = store.call(call_id).await.expect("call").expect("the call");
+    call.recording = Some(r.clone());
+    store.save_call(&call).await.expect("save");
+    let sealed = std::fs::read(&r.path).expect("sealed file");
+    assert!(
+        !sealed.starts_with(b"RIFF"),
+        "the recording on disk is sealed"
+    );
+    store.read_recording(&r).expect("open")
 }

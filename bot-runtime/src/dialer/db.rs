@@ -34,6 +34,9 @@ use sqlx::{Any, Transaction};
 use crate::dialer::pacing::AbandonLedger;
 use crate::store::{Backend, Store, StoreError, from_micros};
 
+mod admin;
+pub use admin::{Activation, FlowInfo, FlowVersion, LeadInCampaign, LeadQuery};
+
 /// Days in the abandon-rate window (today, UTC, and the 29 days before).
 pub const ABANDON_WINDOW_DAYS: i64 = 30;
 
@@ -497,6 +500,18 @@ impl Store {
         .bind(i64::from(version))
         .bind(source.to_string())
         .bind(sha)
+        .bind(us(Utc::now()))
+        .execute(&self.pool)
+        .await
+        .map_err(self.err(format!("saving flow {name} v{version}")))?;
+        // A flow's first version is its active one until another is activated.
+        sqlx::query(
+            "INSERT INTO flow_heads (tenant, name, version, activated_at_us, activated_by) \
+             VALUES ($1, $2, $3, $4, 'first version') ON CONFLICT (tenant, name) DO NOTHING",
+        )
+        .bind(tenant.to_string())
+        .bind(name.to_string())
+        .bind(i64::from(version))
         .bind(us(Utc::now()))
         .execute(&self.pool)
         .await

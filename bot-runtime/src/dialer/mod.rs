@@ -19,6 +19,7 @@
 pub mod campaign;
 pub mod db;
 pub mod dnc;
+pub mod dnc_file;
 pub mod human;
 pub mod import;
 pub mod leads;

@@ -1,0 +1,77 @@
+//! Helpers shared by the binary's integration tests that run dialer nodes against SIPp.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chrono::{Timelike, Utc};
+
+/// A child process killed (and reaped) when dropped.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free UDP port")
+}
+
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free TCP port")
+}
+
+/// SIPp running `scenario` as the customers' phones on a free loopback port; its log (the
+/// scenario's `<log>` lines) goes to `log`.
+pub fn sipp_phones(scenario: &str, log: &Path) -> (Killed, SocketAddr) {
+    let port = free_udp_port();
+    let child = Command::new("sipp")
+        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-sf", scenario])
+        .args(["-nostdin", "-trace_logs", "-log_file"])
+        .arg(log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp is installed (Debian package sip-tester; .ci/setup installs it)");
+    std::thread::sleep(Duration::from_millis(500));
+    (Killed(child), SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// A zone where it is between 10:00 and 18:59 now, so the default calling window (08:00–21:00
+/// local) is the one in force.
+pub fn daytime_zone() -> &'static str {
+    const ZONES: [&str; 12] = [
+        "Pacific/Honolulu",
+        "America/Los_Angeles",
+        "America/Chicago",
+        "America/New_York",
+        "America/Sao_Paulo",
+        "Europe/London",
+        "Europe/Moscow",
+        "Asia/Dubai",
+        "Asia/Kolkata",
+        "Asia/Shanghai",
+        "Asia/Tokyo",
+        "Australia/Sydney",
+    ];
+    let now = Utc::now();
+    ZONES
+        .into_iter()
+        .find(|z| {
+            let tz: chrono_tz::Tz = z.parse().expect("a zone");
+            (10..19).contains(&now.with_timezone(&tz).hour())
+        })
+        .expect("some zone is in daytime")
+}
