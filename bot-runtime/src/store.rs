@@ -347,7 +347,41 @@ impl Store {
             // The first open with a keyring: rows written before sealing existed are sealed now.
             store.reseal().await?;
         }
+        store.run_store_tasks().await?;
         Ok(store)
+    }
+
+    /// Runs the one-off work migrations leave in `store_tasks` (work that needs the keys), and
+    /// removes each task once done. Idempotent: nodes opening together may both run a task.
+    async fn run_store_tasks(&self) -> Result<(), StoreError> {
+        let err = |e| self.query_error("running store tasks".into(), e);
+        let tasks: Vec<String> = sqlx::query_scalar("SELECT name FROM store_tasks ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        for task in tasks {
+            match task.as_str() {
+                "seal_debt_ids" => {
+                    let current = format!("{SEALED_PREFIX}{}:%", self.vault.active_key());
+                    let n = self.reseal_debt_ids(&current).await?;
+                    if n > 0 {
+                        tracing::info!(rows = n, "debt identifiers sealed");
+                    }
+                }
+                other => {
+                    return Err(StoreError::Refused {
+                        what: format!("store task {other:?}"),
+                        reason: "unknown to this version of callbot (a newer one wrote it)".into(),
+                    });
+                }
+            }
+            sqlx::query("DELETE FROM store_tasks WHERE name = $1")
+                .bind(task)
+                .execute(&self.pool)
+                .await
+                .map_err(err)?;
+        }
+        Ok(())
     }
 
     /// The keyring.
@@ -510,6 +544,11 @@ impl Store {
         self.vault.index("phone", phone)
     }
 
+    /// The blind index of a debt (account) identifier (what `debt_id` columns hold).
+    pub(crate) fn debt_index(&self, debt_id: &str) -> String {
+        self.vault.index("debt_id", debt_id)
+    }
+
     /// Opens sealed column `column` (field `field`) of a row.
     pub(crate) fn open_col(
         &self,
@@ -649,11 +688,88 @@ impl Store {
                     .map_err(|e| self.query_error(format!("resealing {}", spec.table), e))?;
             }
         }
+        changed += self.reseal_debt_ids(&current).await?;
         sqlx::query("DELETE FROM vault_keys WHERE kind = 'data' AND id <> $1")
             .bind(active)
             .execute(&self.pool)
             .await
             .map_err(|e| self.query_error("forgetting retired keys".into(), e))?;
+        Ok(changed)
+    }
+
+    /// Debt identifiers: `leads.debt_id` and `attempts.debt_id` become blind indexes and
+    /// `leads.debt_id_enc` the sealed identifier (plain identifiers from before migration 0009,
+    /// and values sealed with an older key). Returns how many rows changed.
+    async fn reseal_debt_ids(&self, current: &str) -> Result<u64, StoreError> {
+        let index_like = format!("{}%", crate::vault::INDEX_PREFIX);
+        let err = |e| self.query_error("resealing debt identifiers".into(), e);
+        let mut changed = 0u64;
+        loop {
+            let rows = sqlx::query(
+                "SELECT tenant, id, debt_id, debt_id_enc FROM leads WHERE \
+                 (debt_id IS NOT NULL AND debt_id NOT LIKE $1) \
+                 OR (debt_id_enc IS NOT NULL AND debt_id_enc NOT LIKE $2) LIMIT 200",
+            )
+            .bind(index_like.clone())
+            .bind(current.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+            if rows.is_empty() {
+                break;
+            }
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            for row in &rows {
+                let id: String = self.get(row, "id", "leads")?;
+                let debt = match self.get::<Option<String>>(row, "debt_id_enc", &id)? {
+                    Some(enc) => self
+                        .vault
+                        .open("debt_id", &enc)
+                        .map_err(|e| self.bad_row(&id, format!("debt_id_enc: {e}")))?,
+                    // From before sealing: `debt_id` holds the identifier itself.
+                    None => self.get(row, "debt_id", &id)?,
+                };
+                sqlx::query(
+                    "UPDATE leads SET debt_id = $1, debt_id_enc = $2 WHERE tenant = $3 AND id = $4",
+                )
+                .bind(self.debt_index(&debt))
+                .bind(self.seal("debt_id", &debt))
+                .bind(self.get::<String>(row, "tenant", &id)?)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+                changed += 1;
+            }
+            tx.commit().await.map_err(err)?;
+        }
+        loop {
+            let rows = sqlx::query(
+                "SELECT tenant, id, debt_id FROM attempts WHERE debt_id IS NOT NULL \
+                 AND debt_id NOT LIKE $1 LIMIT 200",
+            )
+            .bind(index_like.clone())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+            if rows.is_empty() {
+                break;
+            }
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            for row in &rows {
+                let id: String = self.get(row, "id", "attempts")?;
+                let debt: String = self.get(row, "debt_id", &id)?;
+                sqlx::query("UPDATE attempts SET debt_id = $1 WHERE tenant = $2 AND id = $3")
+                    .bind(self.debt_index(&debt))
+                    .bind(self.get::<String>(row, "tenant", &id)?)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                changed += 1;
+            }
+            tx.commit().await.map_err(err)?;
+        }
         Ok(changed)
     }
 

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 
 use bot_runtime::agents::store::{AgentAccount, AgentDisposition};
-use bot_runtime::dialer::db::{DncEntry, Lead, NewLead};
+use bot_runtime::dialer::db::{
+    CampaignKind, DialStart, DncEntry, Lead, NewAttempt, NewCampaign, NewLead, Order,
+};
 use bot_runtime::store::{CallFilter, Store, StoreError};
 use bot_runtime::vault::{Vault, default_keys_file};
 use bot_runtime::{CallRecord, Direction, Speaker, TurnRecord};
@@ -20,6 +22,7 @@ const TENANT: &str = "bank-a";
 const PHONE: &str = "+442079460123";
 const NAME: &str = "Philippa Quartermaine";
 const CARD: &str = "4929000000006";
+const DEBT: &str = "LOAN-5512-0091";
 
 fn new_lead() -> NewLead {
     let mut fields = serde_json::Map::new();
@@ -30,7 +33,7 @@ fn new_lead() -> NewLead {
         name: Some(NAME.into()),
         timezones: vec!["Europe/London".into()],
         tz_source: "number".into(),
-        debt_id: None,
+        debt_id: Some(DEBT.into()),
         fields,
         source_row: Some(2),
     }
@@ -124,11 +127,77 @@ async fn seed(store: &Store) -> Lead {
         )
         .await
         .expect("disposition");
-    store
+    let lead = store
         .lead_by_phone(TENANT, PHONE)
         .await
         .expect("lead")
-        .expect("found by number")
+        .expect("found by number");
+    // A dial attempt on the lead's debt.
+    store
+        .save_flow(TENANT, "reminder", 1, "flow: reminder\nversion: 1\n")
+        .await
+        .expect("flow");
+    store
+        .create_campaign(
+            TENANT,
+            &NewCampaign {
+                id: "c".into(),
+                kind: CampaignKind::Robot,
+                flow: "reminder".into(),
+                flow_version: 1,
+                caller_id: None,
+                max_concurrent: 1,
+                settings: serde_json::json!({}),
+            },
+        )
+        .await
+        .expect("campaign");
+    let now = Utc::now();
+    store
+        .assign_leads(
+            TENANT,
+            "c",
+            std::slice::from_ref(&lead.id),
+            Order::Sequential,
+            now,
+        )
+        .await
+        .expect("assign");
+    let claimed = store
+        .claim_leads(
+            TENANT,
+            "c",
+            "n1",
+            Order::Sequential,
+            now,
+            now + chrono::Duration::seconds(30),
+            1,
+        )
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    let start = store
+        .begin_dial(
+            TENANT,
+            &NewAttempt {
+                id: "attempt-1".into(),
+                campaign: "c".into(),
+                lead: lead.id.clone(),
+                debt_id: Some(DEBT.into()),
+                phone: PHONE.into(),
+                node: "n1".into(),
+                started_at: now,
+                rule: "ok".into(),
+                detail: "test".into(),
+            },
+        )
+        .await
+        .expect("dial");
+    let DialStart::Dial(tx) = start else {
+        panic!("the dial was refused")
+    };
+    tx.commit().await.expect("commit");
+    lead
 }
 
 /// Reads everything back through the store and checks it is what was written.
@@ -143,6 +212,20 @@ async fn check_readable(store: &Store, lead: &Lead) {
     );
     assert_eq!(lead.name.as_deref(), Some(NAME));
     assert_eq!(lead.fields["card_number"], CARD);
+    assert_eq!(lead.debt_id.as_deref(), Some(DEBT));
+    let on_debt = store
+        .debt_attempts(
+            TENANT,
+            DEBT,
+            Utc.timestamp_opt(0, 0).single().expect("epoch"),
+        )
+        .await
+        .expect("debt attempts");
+    assert_eq!(
+        on_debt.len(),
+        1,
+        "the debt's attempt is found by its blind index"
+    );
     let back = store.call("call-1").await.expect("call").expect("found");
     assert_eq!(back, call());
     let by_phone = store
@@ -179,7 +262,11 @@ async fn raw_values(url: &str) -> Vec<String> {
     let pool = raw(url).await;
     let mut out = Vec::new();
     for (table, cols) in [
-        ("leads", "phone, phone_enc, name, external_id, fields_json"),
+        (
+            "leads",
+            "phone, phone_enc, name, external_id, fields_json, debt_id, debt_id_enc",
+        ),
+        ("attempts", "phone, phone_enc, debt_id"),
         ("calls", "phone, phone_enc, slots_json"),
         ("call_turns", "text"),
         ("dnc", "phone, phone_enc"),
@@ -215,7 +302,14 @@ fn assert_nothing_readable(values: &[String]) {
             v.starts_with("enc:") || v.starts_with("bi:"),
             "stored readable: {v:?}"
         );
-        for secret in ["2079460", "Philippa", CARD, "s1p-s3cret", "CUST-778812"] {
+        for secret in [
+            "2079460",
+            "Philippa",
+            CARD,
+            "s1p-s3cret",
+            "CUST-778812",
+            "5512-0091",
+        ] {
             assert!(!v.contains(secret), "{secret} in {v:?}");
         }
     }
@@ -322,6 +416,8 @@ mod cases {
             ),
             format!("UPDATE call_turns SET text = 'this is {NAME} and my card ends in 0013'"),
             n("UPDATE dnc SET phone = '+442079460999', phone_enc = NULL"),
+            format!("UPDATE leads SET debt_id = '{DEBT}', debt_id_enc = NULL"),
+            format!("UPDATE attempts SET phone = '{PHONE}', phone_enc = NULL, debt_id = '{DEBT}'"),
             n("UPDATE audit_events SET subject = '+442079460999', \
                  detail_json = '{\"phone\":\"+442079460999\"}'"),
             n("UPDATE agents SET sip_password = 's1p-s3cret'"),
@@ -340,6 +436,40 @@ mod cases {
         assert_nothing_readable(&raw_values(&db.url).await);
         check_readable(&store, &lead).await;
         store.close().await;
+    }
+
+    /// A database sealed before debt identifiers were (migration 0009): its plain identifiers
+    /// are sealed on the next open, with the keys it has, and the per-debt lookups find them.
+    pub async fn debt_ids_from_before_0009_are_sealed_on_next_open(db: TestDb) {
+        let keys = Vault::generate("test keys");
+        let store = Store::open_with_keys(&db.url, keys.clone())
+            .await
+            .expect("open");
+        let lead = seed(&store).await;
+        let pool = raw(&db.url).await;
+        for sql in [
+            format!("UPDATE leads SET debt_id = '{DEBT}', debt_id_enc = NULL"),
+            format!("UPDATE attempts SET debt_id = '{DEBT}'"),
+            "INSERT INTO store_tasks (name) VALUES ('seal_debt_ids')".to_string(),
+        ] {
+            sqlx::query(&sql).execute(&pool).await.expect(&sql);
+        }
+        pool.close().await;
+        assert!(raw_values(&db.url).await.iter().any(|v| v == DEBT));
+        store.close().await;
+        let store = Store::open_with_keys(&db.url, keys.clone())
+            .await
+            .expect("next open");
+        assert_nothing_readable(&raw_values(&db.url).await);
+        check_readable(&store, &lead).await;
+        store.close().await;
+        let pool = raw(&db.url).await;
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM store_tasks")
+            .fetch_one(&pool)
+            .await
+            .expect("tasks");
+        assert_eq!(left, 0, "the task ran once and is gone");
+        pool.close().await;
     }
 
     /// `Store::open` without a keyring uses the keys file beside a SQLite database, created on
@@ -370,6 +500,11 @@ macro_rules! suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn rows_from_before_sealing_are_sealed_on_first_open() {
                 cases::rows_from_before_sealing_are_sealed_on_first_open($fresh().await).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn debt_ids_from_before_0009_are_sealed_on_next_open() {
+                cases::debt_ids_from_before_0009_are_sealed_on_next_open($fresh().await).await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -892,7 +892,7 @@ impl Store {
         source: &str,
         leads: &[NewLead],
     ) -> Result<InsertReport, StoreError> {
-        const COLS: usize = 13;
+        const COLS: usize = 14;
         let mut report = InsertReport::default();
         let mut seen = std::collections::HashSet::new();
         for batch in leads.chunks(BATCH) {
@@ -914,7 +914,8 @@ impl Store {
             let values: Vec<String> = fresh.iter().map(|_| ph.tuple(COLS)).collect();
             let sql = format!(
                 "INSERT INTO leads (tenant, id, phone, phone_enc, external_id, name, timezones, \
-                 tz_source, debt_id, fields_json, source, source_row, created_at_us) VALUES {} \
+                 tz_source, debt_id, debt_id_enc, fields_json, source, source_row, created_at_us) \
+                 VALUES {} \
                  ON CONFLICT (tenant, phone) DO NOTHING RETURNING phone, id",
                 values.join(", ")
             );
@@ -930,7 +931,8 @@ impl Store {
                     .bind(self.seal_opt("name", l.name.as_deref()))
                     .bind(l.timezones.join(" "))
                     .bind(l.tz_source.clone())
-                    .bind(l.debt_id.clone())
+                    .bind(l.debt_id.as_deref().map(|d| self.debt_index(d)))
+                    .bind(self.seal_opt("debt_id", l.debt_id.as_deref()))
                     .bind(self.seal(
                         "fields",
                         &serde_json::Value::Object(l.fields.clone()).to_string(),
@@ -984,7 +986,7 @@ impl Store {
             name: self.open_opt_col(row, "name", "name", &id)?,
             timezones: tz.split_whitespace().map(str::to_string).collect(),
             tz_source: self.get(row, "tz_source", &id)?,
-            debt_id: self.get(row, "debt_id", &id)?,
+            debt_id: self.open_opt_col(row, "debt_id_enc", "debt_id", &id)?,
             fields,
             source: self.get(row, "source", &id)?,
             source_row: source_row.and_then(|r| u64::try_from(r).ok()),
@@ -993,7 +995,7 @@ impl Store {
     }
 
     const LEAD_COLUMNS: &'static str = "l.id, l.phone_enc, l.external_id, l.name, l.timezones, \
-        l.tz_source, l.debt_id, l.fields_json, l.source, l.source_row";
+        l.tz_source, l.debt_id_enc, l.fields_json, l.source, l.source_row";
 
     /// One lead.
     pub async fn lead(&self, tenant: &str, id: &str) -> Result<Option<Lead>, StoreError> {
@@ -1363,7 +1365,7 @@ impl Store {
              AND started_at_us >= $3 ORDER BY started_at_us",
         )
         .bind(tenant.to_string())
-        .bind(debt_id.to_string())
+        .bind(self.debt_index(debt_id))
         .bind(us(since))
         .fetch_all(&self.pool)
         .await
@@ -1391,7 +1393,7 @@ impl Store {
         .bind(a.id.clone())
         .bind(a.campaign.clone())
         .bind(a.lead.clone())
-        .bind(a.debt_id.clone())
+        .bind(a.debt_id.as_deref().map(|d| self.debt_index(d)))
         .bind(self.phone_index(&a.phone))
         .bind(self.seal("phone", &a.phone))
         .bind(a.node.clone())
