@@ -469,5 +469,27 @@ async fn in_namespace() {
         .expect("fetch");
     assert_eq!(resp["status"], 404, "{resp}");
 
+    // Seeing the offer (the customer's data and transcript) and listening in are reads of
+    // personal data: both are in the audit log, with who did them.
+    let events = store
+        .audit_events("default", None, 500)
+        .await
+        .expect("audit log");
+    let by = |action: &str| -> Vec<(String, String)> {
+        events
+            .iter()
+            .filter(|e| e.action == action)
+            .map(|e| (e.actor.clone(), e.subject.clone()))
+            .collect()
+    };
+    assert_eq!(
+        by("offer.view"),
+        [("console:ann".to_string(), record.id.clone())],
+        "{events:#?}"
+    );
+    let listens = by("call.listen");
+    assert_eq!(listens.len(), 1, "{events:#?}");
+    assert_eq!(listens[0], ("console:sue".to_string(), record.id.clone()));
+
     let _ = client.close().await;
 }

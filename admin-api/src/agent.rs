@@ -422,6 +422,17 @@ async fn run_console(c: Console, s: Session, mut socket: WebSocket) {
                     break;
                 };
                 remember(&c, &key, &notice);
+                if let AgentNotice::Offer { call, summary, .. } = &notice {
+                    // The offer shows the customer's data and transcript: a read of personal
+                    // data, audited before it is shown. Without a trace it is not shown (the
+                    // offer then times out and goes to the next agent).
+                    let detail = json!({ "queue": summary.queue, "reason": summary.reason });
+                    let actor = format!("console:{}", s.agent);
+                    if let Err(e) = c.0.store.audit(&s.tenant, &actor, "offer.view", call, detail).await {
+                        tracing::error!(agent = %s.agent, %call, error = %e, "offer not shown: the audit log cannot be written");
+                        continue;
+                    }
+                }
                 if !send(&mut socket, &notice).await {
                     break;
                 }

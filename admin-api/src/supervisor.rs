@@ -54,6 +54,15 @@ pub async fn listen(
         Ok(f) => f,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("listen form: {e}")),
     };
+    // Listening in hears the customer: a read of personal data, audited first.
+    let actor = format!("console:{}", s.agent);
+    if let Err(e) =
+        c.0.store
+            .audit(&s.tenant, &actor, "call.listen", &form.call, json!({}))
+            .await
+    {
+        return error(StatusCode::SERVICE_UNAVAILABLE, format!("audit log: {e}"));
+    }
     let (leg, answer) =
         match telephony::webrtc_leg::WebRtcLeg::answer(&form.sdp, &c.0.cfg.webrtc).await {
             Ok(x) => x,
