@@ -1957,6 +1957,13 @@ fn agents_and_queues(env: &Env) {
     env.ok(&["tokens", "revoke", &id]);
     let err = env.fails(&["tokens", "revoke", &id]);
     assert!(err.contains("no live token"), "{err}");
+    // The deployment operator's token: the role platform, in the tenant `*` only.
+    let platform = env.ok(&[
+        "tokens", "create", "--tenant", "*", "--role", "platform", "--name", "ops",
+    ]);
+    assert!(platform.trim().starts_with("cb_"), "{platform}");
+    let err = env.fails(&["tokens", "create", "--role", "platform", "--name", "ops"]);
+    assert!(err.contains("platform"), "{err}");
 
     env.ok(&["agents", "disable", "ann"]);
     let sip = env.with_store(async |s| s.sip_accounts().await.expect("sip accounts"));

@@ -186,6 +186,19 @@ fn the_readme_api_quick_start_works_as_written() {
         );
     }
 
+    // The node's metrics counted the campaign's dials and their dispositions.
+    let metrics = Command::new("curl")
+        .args(["-sf", &format!("http://{api}/metrics")])
+        .output()
+        .expect("curl /metrics");
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    for line in [
+        "callbot_dialer_dials_total{campaign=\"reminders\"} 2",
+        "callbot_dialer_attempts_finished_total{campaign=\"reminders\",result=\"answered\"} 2",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+
     // The export is a spreadsheet with the campaign's row.
     let xlsx = work.join("reminders.xlsx");
     let mut book: calamine::Xlsx<_> = calamine::open_workbook(&xlsx).expect("an XLSX file");

@@ -130,6 +130,15 @@ impl Sessions {
             .remove(token);
     }
 
+    /// Closes every session of an agent (an account disabled, its password or role changed);
+    /// returns how many were open.
+    pub fn close_agent(&self, tenant: &str, agent: &str) -> usize {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let before = map.len();
+        map.retain(|_, s| !(s.tenant == tenant && s.agent == agent));
+        before - map.len()
+    }
+
     /// Whether this account is locked out by recent failures (and, if not, nothing changes).
     pub fn locked_out(&self, tenant: &str, agent: &str) -> bool {
         let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());

@@ -507,6 +507,20 @@ async fn flows_leads_recordings_dnc_tokens_agents_queues() {
         )
         .await;
     assert_eq!(r.status, 403, "nor changes one: {}", r.body);
+    let r = api
+        .call(
+            "PUT",
+            "/api/v1/agents/boss",
+            admin,
+            &json!({"name": "The Boss"}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["agent"]["role"], "supervisor",
+        "the role is kept: {}",
+        r.body
+    );
     for (bad, status) in [
         (json!({"name": "New"}), 422),
         (
@@ -603,4 +617,463 @@ async fn flows_leads_recordings_dnc_tokens_agents_queues() {
         .filter(|e| e["action"] == "recording.download")
         .count();
     assert_eq!(downloads, 1, "a refused download is not a read");
+}
+
+/// A console on `store` whose desk serves `tenant`, on a free loopback port.
+async fn serve(store: Arc<Store>, tenant: &str) -> (Api, Desk) {
+    let desk = Desk::start(Vec::new(), Arc::new(NoPhones)).expect("desk");
+    let console = Console::with_metrics(
+        store,
+        desk.clone(),
+        ConsoleConfig {
+            default_tenant: tenant.into(),
+            ..ConsoleConfig::default()
+        },
+        Arc::new(Metrics::new()),
+    );
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("listen");
+    let api = Api {
+        addr: listener.local_addr().expect("addr"),
+    };
+    tokio::spawn(console.serve(listener));
+    (api, desk)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaign_changes_tenants_global_dnc_and_retention() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("api.db").display());
+    let store = Arc::new(Store::open(&url).await.expect("store"));
+    // `dialed` is running and has an attempt (its seeded call).
+    seed_campaign_call(&store, "bank-a", "dialed", "+12125550100").await;
+    let (_, admin) = store
+        .create_api_token("bank-a", "admin-a", "admin")
+        .await
+        .expect("token");
+    let (_, sup) = store
+        .create_api_token("bank-a", "sup-a", "supervisor")
+        .await
+        .expect("token");
+    let (_, platform) = store
+        .create_api_token("*", "ops", "platform")
+        .await
+        .expect("platform token");
+    store
+        .ensure_tenant("bank-b", "Bank B")
+        .await
+        .expect("tenant");
+    let (_, admin_b) = store
+        .create_api_token("bank-b", "admin-b", "admin")
+        .await
+        .expect("token");
+    let (api, desk) = serve(store.clone(), "bank-a").await;
+    let (admin, sup, platform) = (admin.as_str(), sup.as_str(), platform.as_str());
+
+    // ----- queues and agents reach the running desk -----------------------------------------
+    let r = api
+        .call(
+            "PUT",
+            "/api/v1/queues/cards",
+            sup,
+            &json!({ "required_skills": { "cards": 3 }, "max_wait_s": 90 }).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["live"], true, "{}", r.body);
+    let names = |snap: &bot_runtime::agents::queue::Snapshot| -> Vec<String> {
+        snap.queues.iter().map(|q| q.name.clone()).collect()
+    };
+    let snap = desk.snapshot().await.expect("snapshot");
+    assert_eq!(names(&snap), ["cards"], "the desk has the queue now");
+    // Bank B's queue of the same name is saved for bank B, and this desk (bank A's) is untouched.
+    let r = api
+        .call(
+            "PUT",
+            "/api/v1/queues/loans",
+            &admin_b,
+            &json!({ "max_wait_s": 30 }).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["live"], false, "{}", r.body);
+    let snap = desk.snapshot().await.expect("snapshot");
+    assert_eq!(names(&snap), ["cards"]);
+    // An agent logged in to the console is logged out when their account is disabled.
+    let r = api
+        .call(
+            "PUT",
+            "/api/v1/agents/ann",
+            sup,
+            &json!({ "name": "Ann", "password": "pw-ann-12345", "skills": { "cards": 5 } })
+                .to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let login = request(
+        api.addr,
+        "POST",
+        "/api/login",
+        &[("Content-Type", "application/json")],
+        &json!({ "tenant": "bank-a", "agent": "ann", "password": "pw-ann-12345" }).to_string(),
+    )
+    .await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let cookie = login
+        .headers
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie:")
+                .then(|| l.split_once(':').map(|(_, v)| v.trim().to_string()))
+                .flatten()
+        })
+        .and_then(|v| v.split(';').next().map(str::to_string))
+        .expect("the session cookie");
+    let me = request(api.addr, "GET", "/api/me", &[("Cookie", &cookie)], "").await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    let r = api
+        .call(
+            "PUT",
+            "/api/v1/agents/ann",
+            sup,
+            &json!({ "name": "Ann", "skills": { "cards": 5 }, "disabled": true }).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["sessions_closed"], 1, "{}", r.body);
+    let me = request(api.addr, "GET", "/api/me", &[("Cookie", &cookie)], "").await;
+    assert_eq!(me.status, 401, "the session ended: {}", me.body);
+
+    // ----- campaign changes ---------------------------------------------------------------
+    let r = api
+        .call(
+            "POST",
+            "/api/v1/campaigns",
+            admin,
+            &json!({ "id": "spring", "flow": FLOW, "caller_id": "+12125550000",
+                     "settings": { "rules": { "max_attempts": 3 } } })
+            .to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let before = r.body["campaign"]["settings"].clone();
+    // A merge patch: one rule and the region change, the rest of the settings stays.
+    let r = api
+        .call(
+            "PATCH",
+            "/api/v1/campaigns/spring",
+            admin,
+            &json!({ "max_concurrent": 4, "caller_id": null,
+                     "settings": { "rules": { "max_attempts": 5 }, "default_region": "GB" } })
+            .to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let after = &r.body["campaign"];
+    assert_eq!(after["max_concurrent"], 4);
+    assert!(after["caller_id"].is_null(), "{after}");
+    assert_eq!(after["settings"]["rules"]["max_attempts"], 5);
+    assert_eq!(after["settings"]["default_region"], "GB");
+    assert_eq!(after["settings"]["trunk"], before["trunk"], "untouched");
+    assert_eq!(
+        after["settings"]["rules"]["min_gap_secs"], before["rules"]["min_gap_secs"],
+        "a sibling of the patched rule"
+    );
+    // Bad changes: nothing is stored.
+    for (body, status, needle) in [
+        (
+            json!({ "settings": { "default_region": "Atlantis" } }),
+            422,
+            "region",
+        ),
+        (
+            json!({ "settings": { "rules": { "max_attempts": "many" } } }),
+            422,
+            "max_attempts",
+        ),
+        (json!({ "kind": "human" }), 400, "kind"),
+        (json!({ "status": "running" }), 400, "status"),
+        (json!({ "max_concurrent": 0 }), 422, "max_concurrent"),
+        (
+            json!({ "caller_id": "+1212\r\nX-Evil: 1" }),
+            422,
+            "caller id",
+        ),
+        (json!({ "flow_version": 9 }), 422, "not stored"),
+        (json!({ "flow_name": "nope" }), 422, "no active version"),
+    ] {
+        let r = api
+            .call(
+                "PATCH",
+                "/api/v1/campaigns/spring",
+                admin,
+                &body.to_string(),
+            )
+            .await;
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+        assert!(
+            r.body["error"].as_str().is_some_and(|e| e.contains(needle)),
+            "{body}: {}",
+            r.body
+        );
+    }
+    let r = api.call("GET", "/api/v1/campaigns/spring", admin, "").await;
+    assert_eq!(r.body["campaign"]["settings"]["default_region"], "GB");
+    assert_eq!(r.body["campaign"]["max_concurrent"], 4);
+    // Supervisors run campaigns; changing them is an admin's.
+    let r = api
+        .call(
+            "PATCH",
+            "/api/v1/campaigns/spring",
+            sup,
+            &json!({ "max_concurrent": 9 }).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    // A running campaign takes a change; a stopped one does not.
+    let r = api
+        .call(
+            "POST",
+            "/api/v1/campaigns/dialed/status",
+            admin,
+            &json!({ "status": "running" }).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = api
+        .call(
+            "PATCH",
+            "/api/v1/campaigns/dialed",
+            admin,
+            &json!({ "max_concurrent": 6 }).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["campaign"]["status"], "running");
+
+    // ----- deletion -------------------------------------------------------------------------
+    let r = api
+        .call(
+            "POST",
+            "/api/v1/campaigns/spring/leads",
+            admin,
+            "phone,first_name\n+447911123456,Ann\n+447911123457,Bob\n",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["report"]["assigned"], 2, "{}", r.body);
+    let r = api
+        .call("DELETE", "/api/v1/campaigns/dialed", admin, "")
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("running")),
+        "{}",
+        r.body
+    );
+    let r = api
+        .call(
+            "POST",
+            "/api/v1/campaigns/dialed/status",
+            admin,
+            &json!({ "status": "stopped" }).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = api
+        .call(
+            "PATCH",
+            "/api/v1/campaigns/dialed",
+            admin,
+            &json!({ "max_concurrent": 2 }).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 409, "a stopped campaign: {}", r.body);
+    let r = api
+        .call("DELETE", "/api/v1/campaigns/dialed", admin, "")
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("attempt")),
+        "{}",
+        r.body
+    );
+    let r = api
+        .call("DELETE", "/api/v1/campaigns/spring", sup, "")
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = api
+        .call("DELETE", "/api/v1/campaigns/spring", admin, "")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["deleted"]["leads_unassigned"], 2);
+    let r = api.call("GET", "/api/v1/campaigns/spring", admin, "").await;
+    assert_eq!(r.status, 404);
+    let r = api
+        .call("GET", "/api/v1/leads?phone=%2B447911123456", admin, "")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        strings(&r.body["leads"], "phone"),
+        ["+447911123456"],
+        "the lead stays"
+    );
+
+    // ----- tenants ----------------------------------------------------------------------------
+    // The platform creates a tenant with its first admin token; that token works at once, in
+    // its own tenant only.
+    let r = api
+        .call(
+            "POST",
+            "/api/v1/tenants",
+            platform,
+            &json!({ "id": "card-unit", "name": "Card unit" }).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["token"]["role"], "admin");
+    let unit_admin = r.body["secret"].as_str().expect("the token").to_string();
+    let r = api.call("GET", "/api/v1/whoami", &unit_admin, "").await;
+    assert_eq!(r.body["tenant"], "card-unit", "{}", r.body);
+    let r = api.call("GET", "/api/v1/campaigns", &unit_admin, "").await;
+    assert_eq!(r.body["campaigns"], json!([]), "bank-a's are not theirs");
+    for (body, status) in [
+        (json!({ "id": "card-unit", "name": "Again" }), 409),
+        (json!({ "id": "Card Unit", "name": "Spaces" }), 422),
+        (json!({ "id": "x", "name": " " }), 422),
+        (json!({ "id": "x" }), 400),
+    ] {
+        let r = api
+            .call("POST", "/api/v1/tenants", platform, &body.to_string())
+            .await;
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+    }
+    let r = api.call("GET", "/api/v1/tenants", platform, "").await;
+    let ids = strings(&r.body["tenants"], "id");
+    assert!(
+        ids.contains(&"bank-a") && ids.contains(&"card-unit"),
+        "{ids:?}"
+    );
+    let r = api.call("GET", "/api/v1/tenants", &unit_admin, "").await;
+    assert_eq!(strings(&r.body["tenants"], "id"), ["card-unit"]);
+    let r = api
+        .call("GET", "/api/v1/tenants/bank-a", &unit_admin, "")
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = api
+        .call(
+            "POST",
+            "/api/v1/tenants",
+            admin,
+            &json!({ "id": "mine", "name": "Mine" }).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 403, "a tenant's admin makes no tenants");
+    // The platform reads no tenant's data.
+    for path in ["/api/v1/campaigns", "/api/v1/calls", "/api/v1/leads"] {
+        let r = api.call("GET", path, platform, "").await;
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+    }
+
+    // ----- the global DNC list ----------------------------------------------------------------
+    // The platform's DNC endpoints are the global list's: a number on it is blocked for every
+    // tenant, and no tenant's list shows it.
+    let r = api
+        .call(
+            "POST",
+            "/api/v1/dnc",
+            platform,
+            &json!({ "phone": "+12125550142", "reason": "regulator list" }).to_string(),
+        )
+        .await;
+    assert!(r.status / 100 == 2, "{}", r.body);
+    for tenant in ["bank-a", "card-unit"] {
+        let hit = store
+            .dnc_check(tenant, "+12125550142", chrono::Utc::now())
+            .await
+            .expect("check");
+        assert!(hit.is_some(), "blocked for {tenant}");
+    }
+    let r = api.call("GET", "/api/v1/dnc", admin, "").await;
+    assert!(
+        !strings(&r.body["entries"], "phone").contains(&"+12125550142"),
+        "{}",
+        r.body
+    );
+    let r = api.call("GET", "/api/v1/dnc", platform, "").await;
+    assert_eq!(strings(&r.body["entries"], "phone"), ["+12125550142"]);
+    let r = api
+        .call("DELETE", "/api/v1/dnc/%2B12125550142", admin, "")
+        .await;
+    assert_eq!(r.status, 404, "not on bank-a's list: {}", r.body);
+
+    // ----- retention ----------------------------------------------------------------------------
+    let r = api
+        .call(
+            "PUT",
+            "/api/v1/retention",
+            platform,
+            &json!({ "recordings_days": 90, "transcripts_days": 365 }).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = api
+        .call(
+            "PUT",
+            "/api/v1/retention",
+            platform,
+            &json!({ "recordings_days": 0 }).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = api
+        .call(
+            "PUT",
+            "/api/v1/retention",
+            admin,
+            &json!({ "recordings_days": 1 }).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = api.call("GET", "/api/v1/retention", admin, "").await;
+    assert_eq!(
+        r.body["retention"],
+        json!({ "recordings_days": 90, "transcripts_days": 365 })
+    );
+
+    // ----- the audit trails ---------------------------------------------------------------------
+    let r = api.call("GET", "/api/v1/audit", admin, "").await;
+    let events = r.body["events"].as_array().expect("events");
+    for action in ["campaign.update", "campaign.delete"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e["action"] == action && e["actor"] == "api:admin-a"),
+            "{action}: {events:#?}"
+        );
+    }
+    let r = api.call("GET", "/api/v1/audit", platform, "").await;
+    let events = r.body["events"].as_array().expect("events");
+    for action in ["tenant.create", "dnc_add"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e["action"] == action && e["actor"] == "api:ops"),
+            "{action}: {events:#?}"
+        );
+    }
+    let r = api.call("GET", "/api/v1/audit", &unit_admin, "").await;
+    assert!(
+        r.body["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["action"] == "tenant.create")),
+        "the new tenant's trail starts with its creation: {}",
+        r.body
+    );
 }

@@ -17,7 +17,26 @@ use serde_json::json;
 mod support;
 use support::{NoPhones, request, seed_campaign_call, seed_recording};
 
-const ROLES: &[&str] = &["admin", "supervisor", "auditor", "agent"];
+const ROLES: &[&str] = &["admin", "supervisor", "auditor", "agent", "platform"];
+
+/// The operations the `platform` role alone may use.
+const PLATFORM_ONLY: &[&str] = &["POST /api/v1/tenants", "PUT /api/v1/retention"];
+
+/// Every operation the `platform` role may use: its own, and those that concern no tenant's
+/// data (the DNC endpoints work the global list for it; the audit log is its own trail).
+const PLATFORM_MAY: &[&str] = &[
+    "POST /api/v1/tenants",
+    "GET /api/v1/tenants",
+    "GET /api/v1/tenants/{id}",
+    "PUT /api/v1/retention",
+    "GET /api/v1/retention",
+    "GET /api/v1/dnc",
+    "POST /api/v1/dnc",
+    "POST /api/v1/dnc/bulk",
+    "DELETE /api/v1/dnc/{phone}",
+    "GET /api/v1/audit",
+    "GET /api/v1/whoami",
+];
 
 const FLOW: &str = include_str!("../../dialog-flows/flows/card_payment_reminder.yaml");
 
@@ -27,6 +46,11 @@ fn body_for(method: &str, path: &str) -> String {
         ("post", "/api/v1/flows") => FLOW.to_string(),
         ("post", "/api/v1/dnc/bulk") => "phone,reason\n+12125550166,asked\n".to_string(),
         ("post", "/api/v1/tokens") => json!({ "name": "made", "role": "auditor" }).to_string(),
+        ("post", "/api/v1/tenants") => json!({ "id": "made-tenant", "name": "Made" }).to_string(),
+        ("put", "/api/v1/retention") => {
+            json!({ "recordings_days": 90, "transcripts_days": 365 }).to_string()
+        }
+        ("patch", "/api/v1/campaigns/{id}") => json!({ "max_concurrent": 3 }).to_string(),
         ("put", p) if p.starts_with("/api/v1/agents/") => {
             json!({ "name": "Made", "password": "pw-made-1234" }).to_string()
         }
@@ -59,6 +83,8 @@ fn concrete(path: &str, o: &Objects) -> String {
         o.spare_token.as_str()
     } else if path.starts_with("/api/v1/agents/") {
         "made-agent"
+    } else if path.starts_with("/api/v1/tenants/") {
+        "bank-a"
     } else {
         "a-only"
     };
@@ -110,8 +136,9 @@ async fn every_endpoint_by_role_and_tenant() {
     };
     let mut tokens = BTreeMap::new();
     for role in ROLES {
+        let tenant = if *role == "platform" { "*" } else { "bank-a" };
         let (_, token) = store
-            .create_api_token("bank-a", &format!("{role}-a"), role)
+            .create_api_token(tenant, &format!("{role}-a"), role)
             .await
             .expect("token");
         tokens.insert(*role, token);
@@ -211,7 +238,20 @@ async fn every_endpoint_by_role_and_tenant() {
                     "{what} must refuse agents"
                 );
             }
-            assert!(allowed_roles.contains(&"admin"), "{what} must allow admins");
+            if PLATFORM_ONLY.contains(&what.as_str()) {
+                assert_eq!(
+                    allowed_roles,
+                    ["platform"],
+                    "{what} is the platform's alone"
+                );
+            } else {
+                assert!(allowed_roles.contains(&"admin"), "{what} must allow admins");
+            }
+            assert_eq!(
+                allowed_roles.contains(&"platform"),
+                PLATFORM_MAY.contains(&what.as_str()),
+                "{what}: the platform reads no tenant's data"
+            );
             // Another tenant's admin does not see bank-a's objects; a PUT makes its own.
             if path.contains('{') && method == "put" {
                 let auth = format!("Bearer {other_admin}");

@@ -10,8 +10,14 @@ use crate::store::{Store, StoreError, from_micros};
 
 /// The admin API's roles, from most to least powerful: `admin` (everything in the tenant),
 /// `supervisor` (operations: campaigns, DNC additions, agents), `auditor` (read-only, the audit
-/// log included), `agent` (nothing in the admin API; the console only).
-pub const API_ROLES: &[&str] = &["admin", "supervisor", "auditor", "agent"];
+/// log included), `agent` (nothing in the admin API; the console only); and `platform`, the
+/// deployment's operator, outside every tenant: it creates tenants, keeps the global DNC list
+/// and the retention policy, and reads no tenant's data. A `platform` token belongs to the
+/// tenant `*` ([`PLATFORM_TENANT`]) and no other token does.
+pub const API_ROLES: &[&str] = &["admin", "supervisor", "auditor", "agent", "platform"];
+
+/// The tenant of `platform` tokens (the same `*` as the global DNC list's).
+pub const PLATFORM_TENANT: &str = crate::dialer::db::GLOBAL;
 
 /// A token's record (never the token itself).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -67,6 +73,12 @@ impl Store {
         }
         if name.trim().is_empty() {
             return Err(refuse("a token needs a name".into()));
+        }
+        if (role == "platform") != (tenant == PLATFORM_TENANT) {
+            return Err(refuse(format!(
+                "the role platform goes with the tenant {PLATFORM_TENANT:?}, and only it \
+                 (asked: role {role} in tenant {tenant:?})"
+            )));
         }
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);

@@ -1,10 +1,11 @@
 //! What the admin API reads and changes in the store, on SQLite and PostgreSQL: flow versions
 //! and their activation (live campaigns move, finished ones stay, nothing crosses tenants),
-//! lead search through the blind index, and a lead's history across campaigns.
+//! lead search through the blind index, a lead's history across campaigns, campaign changes and
+//! deletion, tenants, and the platform role's tokens.
 
 use bot_runtime::dialer::db::{
-    CampaignKind, CampaignStatus, DialStart, LeadQuery, LeadUpdate, NewAttempt, NewCampaign,
-    NewLead, Order,
+    CampaignChange, CampaignKind, CampaignStatus, DialStart, LeadQuery, LeadUpdate, NewAttempt,
+    NewCampaign, NewLead, Order,
 };
 use bot_runtime::store::Store;
 use chrono::Utc;
@@ -367,6 +368,200 @@ async fn run(db: TestDb) {
             .expect("attempts")
             .is_empty()
     );
+
+    // Campaign changes: settings, caller id and flow version in one, audited with what changed;
+    // a change that changes nothing writes nothing; a stopped campaign and an unstored flow are
+    // refused; another tenant's campaign of the same name is untouched.
+    let change = CampaignChange {
+        flow: Some(("remind".into(), 2)),
+        caller_id: Some(Some("+12125559999".into())),
+        max_concurrent: Some(7),
+        settings: Some(serde_json::json!({ "default_region": "GB" })),
+    };
+    let changed = store
+        .update_campaign("bank", "live", &change, "api:ops")
+        .await
+        .expect("update")
+        .expect("the campaign");
+    assert_eq!(
+        (changed.flow_version, changed.max_concurrent),
+        (2, 7),
+        "{changed:?}"
+    );
+    assert_eq!(changed.caller_id.as_deref(), Some("+12125559999"));
+    assert_eq!(changed.settings["default_region"], "GB");
+    assert_eq!(changed.status, CampaignStatus::Running);
+    let again = store
+        .update_campaign("bank", "live", &change, "api:ops")
+        .await
+        .expect("update")
+        .expect("the campaign");
+    assert_eq!(again.updated_at, changed.updated_at, "nothing to change");
+    let cleared = store
+        .update_campaign(
+            "bank",
+            "live",
+            &CampaignChange {
+                caller_id: Some(None),
+                ..CampaignChange::default()
+            },
+            "api:ops",
+        )
+        .await
+        .expect("update")
+        .expect("the campaign");
+    assert_eq!(cleared.caller_id, None);
+    assert_eq!(cleared.max_concurrent, 7, "the rest stays");
+    let updates: Vec<_> = store
+        .audit_events("bank", None, 100)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|e| e.action == "campaign.update")
+        .collect();
+    assert_eq!(updates.len(), 2, "{updates:?}");
+    let first = updates.last().expect("the first update");
+    assert_eq!(first.detail["flow"]["to"], "remind v2");
+    assert_eq!(first.detail["max_concurrent"]["from"], 2);
+    assert!(
+        updates[0].detail.get("settings").is_none(),
+        "only what changed: {}",
+        updates[0].detail
+    );
+    let refused = store
+        .update_campaign("bank", "over", &change, "api:ops")
+        .await
+        .expect_err("a stopped campaign");
+    assert!(refused.to_string().contains("stopped"), "{refused}");
+    let unstored = store
+        .update_campaign(
+            "bank",
+            "draft",
+            &CampaignChange {
+                flow: Some(("remind".into(), 9)),
+                ..CampaignChange::default()
+            },
+            "api:ops",
+        )
+        .await
+        .expect_err("an unstored flow version");
+    assert!(unstored.to_string().contains("not stored"), "{unstored}");
+    assert!(
+        store
+            .update_campaign("bank", "nope", &change, "api:ops")
+            .await
+            .expect("update")
+            .is_none()
+    );
+    let theirs = store
+        .campaign("other", "live")
+        .await
+        .expect("c")
+        .expect("c");
+    assert_eq!((theirs.max_concurrent, theirs.caller_id), (2, None));
+
+    // Deletion: a campaign that dialed is a record, a running one is refused, one that never
+    // dialed goes with its assignments while its leads stay.
+    let dialed = store
+        .delete_campaign("bank", "live", "api:ops")
+        .await
+        .expect_err("running, and it dialed");
+    assert!(dialed.to_string().contains("running"), "{dialed}");
+    store
+        .set_campaign_status("bank", "live", CampaignStatus::Paused, "test")
+        .await
+        .expect("pause");
+    let dialed = store
+        .delete_campaign("bank", "live", "api:ops")
+        .await
+        .expect_err("it dialed");
+    assert!(dialed.to_string().contains("1 attempt"), "{dialed}");
+    let deleted = store
+        .delete_campaign("bank", "paused", "api:ops")
+        .await
+        .expect("delete")
+        .expect("the campaign");
+    assert_eq!(deleted.leads_unassigned, 1);
+    assert!(store.campaign("bank", "paused").await.expect("c").is_none());
+    assert!(
+        store.lead("bank", &lead_id).await.expect("lead").is_some(),
+        "the lead stays"
+    );
+    assert_eq!(
+        store
+            .lead_campaigns("bank", &lead_id)
+            .await
+            .expect("states")
+            .len(),
+        1,
+        "only `live` is left"
+    );
+    assert!(
+        store
+            .delete_campaign("other", "paused", "api:ops")
+            .await
+            .expect("delete")
+            .is_none(),
+        "nothing of that name in the other tenant"
+    );
+    assert!(
+        store
+            .audit_events("bank", None, 100)
+            .await
+            .expect("audit")
+            .iter()
+            .any(|e| e.action == "campaign.delete" && e.subject == "paused")
+    );
+
+    // Tenants: created with a checked id, listed, a taken id refused.
+    let made = store
+        .create_tenant("card-unit", " Card unit ", "api:platform")
+        .await
+        .expect("tenant");
+    assert_eq!(made.name, "Card unit");
+    for bad in ["", "Card", "-x", "a/b", "*", &"x".repeat(65)] {
+        let e = store
+            .create_tenant(bad, "Bad", "api:platform")
+            .await
+            .expect_err("a bad id");
+        assert!(e.to_string().contains("lowercase"), "{bad:?}: {e}");
+    }
+    let taken = store
+        .create_tenant("bank", "Again", "api:platform")
+        .await
+        .expect_err("taken");
+    assert!(taken.to_string().contains("exists"), "{taken}");
+    let ids: Vec<String> = store
+        .tenants()
+        .await
+        .expect("tenants")
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    for id in ["bank", "card-unit", "default", "other"] {
+        assert!(ids.iter().any(|t| t == id), "{id} in {ids:?}");
+    }
+    assert_eq!(
+        store
+            .tenant("card-unit")
+            .await
+            .expect("tenant")
+            .map(|t| t.name),
+        Some("Card unit".to_string())
+    );
+
+    // The platform role belongs to the tenant `*`, and only it.
+    store
+        .create_api_token("*", "ops", "platform")
+        .await
+        .expect("a platform token");
+    for (tenant, role) in [("bank", "platform"), ("*", "admin"), ("*", "auditor")] {
+        let e = store
+            .create_api_token(tenant, "x", role)
+            .await
+            .expect_err("refused");
+        assert!(e.to_string().contains("platform"), "{tenant} {role}: {e}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

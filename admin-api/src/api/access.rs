@@ -3,8 +3,11 @@
 //!
 //! Only an admin manages tokens. Supervisors manage agents with the `agent` role and queues;
 //! making or changing a supervisor account is an admin's (no one raises their own kind).
-//! Changes to accounts and queues apply to consoles logging in from then on and to the desk
-//! of a node started after them.
+//! A queue's change reaches this node's desk at once (calls waiting in it get the new limits,
+//! logged-in agents are requalified) when the queue is the desk's tenant's; other nodes' desks
+//! take it when they start. Disabling an account, or changing its password or role, ends its
+//! console sessions and takes the agent off this node's desk; a change of skills applies at the
+//! agent's next login.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -121,7 +124,7 @@ pub async fn revoke_token(
 #[serde(deny_unknown_fields)]
 pub struct AgentForm {
     pub name: String,
-    /// `agent` (the default) or `supervisor`.
+    /// `agent` or `supervisor` (absent: unchanged; `agent` for a new account).
     pub role: Option<String>,
     /// The console password (hashed with Argon2id; needed for a new account, kept if absent).
     pub password: Option<String>,
@@ -161,7 +164,12 @@ pub async fn put_agent(
         Ok(a) => a,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    let role = form.role.clone().unwrap_or_else(|| "agent".into());
+    // Absent, the role stays what it was (`agent` for a new account).
+    let role = form.role.clone().unwrap_or_else(|| {
+        existing
+            .as_ref()
+            .map_or_else(|| "agent".to_string(), |a| a.role.clone())
+    });
     let touches_supervisor =
         role != "agent" || existing.as_ref().is_some_and(|a| a.role != "agent");
     if touches_supervisor && t.role != "admin" {
@@ -208,6 +216,18 @@ pub async fn put_agent(
     if let Err(r) = audit(&c, &t, "agent.save", &id, detail).await {
         return r;
     }
+    // A disabled account, a new password or another role: the sessions opened before end now.
+    let revoke = existing
+        .as_ref()
+        .is_some_and(|a| account.disabled || form.password.is_some() || a.role != account.role);
+    let mut sessions_closed = 0;
+    if revoke {
+        sessions_closed = c.0.sessions.close_agent(&t.tenant, &id);
+        if t.tenant == c.0.cfg.default_tenant {
+            // Not logged in on this desk is fine: there is nothing to take off.
+            let _ = c.0.desk.logout(&id).await;
+        }
+    }
     let status = if existing.is_some() {
         StatusCode::OK
     } else {
@@ -216,7 +236,7 @@ pub async fn put_agent(
     let body = json!({ "agent": {
         "id": account.id, "name": account.name, "role": account.role,
         "skills": account.skills, "sip_user": account.sip_user, "disabled": account.disabled,
-    }});
+    }, "sessions_closed": sessions_closed });
     (status, Json(body)).into_response()
 }
 
@@ -321,10 +341,22 @@ pub async fn put_queue(
     if let Err(r) = audit(&c, &t, "queue.save", &name, json!({ "queue": q })).await {
         return r;
     }
+    // This node's desk serves the console's tenant: its queues change now.
+    let live = if t.tenant == c.0.cfg.default_tenant {
+        match c.0.desk.set_queue(q.clone()).await {
+            Ok(()) => json!(true),
+            Err(e) => {
+                tracing::warn!(queue = %name, error = %e, "queue saved; this node's desk refused it");
+                json!(format!("saved; this node's desk refused it: {e}"))
+            }
+        }
+    } else {
+        json!(false)
+    };
     let status = if existed {
         StatusCode::OK
     } else {
         StatusCode::CREATED
     };
-    (status, Json(json!({ "queue": q }))).into_response()
+    (status, Json(json!({ "queue": q, "live": live }))).into_response()
 }

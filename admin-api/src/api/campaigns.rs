@@ -1,15 +1,15 @@
-//! Campaigns: create on a flow, upload leads, list, one with its live figures, and their life
-//! (start, pause, resume, stop).
+//! Campaigns: create on a flow, change, delete (one that never dialed), upload leads, list, one
+//! with its live figures, and their life (start, pause, resume, stop).
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bot_runtime::dialer::campaign::CampaignSettings;
-use bot_runtime::dialer::db::{CampaignKind, CampaignStatus, NewCampaign};
+use bot_runtime::dialer::db::{CampaignChange, CampaignKind, CampaignStatus, NewCampaign};
 use bot_runtime::dialer::import::{Assign, Filter, import_leads};
 use bot_runtime::dialer::leads::{Encoding, ImportOptions};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::json;
 
 use super::{OPERATORS, READERS, allowed, audit, store_error};
@@ -362,5 +362,240 @@ pub async fn upload_leads(
             Json(json!({ "report": s })).into_response()
         }
         Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    }
+}
+
+/// The body of `PATCH /api/v1/campaigns/{id}`: only the fields present change.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignPatch {
+    /// Run another stored flow (its active version, or `flow_version`) from the next call on.
+    pub flow_name: Option<String>,
+    /// A stored version of `flow_name`, or of the campaign's flow when `flow_name` is absent.
+    pub flow_version: Option<u32>,
+    /// The number shown to customers; `null` clears it (the trunk's default).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub caller_id: Option<Option<String>>,
+    /// Most calls at once (at least 1).
+    pub max_concurrent: Option<u32>,
+    /// A JSON merge patch (RFC 7396) on the campaign's settings: the keys given replace those
+    /// stored, objects merge, `null` removes a key (back to its default). The result is
+    /// validated as a whole.
+    #[schema(value_type = Object)]
+    pub settings: Option<serde_json::Value>,
+}
+
+/// A field that is present, `null` included (`Some(None)`), as opposed to absent (`None`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// Applies a JSON merge patch (RFC 7396) to `target`.
+fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    let serde_json::Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = serde_json::Value::Object(serde_json::Map::new());
+    }
+    if let serde_json::Value::Object(map) = target {
+        for (key, value) in patch {
+            if value.is_null() {
+                map.remove(key);
+            } else {
+                merge_patch(
+                    map.entry(key.clone()).or_insert(serde_json::Value::Null),
+                    value,
+                );
+            }
+        }
+    }
+}
+
+/// Changes a campaign's flow, caller id, concurrency or settings (draft, running or paused;
+/// a running campaign takes the change on the dialer's next pass). Audited with what changed.
+#[utoipa::path(patch, path = "/api/v1/campaigns/{id}", params(("id" = String, Path, description = "campaign id")),
+    request_body = CampaignPatch, security(("token" = [])), responses(
+    (status = 200, description = "the campaign as changed"),
+    (status = 400, description = "malformed body (an unknown field such as `kind` or `status`)"),
+    (status = 401, description = "no or bad token"),
+    (status = 403, description = "not admin"),
+    (status = 404, description = "no such campaign in the tenant"),
+    (status = 409, description = "stopped or finished, or changed meanwhile"),
+    (status = 422, description = "invalid settings, or no such stored flow version")))]
+pub async fn update(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let t = match allowed(&c, &headers, super::ADMINS, "change campaigns").await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let patch: CampaignPatch = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("campaign change: {e}")),
+    };
+    let campaign = match c.0.store.campaign(&t.tenant, &id).await {
+        Ok(Some(campaign)) => campaign,
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no campaign {id:?}")),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    if let Some(Some(caller_id)) = &patch.caller_id
+        && let Err(e) = bot_runtime::dialer::db::check_caller_id(caller_id)
+    {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, e);
+    }
+    if patch.max_concurrent == Some(0) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "max_concurrent: at least 1 (pause the campaign to stop dialing)",
+        );
+    }
+    let flow = match (&patch.flow_name, patch.flow_version) {
+        (None, None) => None,
+        (name, version) => {
+            let name = name.clone().unwrap_or_else(|| campaign.flow.clone());
+            let version = match version {
+                Some(v) => Some(v),
+                None => match c.0.store.flow_info(&t.tenant, &name).await {
+                    Ok(info) => info.and_then(|i| i.active),
+                    Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                },
+            };
+            let Some(version) = version else {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("flow {name:?} has no active version; give flow_version"),
+                );
+            };
+            Some((name, version))
+        }
+    };
+    let settings = match &patch.settings {
+        None => None,
+        Some(p) => {
+            let mut merged = campaign.settings.clone();
+            merge_patch(&mut merged, p);
+            let checked = match CampaignSettings::from_value(&merged) {
+                Ok(s) => s,
+                Err(e) => {
+                    return error(StatusCode::UNPROCESSABLE_ENTITY, format!("settings: {e}"));
+                }
+            };
+            match serde_json::to_value(&checked) {
+                Ok(v) => Some(v),
+                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
+    };
+    let change = CampaignChange {
+        flow,
+        caller_id: patch.caller_id.clone(),
+        max_concurrent: patch.max_concurrent,
+        settings,
+    };
+    let actor = format!("api:{}", t.name);
+    match c
+        .0
+        .store
+        .update_campaign(&t.tenant, &id, &change, &actor)
+        .await
+    {
+        Ok(Some(campaign)) => Json(json!({ "campaign": campaign })).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no campaign {id:?}")),
+        Err(bot_runtime::store::StoreError::Refused { reason, .. })
+            if reason.contains("is not stored") =>
+        {
+            error(StatusCode::UNPROCESSABLE_ENTITY, reason)
+        }
+        Err(e) => store_error(e, StatusCode::CONFLICT),
+    }
+}
+
+/// Deletes a campaign that never dialed (no attempts, no dial decisions) and is not running;
+/// its leads stay. A campaign that dialed is a record: stop it instead.
+#[utoipa::path(delete, path = "/api/v1/campaigns/{id}", params(("id" = String, Path, description = "campaign id")),
+    security(("token" = [])), responses(
+    (status = 200, description = "deleted: the leads taken off it"),
+    (status = 401, description = "no or bad token"),
+    (status = 403, description = "not admin"),
+    (status = 404, description = "no such campaign in the tenant"),
+    (status = 409, description = "running, or it has dialed")))]
+pub async fn delete(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let t = match allowed(&c, &headers, super::ADMINS, "delete campaigns").await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let actor = format!("api:{}", t.name);
+    match c.0.store.delete_campaign(&t.tenant, &id, &actor).await {
+        Ok(Some(deleted)) => Json(json!({ "deleted": deleted })).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no campaign {id:?}")),
+        Err(e) => store_error(e, StatusCode::CONFLICT),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_patch;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        // The examples of RFC 7396, appendix A (a selection).
+        let cases = [
+            (json!({"a": "b"}), json!({"a": "c"}), json!({"a": "c"})),
+            (
+                json!({"a": "b"}),
+                json!({"b": "c"}),
+                json!({"a": "b", "b": "c"}),
+            ),
+            (json!({"a": "b"}), json!({"a": null}), json!({})),
+            (
+                json!({"a": "b", "b": "c"}),
+                json!({"a": null}),
+                json!({"b": "c"}),
+            ),
+            (json!({"a": ["b"]}), json!({"a": "c"}), json!({"a": "c"})),
+            (
+                json!({"a": {"b": "c"}}),
+                json!({"a": {"b": "d", "c": null}}),
+                json!({"a": {"b": "d"}}),
+            ),
+            (
+                json!({"a": [{"b": "c"}]}),
+                json!({"a": [1]}),
+                json!({"a": [1]}),
+            ),
+            (json!(["a", "b"]), json!(["c", "d"]), json!(["c", "d"])),
+            (json!({"a": "b"}), json!(["c"]), json!(["c"])),
+            (
+                json!({"e": null}),
+                json!({"a": 1}),
+                json!({"e": null, "a": 1}),
+            ),
+            (
+                json!([1, 2]),
+                json!({"a": "b", "c": null}),
+                json!({"a": "b"}),
+            ),
+            (
+                json!({}),
+                json!({"a": {"bb": {"ccc": null}}}),
+                json!({"a": {"bb": {}}}),
+            ),
+        ];
+        for (target, patch, want) in cases {
+            let mut got = target.clone();
+            merge_patch(&mut got, &patch);
+            assert_eq!(got, want, "{target} + {patch}");
+        }
     }
 }

@@ -2,10 +2,11 @@
 //! create`), an OpenAPI document at `/api/v1/openapi.json` generated from the handlers
 //! (`utoipa`), and JSON errors `{"error": reason}`.
 //!
-//! Roles: `admin` everything in its tenant (tokens, flows, campaign creation, DNC removal,
-//! supervisor accounts); `supervisor` operations (campaign control, lead uploads, DNC additions,
-//! agent accounts and queues); `auditor` read-only, the audit log included; `agent` nothing
-//! here. Another tenant's objects answer 404, as if they did not exist. Every read of
+//! Roles: `admin` everything in its tenant (tokens, flows, campaign creation, change and
+//! deletion, DNC removal, supervisor accounts); `supervisor` operations (campaign control, lead
+//! uploads, DNC additions, agent accounts and queues); `auditor` read-only, the audit log
+//! included; `agent` nothing here; `platform` (tenant `*`) tenants, the global DNC list and the
+//! retention policy, and no tenant's data. Another tenant's objects answer 404, as if they did not exist. Every read of
 //! personal data (calls, recordings, leads, DNC numbers) is written to the audit log with the
 //! token's name.
 
@@ -15,6 +16,7 @@ pub mod campaigns;
 pub mod dnc;
 pub mod flows;
 pub mod leads;
+pub mod platform;
 pub mod reports;
 pub mod system;
 
@@ -40,6 +42,8 @@ use crate::{Console, error};
         campaigns::list,
         campaigns::create,
         campaigns::get_one,
+        campaigns::update,
+        campaigns::delete,
         campaigns::upload_leads,
         campaigns::set_status,
         dnc::list,
@@ -64,6 +68,11 @@ use crate::{Console, error};
         access::list_tokens,
         access::create_token,
         access::revoke_token,
+        platform::list,
+        platform::create,
+        platform::get_one,
+        platform::retention,
+        platform::set_retention,
     ),
     modifiers(&Bearer),
     tags((name = "callbot"))
@@ -119,7 +128,12 @@ pub fn routes() -> Router<Console> {
             "/api/v1/campaigns/{id}/leads",
             post(campaigns::upload_leads),
         )
-        .route("/api/v1/campaigns/{id}", get(campaigns::get_one))
+        .route(
+            "/api/v1/campaigns/{id}",
+            get(campaigns::get_one)
+                .patch(campaigns::update)
+                .delete(campaigns::delete),
+        )
         .route("/api/v1/campaigns/{id}/status", post(campaigns::set_status))
         .route("/api/v1/dnc", get(dnc::list).post(dnc::add))
         .route("/api/v1/dnc/bulk", post(dnc::bulk))
@@ -128,6 +142,15 @@ pub fn routes() -> Router<Console> {
         .route("/api/v1/calls/{id}", get(calls::get_one))
         .route("/api/v1/calls/{id}/recording", get(calls::recording))
         .route("/api/v1/reports", get(reports::report))
+        .route(
+            "/api/v1/tenants",
+            get(platform::list).post(platform::create),
+        )
+        .route("/api/v1/tenants/{id}", get(platform::get_one))
+        .route(
+            "/api/v1/retention",
+            get(platform::retention).put(platform::set_retention),
+        )
         .route("/metrics", get(system::metrics))
 }
 

@@ -76,13 +76,20 @@ pub struct AuditQuery {
     (status = 200, description = "audit events"),
     (status = 400, description = "bad query"),
     (status = 401, description = "no or bad token"),
-    (status = 403, description = "not admin or auditor")))]
+    (status = 403, description = "not admin, auditor or platform")))]
 pub async fn audit_log(
     State(c): State<Console>,
     headers: HeaderMap,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let t = match allowed(&c, &headers, &["admin", "auditor"], "read the audit log").await {
+    let t = match allowed(
+        &c,
+        &headers,
+        &["admin", "auditor", "platform"],
+        "read the audit log",
+    )
+    .await
+    {
         Ok(t) => t,
         Err(r) => return r,
     };

@@ -163,6 +163,7 @@ enum Cmd {
     Transfer(Box<TransferRequest>, Option<Duration>),
     Abandon(CallKey),
     Snapshot(oneshot::Sender<Snapshot>),
+    SetQueue(QueueConfig, oneshot::Sender<Result<(), DeskError>>),
     Listen {
         call: CallKey,
         leg: ConnectedLeg,
@@ -381,6 +382,13 @@ impl Desk {
     pub async fn snapshot(&self) -> Result<Snapshot, DeskError> {
         self.ask(Cmd::Snapshot).await
     }
+
+    /// Adds a queue, or changes the one of that name, while the desk runs: calls waiting in it
+    /// get the new limits (counted from when they joined) and the agents logged in are
+    /// requalified against its skills. Refused (nothing changes): an invalid configuration.
+    pub async fn set_queue(&self, q: QueueConfig) -> Result<(), DeskError> {
+        self.ask(|r| Cmd::SetQueue(q, r)).await?
+    }
 }
 
 impl DeskTask {
@@ -496,6 +504,11 @@ impl DeskTask {
             }
             Cmd::Snapshot(reply) => {
                 let _ = reply.send(self.engine.snapshot(now));
+            }
+            Cmd::SetQueue(q, reply) => {
+                // Routing the change allows happens on the loop's next turn: the engine's
+                // deadline is then due.
+                let _ = reply.send(self.engine.set_queue(q).map_err(DeskError::from));
             }
             Cmd::Listen { call, leg, reply } => {
                 let r = match self.calls.get(&call).and_then(|c| c.listen.as_ref()) {
@@ -996,6 +1009,54 @@ mod tests {
                 Err(_) => panic!("no update"),
             }
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_queue_changed_while_the_desk_runs_routes_its_waiting_call() {
+        let phones = Arc::new(ScriptedPhones {
+            answers: Mutex::new(Vec::new()),
+            rung: Mutex::new(Vec::new()),
+        });
+        // The queue wants French, which the ready agent lacks: the call waits.
+        let mut french = queue(10, 600);
+        french.required_skills.insert("fr".into(), 5);
+        let desk = Desk::start(vec![french], phones).expect("desk");
+        let mut a = desk
+            .login(profile("a"), Endpoint::Console)
+            .await
+            .expect("login a");
+        desk.ready("a").await.expect("ready a");
+        let _updates = transfer(&desk, "c1");
+        let waited = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                if let Some(AgentNotice::Offer { .. }) = a.notices.recv().await {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(waited.is_err(), "no offer to an agent without the skill");
+        // An invalid change is refused and changes nothing.
+        let mut bad = queue(10, 600);
+        bad.overflow = Some(super::super::queue::Overflow {
+            after: Duration::from_secs(5),
+            to: "nowhere".into(),
+        });
+        assert!(desk.set_queue(bad).await.is_err());
+        // The supervisor drops the skill requirement: the waiting call is offered at once.
+        desk.set_queue(queue(10, 600)).await.expect("set queue");
+        let offered = tokio::time::timeout(Duration::from_secs(1), async {
+            loop {
+                if let Some(AgentNotice::Offer { call, .. }) = a.notices.recv().await {
+                    break call;
+                }
+            }
+        })
+        .await
+        .expect("an offer after the change");
+        assert_eq!(offered, "c1");
+        let snap = desk.snapshot().await.expect("snapshot");
+        assert_eq!(snap.queues.len(), 1, "the queue was changed, not added");
     }
 
     #[tokio::test(start_paused = true)]

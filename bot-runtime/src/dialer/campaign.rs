@@ -123,10 +123,15 @@ impl CampaignSettings {
         Self::from_value(&value)
     }
 
-    /// Reads settings stored as JSON, and checks them.
+    /// Reads settings stored as JSON, and checks them. An error names the field's path
+    /// (`rules.max_attempts: invalid type…`).
     pub fn from_value(value: &serde_json::Value) -> Result<CampaignSettings, String> {
-        let s: CampaignSettings =
-            serde_json::from_value(value.clone()).map_err(|e| format!("campaign settings: {e}"))?;
+        let s: CampaignSettings = serde_path_to_error::deserialize(value.clone()).map_err(|e| {
+            match e.path().to_string().as_str() {
+                "." => format!("campaign settings: {}", e.inner()),
+                path => format!("campaign settings: {path}: {}", e.inner()),
+            }
+        })?;
         s.validate()?;
         Ok(s)
     }

@@ -35,7 +35,10 @@ use crate::dialer::pacing::AbandonLedger;
 use crate::store::{Backend, Store, StoreError, from_micros};
 
 mod admin;
-pub use admin::{Activation, FlowInfo, FlowVersion, LeadInCampaign, LeadQuery};
+pub use admin::{
+    Activation, CampaignChange, DeletedCampaign, FlowInfo, FlowVersion, LeadInCampaign, LeadQuery,
+    Tenant,
+};
 
 /// Days in the abandon-rate window (today, UTC, and the 29 days before).
 pub const ABANDON_WINDOW_DAYS: i64 = 30;
@@ -137,6 +140,23 @@ pub struct NewCampaign {
     pub max_concurrent: u32,
     /// The campaign's settings (`crate::dialer::campaign::CampaignSettings` as JSON).
     pub settings: serde_json::Value,
+}
+
+/// Checks a campaign's caller id, which becomes the user part of the INVITE's `From`: an E.164
+/// number or a SIP user of letters, digits and `+ - . _` (1 to 64), so nothing else reaches the
+/// SIP message.
+pub fn check_caller_id(caller_id: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&caller_id.len())
+        && caller_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-._".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "caller id {caller_id:?}: an E.164 number or 1 to 64 letters, digits and + - . _"
+        ))
+    }
 }
 
 /// A stored campaign.
@@ -542,6 +562,12 @@ impl Store {
 
     /// Creates a campaign (status `draft`). Its flow version must be stored.
     pub async fn create_campaign(&self, tenant: &str, c: &NewCampaign) -> Result<(), StoreError> {
+        if let Some(id) = &c.caller_id {
+            check_caller_id(id).map_err(|reason| StoreError::Refused {
+                what: format!("campaign {:?}", c.id.clone()),
+                reason,
+            })?;
+        }
         if self.campaign(tenant, &c.id).await?.is_some() {
             return Err(StoreError::Refused {
                 what: format!("campaign {:?}", c.id.clone()),

@@ -291,3 +291,319 @@ impl Store {
         rows.iter().map(|r| self.attempt_from_row(r)).collect()
     }
 }
+
+/// A change to a campaign's configuration (`PATCH /api/v1/campaigns/{id}`); `None` leaves a
+/// field as it is. The settings are whole (the API merges a patch into the stored ones and
+/// validates the result before it gets here).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CampaignChange {
+    /// A stored flow version to run from the next call on.
+    pub flow: Option<(String, u32)>,
+    /// `Some(None)` clears the caller id.
+    pub caller_id: Option<Option<String>>,
+    pub max_concurrent: Option<u32>,
+    pub settings: Option<serde_json::Value>,
+}
+
+/// What [`Store::delete_campaign`] removed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeletedCampaign {
+    pub campaign: String,
+    /// Leads taken off the campaign (the leads themselves stay: they are the tenant's customers).
+    pub leads_unassigned: u64,
+}
+
+/// A tenant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Changes a campaign's flow, caller id, concurrency or settings, in one statement guarded
+    /// by the campaign's last change (a concurrent change is refused, not lost), with an audit
+    /// event listing what changed. A running campaign takes the change on the dialer's next
+    /// pass. Refused: a stopped or finished campaign, a flow version that is not stored.
+    /// `None`: no such campaign in the tenant.
+    pub async fn update_campaign(
+        &self,
+        tenant: &str,
+        id: &str,
+        change: &CampaignChange,
+        actor: &str,
+    ) -> Result<Option<super::Campaign>, StoreError> {
+        let refuse = |reason: String| StoreError::Refused {
+            what: format!("campaign {id:?}"),
+            reason,
+        };
+        let Some(before) = self.campaign(tenant, id).await? else {
+            return Ok(None);
+        };
+        if matches!(
+            before.status,
+            super::CampaignStatus::Stopped | super::CampaignStatus::Finished
+        ) {
+            return Err(refuse(format!(
+                "a {} campaign cannot be changed",
+                before.status.as_str()
+            )));
+        }
+        if let Some(Some(caller_id)) = &change.caller_id {
+            super::check_caller_id(caller_id).map_err(refuse)?;
+        }
+        if let Some((flow, version)) = &change.flow
+            && self.flow_source(tenant, flow, *version).await?.is_none()
+        {
+            return Err(refuse(format!("flow {flow} v{version} is not stored")));
+        }
+        let (flow, flow_version) = change
+            .flow
+            .clone()
+            .unwrap_or_else(|| (before.flow.clone(), before.flow_version));
+        let caller_id = change
+            .caller_id
+            .clone()
+            .unwrap_or_else(|| before.caller_id.clone());
+        let max_concurrent = change.max_concurrent.unwrap_or(before.max_concurrent);
+        let settings = change
+            .settings
+            .clone()
+            .unwrap_or_else(|| before.settings.clone());
+        let mut changed = serde_json::Map::new();
+        if (flow.as_str(), flow_version) != (before.flow.as_str(), before.flow_version) {
+            changed.insert(
+                "flow".into(),
+                serde_json::json!({ "from": format!("{} v{}", before.flow, before.flow_version),
+                    "to": format!("{flow} v{flow_version}") }),
+            );
+        }
+        if caller_id != before.caller_id {
+            changed.insert(
+                "caller_id".into(),
+                serde_json::json!({ "from": before.caller_id, "to": caller_id }),
+            );
+        }
+        if max_concurrent != before.max_concurrent {
+            changed.insert(
+                "max_concurrent".into(),
+                serde_json::json!({ "from": before.max_concurrent, "to": max_concurrent }),
+            );
+        }
+        if settings != before.settings {
+            changed.insert(
+                "settings".into(),
+                serde_json::json!({ "from": before.settings, "to": settings }),
+            );
+        }
+        if changed.is_empty() {
+            return Ok(Some(before));
+        }
+        let done = sqlx::query(
+            "UPDATE campaigns SET flow = $1, flow_version = $2, caller_id = $3, \
+             max_concurrent = $4, settings_json = $5, updated_at_us = $6 \
+             WHERE tenant = $7 AND id = $8 AND updated_at_us = $9 AND status = $10",
+        )
+        .bind(flow)
+        .bind(i64::from(flow_version))
+        .bind(caller_id)
+        .bind(i64::from(max_concurrent))
+        .bind(settings.to_string())
+        .bind(us(Utc::now()).max(us(before.updated_at) + 1))
+        .bind(tenant.to_string())
+        .bind(id.to_string())
+        .bind(us(before.updated_at))
+        .bind(before.status.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(self.err(format!("changing campaign {id}")))?;
+        if done.rows_affected() == 0 {
+            return Err(refuse(
+                "the campaign changed meanwhile; read it again and retry".into(),
+            ));
+        }
+        self.audit(
+            tenant,
+            actor,
+            "campaign.update",
+            id,
+            serde_json::Value::Object(changed),
+        )
+        .await?;
+        self.campaign(tenant, id).await
+    }
+
+    /// Deletes a campaign that never dialed: its lead assignments and the campaign go, the
+    /// leads stay. A campaign with attempts or dial decisions is refused (they are records the
+    /// bank keeps; stop it instead), and so is a running one. `None`: no such campaign.
+    pub async fn delete_campaign(
+        &self,
+        tenant: &str,
+        id: &str,
+        actor: &str,
+    ) -> Result<Option<DeletedCampaign>, StoreError> {
+        let refuse = |reason: String| StoreError::Refused {
+            what: format!("campaign {id:?}"),
+            reason,
+        };
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(self.err("deleting a campaign"))?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM campaigns WHERE tenant = $1 AND id = $2")
+                .bind(tenant.to_string())
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(self.err("deleting a campaign"))?;
+        let Some(status) = status else {
+            return Ok(None);
+        };
+        if status == "running" {
+            return Err(refuse(
+                "a running campaign cannot be deleted; pause or stop it first".into(),
+            ));
+        }
+        let attempts: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM attempts WHERE tenant = $1 AND campaign = $2")
+                .bind(tenant.to_string())
+                .bind(id.to_string())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(self.err("deleting a campaign"))?;
+        let decisions: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM dial_decisions WHERE tenant = $1 AND campaign = $2",
+        )
+        .bind(tenant.to_string())
+        .bind(id.to_string())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(self.err("deleting a campaign"))?;
+        if attempts > 0 || decisions > 0 {
+            return Err(refuse(format!(
+                "it has {attempts} attempt(s) and {decisions} dial decision(s), kept as records; \
+                 stop it instead"
+            )));
+        }
+        let unassigned =
+            sqlx::query("DELETE FROM campaign_leads WHERE tenant = $1 AND campaign = $2")
+                .bind(tenant.to_string())
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err("deleting a campaign"))?
+                .rows_affected();
+        for sql in [
+            "DELETE FROM campaign_abandons WHERE tenant = $1 AND campaign = $2",
+            "DELETE FROM campaigns WHERE tenant = $1 AND id = $2",
+        ] {
+            sqlx::query(sql)
+                .bind(tenant.to_string())
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err("deleting a campaign"))?;
+        }
+        tx.commit().await.map_err(self.err("deleting a campaign"))?;
+        self.audit(
+            tenant,
+            actor,
+            "campaign.delete",
+            id,
+            serde_json::json!({ "status": status, "leads_unassigned": unassigned }),
+        )
+        .await?;
+        Ok(Some(DeletedCampaign {
+            campaign: id.to_string(),
+            leads_unassigned: unassigned,
+        }))
+    }
+
+    /// Every tenant, by id (not `*`, the platform's and the global lists' own).
+    pub async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        self.tenants_where(None).await
+    }
+
+    /// One tenant.
+    pub async fn tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
+        Ok(self.tenants_where(Some(id)).await?.into_iter().next())
+    }
+
+    async fn tenants_where(&self, id: Option<&str>) -> Result<Vec<Tenant>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, created_at_us FROM tenants WHERE ($1 IS NULL OR id = $1) \
+             AND id <> '*' ORDER BY id",
+        )
+        .bind(id.map(str::to_string))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err("listing tenants"))?;
+        rows.iter()
+            .map(|r| {
+                let id: String = self.get(r, "id", "tenant")?;
+                Ok(Tenant {
+                    name: self.get(r, "name", &id)?,
+                    created_at: self.time(r, "created_at_us", &id)?,
+                    id,
+                })
+            })
+            .collect()
+    }
+
+    /// Creates a tenant. Refused: an id that is taken, empty, longer than 64 characters, or
+    /// not made of lowercase letters, digits and `-` (it appears in URLs, logs and file names);
+    /// `*` is the global DNC list's.
+    pub async fn create_tenant(
+        &self,
+        id: &str,
+        name: &str,
+        actor: &str,
+    ) -> Result<Tenant, StoreError> {
+        let refuse = |reason: String| StoreError::Refused {
+            what: format!("tenant {id:?}"),
+            reason,
+        };
+        let valid = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !id.starts_with('-');
+        if !valid {
+            return Err(refuse(
+                "an id is 1 to 64 lowercase letters, digits and '-', not starting with '-'".into(),
+            ));
+        }
+        if name.trim().is_empty() {
+            return Err(refuse("the name is empty".into()));
+        }
+        let now = Utc::now();
+        let done = sqlx::query(
+            "INSERT INTO tenants (id, name, created_at_us) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id.to_string())
+        .bind(name.trim().to_string())
+        .bind(us(now))
+        .execute(&self.pool)
+        .await
+        .map_err(self.err(format!("creating tenant {id}")))?;
+        if done.rows_affected() == 0 {
+            return Err(refuse("a tenant with this id exists".into()));
+        }
+        self.audit(
+            id,
+            actor,
+            "tenant.create",
+            id,
+            serde_json::json!({ "name": name.trim() }),
+        )
+        .await?;
+        self.tenant(id)
+            .await?
+            .ok_or_else(|| refuse("the tenant vanished".into()))
+    }
+}
