@@ -69,20 +69,8 @@ async fn flows_leads_recordings_dnc_tokens_agents_queues() {
         .create_api_token("bank-b", "admin-b", "admin")
         .await
         .expect("token");
-    let desk = Desk::start(Vec::new(), Arc::new(NoPhones)).expect("desk");
-    let console = Console::with_metrics(
-        store.clone(),
-        desk,
-        ConsoleConfig::default(),
-        Arc::new(Metrics::new()),
-    );
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .expect("listen");
-    let api = Api {
-        addr: listener.local_addr().expect("addr"),
-    };
-    tokio::spawn(console.serve(listener));
+    // The desk serves the `default` tenant: bank A's queues stay off it.
+    let (api, _desk) = serve(store.clone(), "default").await;
     let (admin, sup, auditor) = (
         tok["admin"].as_str(),
         tok["supervisor"].as_str(),

@@ -183,12 +183,9 @@ pub async fn create(
     let source = match (&form.flow, &form.flow_name) {
         (Some(text), None) if form.flow_version.is_none() => text.clone(),
         (None, Some(name)) => {
-            let version = match form.flow_version {
-                Some(v) => Some(v),
-                None => match c.0.store.flow_info(&t.tenant, name).await {
-                    Ok(info) => info.and_then(|i| i.active),
-                    Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-                },
+            let version = match version_or_active(&c, &t.tenant, name, form.flow_version).await {
+                Ok(v) => v,
+                Err(r) => return r,
             };
             let stored = match version {
                 Some(v) => c.0.store.flow_source(&t.tenant, name, v).await,
@@ -365,6 +362,23 @@ pub async fn upload_leads(
     }
 }
 
+/// `version` if given, else the flow's active version (`None`: the tenant has no such flow, or
+/// none of its versions is active).
+async fn version_or_active(
+    c: &Console,
+    tenant: &str,
+    flow: &str,
+    version: Option<u32>,
+) -> Result<Option<u32>, Response> {
+    if version.is_some() {
+        return Ok(version);
+    }
+    match c.0.store.flow_info(tenant, flow).await {
+        Ok(info) => Ok(info.and_then(|i| i.active)),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
 /// The body of `PATCH /api/v1/campaigns/{id}`: only the fields present change.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -459,12 +473,9 @@ pub async fn update(
         (None, None) => None,
         (name, version) => {
             let name = name.clone().unwrap_or_else(|| campaign.flow.clone());
-            let version = match version {
-                Some(v) => Some(v),
-                None => match c.0.store.flow_info(&t.tenant, &name).await {
-                    Ok(info) => info.and_then(|i| i.active),
-                    Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-                },
+            let version = match version_or_active(&c, &t.tenant, &name, version).await {
+                Ok(v) => v,
+                Err(r) => return r,
             };
             let Some(version) = version else {
                 return error(
