@@ -58,6 +58,27 @@ pub(crate) fn session(
     })
 }
 
+/// The request's session when its agent may use this node's desk (take calls, see the
+/// wallboard, listen in): the desk serves one tenant's queues and calls, the console's, so an
+/// agent or supervisor of another tenant is refused (403) rather than offered that tenant's
+/// customers. They log in to the pages of the node that serves their tenant.
+pub(crate) fn desk_session(
+    c: &Console,
+    headers: &HeaderMap,
+) -> Result<(String, Session), Box<Response>> {
+    let (token, s) = session(c, headers)?;
+    if s.tenant != c.0.cfg.default_tenant {
+        return Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "this node's desk serves tenant {:?}, not {:?}: take calls on your tenant's node",
+                c.0.cfg.default_tenant, s.tenant
+            ),
+        )));
+    }
+    Ok((token, s))
+}
+
 /// `POST /api/login`: checks the password and opens a session (cookie).
 pub async fn login(State(c): State<Console>, body: axum::body::Bytes) -> Response {
     let form: LoginForm = match serde_json::from_slice(&body) {
@@ -124,14 +145,7 @@ pub async fn login(State(c): State<Console>, body: axum::body::Bytes) -> Respons
         }
     };
     c.0.sessions.succeeded(&tenant, &form.agent);
-    let token = c.0.sessions.open(
-        &tenant,
-        &account.id,
-        &account.name,
-        &account.role,
-        account.skills.clone(),
-        endpoint,
-    );
+    let token = c.0.sessions.open(&tenant, &account, endpoint);
     info!(tenant, agent = %account.id, role = %account.role, "console login");
     let mut cookie = format!(
         "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
@@ -168,7 +182,9 @@ pub async fn logout(State(c): State<Console>, headers: HeaderMap) -> Response {
         Ok(s) => s,
         Err(r) => return *r,
     };
-    let _ = c.0.desk.logout(&s.agent).await;
+    if s.tenant == c.0.cfg.default_tenant {
+        let _ = c.0.desk.logout(&s.agent).await;
+    }
     c.0.sessions.close(&token);
     let mut resp = Json(json!({ "logged_out": true })).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!(
@@ -339,7 +355,7 @@ pub async fn ws(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let (_, s) = match session(&c, &headers) {
+    let (_, s) = match desk_session(&c, &headers) {
         Ok(s) => s,
         Err(r) => return *r,
     };

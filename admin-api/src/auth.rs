@@ -1,7 +1,7 @@
 //! Console accounts: Argon2id password hashes, sessions behind an HttpOnly cookie, and a
 //! brake on password guessing.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -9,6 +9,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::http::HeaderMap;
 use bot_runtime::agents::desk::Endpoint;
+use bot_runtime::agents::store::AgentAccount;
 use rand::RngCore;
 
 /// The session cookie's name.
@@ -57,10 +58,31 @@ pub struct Session {
     pub name: String,
     /// `agent` or `supervisor`.
     pub role: String,
-    pub skills: std::collections::BTreeMap<String, u8>,
+    pub skills: BTreeMap<String, u8>,
     /// How this agent takes calls this session.
     pub endpoint: Endpoint,
+    /// The account's password hash at login: a session outlives no password change.
+    credential: Credential,
     expires: Instant,
+}
+
+/// A password hash kept to compare with the account's, never printed.
+#[derive(Clone, PartialEq, Eq)]
+struct Credential(String);
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credential(..)")
+    }
+}
+
+/// What [`Sessions::reconcile`] did to an agent's sessions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Sessions closed: the account is gone or disabled, or its password or role changed.
+    pub closed: usize,
+    /// The account's skills, when the sessions left open had others (they now have these).
+    pub new_skills: Option<BTreeMap<String, u8>>,
 }
 
 /// The sessions of this server (in memory: a restart logs everybody out).
@@ -79,27 +101,19 @@ impl Sessions {
         }
     }
 
-    /// Opens a session and returns its token (32 random bytes, hex).
-    #[allow(clippy::too_many_arguments)]
-    pub fn open(
-        &self,
-        tenant: &str,
-        agent: &str,
-        name: &str,
-        role: &str,
-        skills: std::collections::BTreeMap<String, u8>,
-        endpoint: Endpoint,
-    ) -> String {
+    /// Opens a session of `account` and returns its token (32 random bytes, hex).
+    pub fn open(&self, tenant: &str, account: &AgentAccount, endpoint: Endpoint) -> String {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let token = hex::encode(bytes);
         let session = Session {
             tenant: tenant.to_string(),
-            agent: agent.to_string(),
-            name: name.to_string(),
-            role: role.to_string(),
-            skills,
+            agent: account.id.clone(),
+            name: account.name.clone(),
+            role: account.role.clone(),
+            skills: account.skills.clone(),
             endpoint,
+            credential: Credential(account.password_hash.clone()),
             expires: Instant::now() + self.ttl,
         };
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
@@ -107,6 +121,54 @@ impl Sessions {
         map.retain(|_, s| s.expires > now);
         map.insert(token.clone(), session);
         token
+    }
+
+    /// The accounts with a live session here, (tenant, agent), each once.
+    pub fn accounts(&self) -> Vec<(String, String)> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let mut out: Vec<(String, String)> = map
+            .values()
+            .filter(|s| s.expires > now)
+            .map(|s| (s.tenant.clone(), s.agent.clone()))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Brings an agent's sessions in line with the account as stored now (`None`: deleted):
+    /// a session whose account is gone or disabled, or whose password or role changed since
+    /// login, is closed; the others take the account's name and skills.
+    pub fn reconcile(
+        &self,
+        tenant: &str,
+        agent: &str,
+        account: Option<&AgentAccount>,
+    ) -> Reconciled {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Reconciled::default();
+        map.retain(|_, s| {
+            if s.tenant != tenant || s.agent != agent {
+                return true;
+            }
+            let Some(a) = account else {
+                out.closed += 1;
+                return false;
+            };
+            if a.disabled || a.role != s.role || Credential(a.password_hash.clone()) != s.credential
+            {
+                out.closed += 1;
+                return false;
+            }
+            if s.skills != a.skills {
+                s.skills = a.skills.clone();
+                out.new_skills = Some(a.skills.clone());
+            }
+            s.name = a.name.clone();
+            true
+        });
+        out
     }
 
     /// The session of a request's cookie, its lifetime renewed; `None` without a live one.
@@ -207,17 +269,64 @@ mod tests {
         assert_eq!(cookie(&h, "c"), None);
     }
 
+    fn account(id: &str, role: &str, hash: &str) -> AgentAccount {
+        AgentAccount {
+            id: id.into(),
+            name: format!("Agent {id}"),
+            password_hash: hash.into(),
+            skills: BTreeMap::from([("cards".to_string(), 2)]),
+            role: role.into(),
+            sip_user: None,
+            sip_password: None,
+            disabled: false,
+        }
+    }
+
+    #[test]
+    fn sessions_follow_their_account() {
+        let s = Sessions::new(Duration::from_secs(60));
+        let a1 = account("a1", "agent", "h1");
+        s.open("t", &a1, Endpoint::Console);
+        s.open("t", &a1, Endpoint::Console);
+        s.open("u", &account("a1", "supervisor", "h9"), Endpoint::Console);
+        s.open("t", &account("a2", "agent", "h2"), Endpoint::Console);
+        assert_eq!(s.accounts().len(), 3);
+        assert!(!format!("{:?}", s.accounts()).contains("h1"));
+        // Unchanged: nothing happens.
+        assert_eq!(s.reconcile("t", "a1", Some(&a1)), Reconciled::default());
+        // New skills reach both of a1's sessions in tenant t, and only those.
+        let mut skilled = a1.clone();
+        skilled.skills.insert("loans".into(), 5);
+        let r = s.reconcile("t", "a1", Some(&skilled));
+        assert_eq!(r.closed, 0);
+        assert_eq!(r.new_skills.as_ref(), Some(&skilled.skills));
+        assert_eq!(
+            s.reconcile("t", "a1", Some(&skilled)),
+            Reconciled::default()
+        );
+        // Another role, another password, disabled, deleted: closed.
+        let mut promoted = skilled.clone();
+        promoted.role = "supervisor".into();
+        assert_eq!(s.reconcile("t", "a1", Some(&promoted)).closed, 2);
+        assert_eq!(s.accounts().len(), 2);
+        assert_eq!(
+            s.reconcile("u", "a1", Some(&account("a1", "supervisor", "h10")))
+                .closed,
+            1
+        );
+        let mut off = account("a2", "agent", "h2");
+        assert_eq!(s.reconcile("t", "a2", Some(&off)).closed, 0);
+        off.disabled = true;
+        assert_eq!(s.reconcile("t", "a2", Some(&off)).closed, 1);
+        s.open("t", &account("a3", "agent", "h3"), Endpoint::Console);
+        assert_eq!(s.reconcile("t", "a3", None).closed, 1);
+        assert!(s.accounts().is_empty());
+    }
+
     #[test]
     fn sessions_open_find_close_and_lock_out() {
         let s = Sessions::new(Duration::from_secs(60));
-        let token = s.open(
-            "t",
-            "a1",
-            "Ann",
-            "agent",
-            Default::default(),
-            Endpoint::Console,
-        );
+        let token = s.open("t", &account("a1", "agent", "h1"), Endpoint::Console);
         let mut h = HeaderMap::new();
         h.insert(
             axum::http::header::COOKIE,

@@ -15,6 +15,7 @@ pub mod agent;
 pub mod api;
 pub mod auth;
 pub mod supervisor;
+pub mod sync;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -72,6 +73,8 @@ pub(crate) struct Inner {
     pub metrics: Option<Arc<bot_runtime::metrics::Metrics>>,
     /// (tenant, agent) → their calls of this server's lifetime.
     pub calls: Mutex<HashMap<(String, String), HashMap<CallKey, AgentCall>>>,
+    /// Queue name → the configuration this node's desk was last given (see `sync`).
+    pub applied_queues: Mutex<HashMap<String, bot_runtime::agents::queue::QueueConfig>>,
 }
 
 /// The server's shared state.
@@ -107,6 +110,7 @@ impl Console {
             sessions,
             metrics,
             calls: Mutex::new(HashMap::new()),
+            applied_queues: Mutex::new(HashMap::new()),
         }))
     }
 

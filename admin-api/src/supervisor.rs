@@ -6,14 +6,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::agent::session;
+use crate::agent::desk_session;
 use crate::{Console, error};
 
 /// `GET /api/supervisor/wallboard`: the desk's snapshot (queues: waiting, longest wait,
 /// estimated wait, service level…; agents: status, time in it, calls and talk time), for
 /// supervisors only.
 pub async fn wallboard(State(c): State<Console>, headers: HeaderMap) -> Response {
-    let (_, s) = match session(&c, &headers) {
+    let (_, s) = match desk_session(&c, &headers) {
         Ok(s) => s,
         Err(r) => return *r,
     };
@@ -43,7 +43,7 @@ pub async fn listen(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let (_, s) = match session(&c, &headers) {
+    let (_, s) = match desk_session(&c, &headers) {
         Ok(s) => s,
         Err(r) => return *r,
     };

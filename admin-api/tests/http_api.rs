@@ -285,3 +285,216 @@ async fn logins_sessions_roles_and_bad_input() {
             .is_some_and(|e| e.contains("locked"))
     );
 }
+
+async fn node(store: &Arc<Store>, queues: Vec<QueueConfig>) -> (SocketAddr, Console) {
+    let desk = Desk::start(queues, Arc::new(NoPhones)).expect("desk");
+    let console = Console::new(store.clone(), desk, ConsoleConfig::default());
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("listen");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(console.clone().serve(listener));
+    (addr, console)
+}
+
+async fn api(addr: SocketAddr, method: &str, path: &str, token: &str, body: &str) -> Reply {
+    let auth = format!("Bearer {token}");
+    request(
+        addr,
+        method,
+        path,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body,
+    )
+    .await
+}
+
+/// Two nodes on one store (as behind a proxy): a change made through one node's API reaches
+/// the other's sessions and desk at its next sync; and a node's desk (calls, wallboard,
+/// listen-in) is its own tenant's only, even for another tenant's account of the same id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_follow_one_store_and_keep_to_their_tenant() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("n.db").display());
+    let store = Arc::new(Store::open(&url).await.expect("store"));
+    store
+        .ensure_tenant("default", "Default")
+        .await
+        .expect("tenant");
+    store.ensure_tenant("other", "Other").await.expect("tenant");
+    for (tenant, id, role) in [
+        ("default", "ann", "agent"),
+        ("default", "bob", "agent"),
+        ("default", "sue", "supervisor"),
+        ("other", "ann", "agent"),
+        ("other", "sue", "supervisor"),
+    ] {
+        store
+            .save_agent(tenant, &account(id, role, &format!("pw-{tenant}-{id}")))
+            .await
+            .expect("agent");
+    }
+    let general = QueueConfig {
+        name: "general".into(),
+        required_skills: BTreeMap::new(),
+        priority: 1,
+        offer_timeout: Duration::from_secs(15),
+        max_wait: Duration::from_secs(60),
+        overflow: None,
+        wrap_up: None,
+    };
+    store.save_queue("default", &general).await.expect("queue");
+    let (_, admin) = store
+        .create_api_token("default", "ops", "admin")
+        .await
+        .expect("token");
+    let (a, _node_a) = node(&store, vec![general.clone()]).await;
+    let (b, node_b) = node(&store, vec![general.clone()]).await;
+    let cookie = |r: &Reply| cookie_of(r);
+    let me = |addr: SocketAddr, c: String| async move {
+        request(addr, "GET", "/api/me", &[("Cookie", &c)], "").await
+    };
+
+    // Another tenant's agent and supervisor may log in to the pages, not to this desk.
+    let other_ann = login(
+        b,
+        json!({ "tenant": "other", "agent": "ann", "password": "pw-other-ann" }),
+    )
+    .await;
+    assert_eq!(other_ann.status, 200, "{}", other_ann.body);
+    let other_ann = cookie(&other_ann);
+    assert_eq!(me(b, other_ann.clone()).await.body["tenant"], "other");
+    let ws = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Cookie", other_ann.as_str()),
+    ];
+    let r = request(b, "GET", "/api/agent/ws", &ws, "").await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        r.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("serves tenant \"default\"")),
+        "{}",
+        r.body
+    );
+    let other_sue = login(
+        b,
+        json!({ "tenant": "other", "agent": "sue", "password": "pw-other-sue" }),
+    )
+    .await;
+    let other_sue = cookie(&other_sue);
+    let r = request(
+        b,
+        "GET",
+        "/api/supervisor/wallboard",
+        &[("Cookie", &other_sue)],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let listen = json!({ "call": "c-1", "sdp": "v=0" }).to_string();
+    let r = request(
+        b,
+        "POST",
+        "/api/supervisor/listen",
+        &[("Cookie", &other_sue)],
+        &listen,
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    // The same tenant's supervisor sees the board.
+    let sue = login(b, json!({ "agent": "sue", "password": "pw-default-sue" })).await;
+    let sue = cookie(&sue);
+    let board = |c: String| async move {
+        request(b, "GET", "/api/supervisor/wallboard", &[("Cookie", &c)], "").await
+    };
+    let names = |r: &Reply| -> Vec<String> {
+        r.body["desk"]["queues"]
+            .as_array()
+            .map(|q| {
+                q.iter()
+                    .filter_map(|x| x["name"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let r = board(sue.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(names(&r), ["general"]);
+
+    // ann and bob work on node B; nothing changed yet, so a sync does nothing there.
+    let ann = cookie(&login(b, json!({ "agent": "ann", "password": "pw-default-ann" })).await);
+    let bob = cookie(&login(b, json!({ "agent": "bob", "password": "pw-default-bob" })).await);
+    let first = node_b.sync().await.expect("sync");
+    assert_eq!(
+        first.queues_changed,
+        ["general"],
+        "the first pass takes all"
+    );
+    assert_eq!(first.sessions_closed, 0);
+    assert!(node_b.sync().await.expect("sync").is_empty());
+
+    // Through node A: a new queue, ann's skills, bob's password, the other tenant's sue
+    // disabled.
+    let disputes =
+        json!({ "required_skills": { "disputes": 2 }, "offer_timeout_s": 20, "max_wait_s": 300 });
+    let r = api(
+        a,
+        "PUT",
+        "/api/v1/queues/disputes",
+        &admin,
+        &disputes.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let ann_change = json!({ "name": "Agent ann", "role": "agent", "skills": { "collections": 3, "disputes": 4 } });
+    let r = api(
+        a,
+        "PUT",
+        "/api/v1/agents/ann",
+        &admin,
+        &ann_change.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["sessions_closed"], 0, "node A has none of ann's");
+    let bob_change = json!({ "name": "Agent bob", "role": "agent", "password": "a-new-secret-1" });
+    let r = api(
+        a,
+        "PUT",
+        "/api/v1/agents/bob",
+        &admin,
+        &bob_change.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut off = account("sue", "supervisor", "pw-other-sue");
+    off.disabled = true;
+    store.save_agent("other", &off).await.expect("disable");
+
+    // Node B has not synced: bob's old session still works there, and the board is as it was.
+    assert_eq!(me(b, bob.clone()).await.status, 200);
+    assert_eq!(names(&board(sue.clone()).await), ["general"]);
+    let r = node_b.sync().await.expect("sync");
+    assert_eq!(r.queues_changed, ["disputes"], "{r:?}");
+    assert_eq!(r.skills_changed, ["ann"], "{r:?}");
+    assert_eq!(r.sessions_closed, 2, "bob's, and other's sue: {r:?}");
+    assert_eq!(me(b, bob).await.status, 401);
+    assert_eq!(me(b, other_sue).await.status, 401);
+    let ann_now = me(b, ann).await;
+    assert_eq!(ann_now.status, 200);
+    assert_eq!(ann_now.body["skills"]["disputes"], 4);
+    assert_eq!(me(b, other_ann).await.status, 200, "untouched");
+    assert_eq!(names(&board(sue.clone()).await), ["general", "disputes"]);
+    assert!(node_b.sync().await.expect("sync").is_empty());
+
+    // bob logs in with the new password on either node.
+    let r = login(b, json!({ "agent": "bob", "password": "a-new-secret-1" })).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}

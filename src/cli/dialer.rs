@@ -162,6 +162,9 @@ pub fn run(cmd: DialerCommand, models: &ModelsDir) -> anyhow::Result<()> {
     })
 }
 
+/// How often a node's console re-reads the queues and the logged-in agents' accounts.
+const CONSOLE_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Starts the agent desk with the tenant's queues, the registrar's accounts from the agents'
 /// SIP phones, and the console server.
 pub async fn start_console(
@@ -187,6 +190,8 @@ pub async fn start_console(
     };
     cfg.webrtc.host_ips = vec![webrtc_ip];
     let console = Console::with_metrics(store.clone(), desk, cfg, metrics);
+    // Changes other nodes make in the store (queues, agents' accounts) reach this one.
+    console.spawn_sync(CONSOLE_SYNC_INTERVAL);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the console on {addr}"))?;

@@ -216,18 +216,15 @@ pub async fn put_agent(
     if let Err(r) = audit(&c, &t, "agent.save", &id, detail).await {
         return r;
     }
-    // A disabled account, a new password or another role: the sessions opened before end now.
-    let revoke = existing
-        .as_ref()
-        .is_some_and(|a| account.disabled || form.password.is_some() || a.role != account.role);
-    let mut sessions_closed = 0;
-    if revoke {
-        sessions_closed = c.0.sessions.close_agent(&t.tenant, &id);
-        if t.tenant == c.0.cfg.default_tenant {
-            // Not logged in on this desk is fine: there is nothing to take off.
-            let _ = c.0.desk.logout(&id).await;
+    // A disabled account, a new password or another role: the sessions opened before end now,
+    // here (other nodes at their next sync); new skills reach a logged-in agent at once.
+    let sessions_closed = match c.sync_account(&t.tenant, &id).await {
+        Ok(r) => r.closed,
+        Err(e) => {
+            tracing::warn!(agent = %id, error = %e, "account saved; its sessions sync at the next pass");
+            0
         }
-    }
+    };
     let status = if existing.is_some() {
         StatusCode::OK
     } else {
@@ -343,6 +340,7 @@ pub async fn put_queue(
     }
     // This node's desk serves the console's tenant: its queues change now.
     let live = if t.tenant == c.0.cfg.default_tenant {
+        c.note_queue(q.clone());
         match c.0.desk.set_queue(q.clone()).await {
             Ok(()) => json!(true),
             Err(e) => {

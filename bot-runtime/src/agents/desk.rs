@@ -13,7 +13,7 @@
 //! a small pump task per agent leg: 20 ms frames of 8 kHz PCM each way. Closing either side ends
 //! the other: the customer hanging up ends the agent's leg, the agent hanging up ends the call.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -164,6 +164,11 @@ enum Cmd {
     Abandon(CallKey),
     Snapshot(oneshot::Sender<Snapshot>),
     SetQueue(QueueConfig, oneshot::Sender<Result<(), DeskError>>),
+    SetSkills(
+        AgentId,
+        BTreeMap<String, u8>,
+        oneshot::Sender<Result<(), DeskError>>,
+    ),
     Listen {
         call: CallKey,
         leg: ConnectedLeg,
@@ -389,6 +394,17 @@ impl Desk {
     pub async fn set_queue(&self, q: QueueConfig) -> Result<(), DeskError> {
         self.ask(|r| Cmd::SetQueue(q, r)).await?
     }
+
+    /// Gives a logged-in agent new skills (the account changed): the agent is requalified for
+    /// the queues at once. Refused: the agent is not logged in here, or a level is out of range.
+    pub async fn set_skills(
+        &self,
+        agent: &str,
+        skills: BTreeMap<String, u8>,
+    ) -> Result<(), DeskError> {
+        let agent = agent.to_string();
+        self.ask(|r| Cmd::SetSkills(agent, skills, r)).await?
+    }
 }
 
 impl DeskTask {
@@ -509,6 +525,13 @@ impl DeskTask {
                 // Routing the change allows happens on the loop's next turn: the engine's
                 // deadline is then due.
                 let _ = reply.send(self.engine.set_queue(q).map_err(DeskError::from));
+            }
+            Cmd::SetSkills(agent, skills, reply) => {
+                let _ = reply.send(
+                    self.engine
+                        .set_skills(&agent, skills)
+                        .map_err(DeskError::from),
+                );
             }
             Cmd::Listen { call, leg, reply } => {
                 let r = match self.calls.get(&call).and_then(|c| c.listen.as_ref()) {

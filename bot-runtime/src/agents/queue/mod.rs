@@ -509,6 +509,24 @@ impl QueueEngine {
         Ok(())
     }
 
+    /// Gives a logged-in agent new skills (an account changed while the agent works): the
+    /// queues the agent qualifies for are recomputed, so a Ready agent is offered the calls the
+    /// new skills qualify for at the next `handle`/`on_timer` (see
+    /// [`next_deadline`](Self::next_deadline)) and no longer those they don't; a call already
+    /// offered or bridged stays. `Err` (nothing changed): the agent is not logged in, or a level
+    /// is outside 1..=10.
+    pub fn set_skills(
+        &mut self,
+        agent: &str,
+        skills: BTreeMap<String, u8>,
+    ) -> Result<(), QueueError> {
+        let a = self.online(agent)?;
+        check_levels(&skills)?;
+        self.agents[a].profile.skills = skills;
+        self.requalify_all();
+        Ok(())
+    }
+
     /// Applies one event at `now`. On `Err` nothing changed.
     pub fn handle(&mut self, input: Input, now: Instant) -> Result<Vec<Output>, QueueError> {
         let mut out = Vec::new();
@@ -705,6 +723,71 @@ mod tests {
             now,
         )
         .expect("enqueue");
+    }
+
+    #[test]
+    fn new_skills_take_effect_while_logged_in() {
+        let t0 = Instant::now();
+        let mut cards = queue(600);
+        cards.required_skills = BTreeMap::from([("cards".to_string(), 3)]);
+        let mut e = QueueEngine::new(vec![cards]).expect("engine");
+        // Not logged in: refused.
+        assert_eq!(
+            e.set_skills("anna", BTreeMap::new()),
+            Err(QueueError::UnknownAgent("anna".into()))
+        );
+        let anna = AgentProfile {
+            id: "anna".into(),
+            name: "Anna".into(),
+            skills: BTreeMap::from([("cards".to_string(), 2)]),
+        };
+        e.handle(Input::Login { agent: anna }, t0).expect("login");
+        e.handle(
+            Input::Ready {
+                agent: "anna".into(),
+            },
+            t0,
+        )
+        .expect("ready");
+        enqueue(&mut e, "c1", t0);
+        assert_eq!(e.next_deadline(), Some(t0 + Duration::from_secs(600)));
+        // A level out of range changes nothing.
+        assert!(
+            e.set_skills("anna", BTreeMap::from([("cards".to_string(), 11)]))
+                .is_err()
+        );
+        assert!(e.on_timer(t0).is_empty());
+        // Level 2 → 4: the waiting call is offered at once.
+        e.set_skills("anna", BTreeMap::from([("cards".to_string(), 4)]))
+            .expect("skills");
+        assert_eq!(e.next_deadline(), Some(t0));
+        let out = e.on_timer(t0);
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::Offer { agent, call, .. } if agent == "anna" && call == "c1")),
+            "{out:?}"
+        );
+        // Taken off the skill while offered: the offer stands; rejected, the call is not
+        // offered to her again.
+        e.set_skills("anna", BTreeMap::new()).expect("skills");
+        let out = e
+            .handle(
+                Input::Reject {
+                    agent: "anna".into(),
+                    call: "c1".into(),
+                },
+                t0,
+            )
+            .expect("reject");
+        assert!(
+            !out.iter().any(|o| matches!(o, Output::Offer { .. })),
+            "{out:?}"
+        );
+        assert!(
+            !e.on_timer(t0)
+                .iter()
+                .any(|o| matches!(o, Output::Offer { .. }))
+        );
     }
 
     #[test]
