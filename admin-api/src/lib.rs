@@ -8,6 +8,7 @@
 //!   `/metrics`.
 //! - [`supervisor`]: the wallboard (queues, agents, calls waiting) and listen-in on a live call,
 //!   for supervisors.
+//! - [`tls`]: HTTPS: the certificate and key from PEM files, and [`Console::serve_tls`].
 //!
 //! Errors are JSON `{"error": reason}` with a 4xx status that says whose fault it is.
 
@@ -16,6 +17,7 @@ pub mod api;
 pub mod auth;
 pub mod supervisor;
 pub mod sync;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -144,6 +146,20 @@ impl Console {
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .await
+    }
+
+    /// Serves the console over HTTPS on `listener` until the task is dropped (see [`tls`]:
+    /// [`tls::server_config`] reads the certificate and key). A client failing its TLS
+    /// handshake only loses its own connection; every cookie served is marked `Secure`.
+    ///
+    /// # Errors
+    /// None so far: failed accepts are logged and retried, as `serve` does.
+    pub async fn serve_tls(
+        self,
+        listener: tokio::net::TcpListener,
+        config: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<()> {
+        tls::serve(self.router(), listener, config).await
     }
 }
 

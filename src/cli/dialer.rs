@@ -57,12 +57,24 @@ pub struct RunArgs {
     /// console's).
     #[arg(long)]
     webrtc_ip: Option<IpAddr>,
+    /// Serve the console over HTTPS with this PEM certificate chain (the server's certificate
+    /// first); needs `--tls-key`.
+    #[arg(long, value_name = "PATH", requires = "tls_key", requires = "console")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, value_name = "PATH", requires = "tls_cert", requires = "console")]
+    tls_key: Option<PathBuf>,
     #[command(flatten)]
     db: DbArgs,
 }
 
 pub fn run(cmd: DialerCommand, models: &ModelsDir) -> anyhow::Result<()> {
     let DialerCommand::Run(a) = cmd;
+    // The console's certificate and key, checked before anything loads or dials.
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(admin_api::tls::server_config(cert, key)?),
+        _ => None,
+    };
     let engines =
         Arc::new(Engines::load(models, &EngineConfig::default()).context("loading the models")?);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -102,7 +114,16 @@ pub fn run(cmd: DialerCommand, models: &ModelsDir) -> anyhow::Result<()> {
             .with_context(|| format!("binding SIP on {}", a.sip))?;
         if let Some(addr) = a.console {
             let webrtc_ip = a.webrtc_ip.unwrap_or(addr.ip());
-            start_console(&store, &runtime, &a.db.tenant, addr, webrtc_ip, metrics).await?;
+            start_console(
+                &store,
+                &runtime,
+                &a.db.tenant,
+                addr,
+                webrtc_ip,
+                metrics,
+                tls,
+            )
+            .await?;
         }
         let mut dcfg = DialerConfig::new(&a.node);
         dcfg.max_calls = a.max_calls;
@@ -166,7 +187,7 @@ pub fn run(cmd: DialerCommand, models: &ModelsDir) -> anyhow::Result<()> {
 const CONSOLE_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Starts the agent desk with the tenant's queues, the registrar's accounts from the agents'
-/// SIP phones, and the console server.
+/// SIP phones, and the console server (over HTTPS with `tls`: `admin_api::tls::server_config`).
 pub async fn start_console(
     store: &Arc<bot_runtime::store::Store>,
     runtime: &Runtime,
@@ -174,6 +195,7 @@ pub async fn start_console(
     addr: SocketAddr,
     webrtc_ip: IpAddr,
     metrics: Arc<bot_runtime::metrics::Metrics>,
+    tls: Option<Arc<admin_api::tls::ServerConfig>>,
 ) -> anyhow::Result<()> {
     let queues = store.queues(tenant).await?;
     if queues.is_empty() {
@@ -186,6 +208,7 @@ pub async fn start_console(
     runtime.set_registrar_accounts("callbot", store.sip_accounts().await?);
     let mut cfg = ConsoleConfig {
         default_tenant: tenant.to_string(),
+        secure_cookie: tls.is_some(),
         ..ConsoleConfig::default()
     };
     cfg.webrtc.host_ips = vec![webrtc_ip];
@@ -196,11 +219,16 @@ pub async fn start_console(
         .await
         .with_context(|| format!("binding the console on {addr}"))?;
     let local = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     println!(
-        "agent console on http://{local}/agent, admin API on http://{local}/api/v1 (OpenAPI: /api/v1/openapi.json), metrics on /metrics"
+        "agent console on {scheme}://{local}/agent, admin API on {scheme}://{local}/api/v1 (OpenAPI: /api/v1/openapi.json), metrics on /metrics"
     );
     tokio::spawn(async move {
-        if let Err(e) = console.serve(listener).await {
+        let served = match tls {
+            Some(config) => console.serve_tls(listener, config).await,
+            None => console.serve(listener).await,
+        };
+        if let Err(e) = served {
             eprintln!("the console server stopped: {e}");
         }
     });
