@@ -406,7 +406,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
 }
 
 /// Applies a JSON merge patch (RFC 7396) to `target`.
-fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
     let serde_json::Value::Object(patch) = patch else {
         *target = patch.clone();
         return;

@@ -48,7 +48,13 @@ pub struct DncSource {
 /// # Errors
 /// The reason the file as a whole is unusable.
 pub fn read_dnc_csv<R: Read>(input: R, src: &DncSource) -> Result<DncFile, String> {
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        // Records end at `\n` only: with csv's default CRLF terminator a record's position points
+        // at the `\n` of the previous line in CRLF files, one line early (as in `leads`). A `\r`
+        // before the `\n` stays in the last cell, which is trimmed.
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_reader(input);
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| format!("reading the header: {e}"))?
@@ -85,7 +91,7 @@ pub fn read_dnc_csv<R: Read>(input: R, src: &DncSource) -> Result<DncFile, Strin
             column: Some(column.to_string()),
             message,
         };
-        let raw = rec.get(phone_col).unwrap_or("");
+        let raw = rec.get(phone_col).unwrap_or("").trim();
         let number = match phone::normalize(raw, src.region) {
             Ok(n) => n.e164,
             Err(e) => {
@@ -179,6 +185,21 @@ mod tests {
                 (6, Some("expires_at"))
             ]
         );
+    }
+
+    /// Found by fuzzing (`fuzz/seeds/lead_csv/dnc_crlf`): in a CRLF file every row was reported
+    /// one line early (the first data row as line 1, the header's).
+    #[test]
+    fn crlf_files_report_the_right_lines() {
+        let csv = "phone,reason\r\n+12125550100,asked\r\nnot a number,x\r\n\
+                   +12125550101,x\r\nnope\r\n+12125550102\r\n";
+        let f = read_dnc_csv(csv.as_bytes(), &src()).expect("file");
+        assert_eq!(f.rows, 5);
+        let phones: Vec<&str> = f.entries.iter().map(|e| e.phone.as_str()).collect();
+        assert_eq!(phones, ["+12125550100", "+12125550101", "+12125550102"]);
+        assert_eq!(f.entries[0].reason, "asked", "no CR left in the last cell");
+        let rows: Vec<u64> = f.errors.iter().map(|e| e.row).collect();
+        assert_eq!(rows, [3, 5]);
     }
 
     #[test]

@@ -280,6 +280,9 @@ pub fn header_end(data: &[u8]) -> Option<usize> {
     data.windows(2).position(|w| w == b"\n\n").map(|i| i + 2)
 }
 
+/// The largest body accepted on a stream: what a UDP datagram could carry at most.
+pub const MAX_STREAM_BODY: usize = 65_536;
+
 /// On a stream (TCP), how many bytes the next message takes: `Ok(Some(n))` when `buf` holds a
 /// whole message of `n` bytes (leading CRLF keep-alives included), `Ok(None)` when more bytes are
 /// needed, `Err` when the stream cannot be framed (no or bad Content-Length, or a header section
@@ -320,6 +323,13 @@ pub fn stream_frame_len(buf: &[u8]) -> Result<Option<usize>, String> {
     let Some(len) = length else {
         return Err("no Content-Length on a stream".into());
     };
+    // A body over the limit would have the connection buffer without bound (and a huge value
+    // overflowed the sum below).
+    if len > MAX_STREAM_BODY {
+        return Err(format!(
+            "Content-Length {len} over the {MAX_STREAM_BODY}-byte limit"
+        ));
+    }
     let total = skip + end + len;
     Ok((buf.len() >= total).then_some(total))
 }
@@ -898,5 +908,19 @@ mod tests {
         assert!(
             stream_frame_len(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n").is_err()
         );
+    }
+
+    /// Found by fuzzing (`fuzz/seeds/sip_message/huge_content_length`): a Content-Length near
+    /// `usize::MAX` overflowed the frame length; any body over the limit closes the connection
+    /// instead of buffering without bound.
+    #[test]
+    fn refuses_a_huge_content_length_on_a_stream() {
+        for cl in ["18446744073709551615", "18446744073709551500", "65537"] {
+            let m = format!("OPTIONS sip:a@b SIP/2.0\r\nContent-Length: {cl}\r\n\r\n");
+            let e = stream_frame_len(m.as_bytes()).expect_err(cl);
+            assert!(e.contains("limit"), "{e}");
+        }
+        let m = b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 65536\r\n\r\n";
+        assert_eq!(stream_frame_len(m), Ok(None));
     }
 }
