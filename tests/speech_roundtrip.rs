@@ -40,13 +40,29 @@ struct Stack {
 fn stack() -> Stack {
     let models = ModelsDir::resolve(None);
     let env = callbot_models::onnxruntime_environment(&models).expect("ONNX Runtime");
-    let voice = tts::Voice::load(
-        &env,
-        &models.piper_voice(),
-        &models.piper_voice_config(),
-        &models.espeak_ng_data(),
-    )
-    .expect("Piper voice (run `callbot models fetch`)");
+    let load = |options| {
+        tts::Voice::load_with(
+            &env,
+            &models.piper_voice(),
+            &models.piper_voice_config(),
+            &models.espeak_ng_data(),
+            options,
+        )
+        .expect("Piper voice (run `callbot models fetch`)")
+    };
+    // The voice's own pitch and timing, without the random variation VITS draws on each
+    // rendering (noise_scale, noise_w): with it, the same sentence comes out differently every
+    // run and whisper tiny.en now and then repeats or mishears one (a single run's WER ranged
+    // 0–8.4% over these sentences), so a run would test the dice rather than the stack.
+    let defaults = load(tts::VoiceOptions::default()).params();
+    let voice = load(tts::VoiceOptions {
+        params: Some(tts::SynthesisParams {
+            noise_scale: 0.0,
+            noise_w: 0.0,
+            ..defaults
+        }),
+        ..tts::VoiceOptions::default()
+    });
     let whisper = asr::Transcriber::new(&models.whisper_ggml(), Default::default())
         .expect("whisper model (run `callbot models fetch`)");
     Stack { voice, whisper }
