@@ -8,7 +8,14 @@
 //! - two nodes on one PostgreSQL database running one campaign: no duplicate dial; one is
 //!   killed, the other finishes its leads;
 //! - opt-outs committed while a campaign runs (SQLite and PostgreSQL): no INVITE for an
-//!   opted-out number reaches SIPp after the opt-out's commit.
+//!   opted-out number reaches SIPp after the opt-out's commit;
+//! - the PostgreSQL database going away mid-campaign (a relay the test cuts: the listener
+//!   closes, every connection drops) and coming back after the leases ran out: no call record or
+//!   attempt lost, no number dialed twice, the outage logged, dialing resumed by itself;
+//! - the trunk stopping answering (SIPp killed: INVITEs time out), then refusing with 503s, then
+//!   answering again: the node stops dialing it after `trip_after` failures but for one probe
+//!   call every `probe_secs`, resumes when a probe is answered, and the campaign completes with
+//!   every attempt and call record kept and no number dialed twice at once.
 //!
 //! Leads are given the timezone of a place where it is daytime now, so the default calling window
 //! (08:00–21:00 local) is the one in force. The tests in this file run one at a time.
@@ -27,7 +34,7 @@ use chrono::Utc;
 use sqlx::Connection;
 
 mod support;
-use support::{Killed, daytime_zone, sipp_phones};
+use support::{Killed, daytime_zone, free_tcp_port, sipp_phones, sipp_phones_on};
 
 /// One test at a time: each runs a node with up to 20 calls and SIPp.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -94,21 +101,40 @@ fn callbot(args: &[&str], db: &str) -> String {
 /// Creates campaign `c` with `n` leads dialing `trunk` at most `cps` calls a second, and starts
 /// it.
 fn campaign(dir: &Path, db: &str, n: usize, trunk: SocketAddr, cps: u32) {
+    campaign_with(dir, db, n, trunk, cps, serde_json::json!({}));
+}
+
+/// [`campaign`] with `more` merged into its settings (objects merged key by key).
+fn campaign_with(
+    dir: &Path,
+    db: &str,
+    n: usize,
+    trunk: SocketAddr,
+    cps: u32,
+    more: serde_json::Value,
+) {
+    fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
+        match (into, from) {
+            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+                for (k, v) in b {
+                    merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+                }
+            }
+            (slot, v) => *slot = v,
+        }
+    }
     let zone = daytime_zone();
     let settings = dir.join("settings.json");
-    std::fs::write(
-        &settings,
-        serde_json::json!({
-            "trunk": {"address": trunk.to_string(), "cps": cps, "burst": 5},
-            "rules": {
-                "retries": {"interrupted": {"delay_secs": INTERRUPTED_RETRY_S, "max": 3}},
-                "min_gap_secs": 1,
-                "max_attempts_per_day": 5,
-            },
-        })
-        .to_string(),
-    )
-    .expect("settings");
+    let mut json = serde_json::json!({
+        "trunk": {"address": trunk.to_string(), "cps": cps, "burst": 5},
+        "rules": {
+            "retries": {"interrupted": {"delay_secs": INTERRUPTED_RETRY_S, "max": 3}},
+            "min_gap_secs": 1,
+            "max_attempts_per_day": 5,
+        },
+    });
+    merge(&mut json, more);
+    std::fs::write(&settings, json.to_string()).expect("settings");
     let leads = dir.join("leads.csv");
     let mut f = std::fs::File::create(&leads).expect("leads file");
     writeln!(
@@ -167,7 +193,9 @@ fn node(db: &str, name: &str, until_idle: bool, log: &Path) -> Killed {
             "20",
             "--database-url",
             db,
-        ]);
+        ])
+        // SIPp's phones send no RTP: a call whose phone is killed ends 10 s later.
+        .args(["--media-timeout-secs", "10"]);
     if until_idle {
         cmd.arg("--until-idle");
     }
@@ -587,4 +615,304 @@ fn an_opt_out_is_never_dialed_after_its_commit_postgres() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pg = rt().block_on(PgDb::create());
     opt_outs_race_the_dialer(&pg.url, dir.path());
+}
+
+/// A TCP relay in front of PostgreSQL that the test can cut — its listener closes (new
+/// connections are refused) and every open connection drops, as when the database host goes
+/// away — and restore on the same port.
+struct DbRelay {
+    rt: tokio::runtime::Runtime,
+    port: u16,
+    target: SocketAddr,
+    tasks: std::sync::Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl DbRelay {
+    fn start(target: SocketAddr) -> DbRelay {
+        let relay = DbRelay {
+            rt: rt(),
+            port: free_tcp_port(),
+            target,
+            tasks: Default::default(),
+        };
+        relay.restore();
+        relay
+    }
+
+    fn restore(&self) {
+        let t0 = Instant::now();
+        let listener = loop {
+            match self
+                .rt
+                .block_on(tokio::net::TcpListener::bind(("127.0.0.1", self.port)))
+            {
+                Ok(l) => break l,
+                Err(e) => {
+                    assert!(
+                        t0.elapsed() < Duration::from_secs(5),
+                        "rebinding the relay: {e}"
+                    );
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        };
+        let (tasks, target) = (self.tasks.clone(), self.target);
+        let accept = self.rt.spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
+                let pipe = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                tasks
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(pipe.abort_handle());
+            }
+        });
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(accept.abort_handle());
+    }
+
+    fn cut(&self) {
+        for t in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            t.abort();
+        }
+    }
+
+    /// `url` (a PostgreSQL URL on `self.target`) through the relay.
+    fn url(&self, url: &str) -> String {
+        let at = url.find('@').expect("a user in the URL") + 1;
+        let end = at + url[at..].find('/').expect("a database in the URL");
+        format!("{}127.0.0.1:{}{}", &url[..at], self.port, &url[end..])
+    }
+}
+
+#[test]
+fn a_database_outage_mid_campaign_loses_nothing_postgres() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = rt();
+    let pg = rt.block_on(PgDb::create());
+    let target: SocketAddr = {
+        use std::net::ToSocketAddrs as _;
+        let at = pg.url.find('@').expect("user") + 1;
+        let end = at + pg.url[at..].find('/').expect("database");
+        pg.url[at..end]
+            .to_socket_addrs()
+            .expect("PostgreSQL's address")
+            .next()
+            .expect("an address")
+    };
+    let relay = DbRelay::start(target);
+    let via_relay = relay.url(&pg.url);
+    let sipp_log = dir.path().join("sipp.log");
+    let (_sipp, trunk) = sipp_phones(SCENARIO, &sipp_log);
+    const N: usize = 150;
+    campaign(dir.path(), &pg.url, N, trunk, 20);
+    let store = rt.block_on(Store::open(&pg.url)).expect("open");
+    let log = dir.path().join("node.log");
+    let mut n1 = node(&via_relay, "node-1", true, &log);
+    rt.block_on(wait_for_attempts(&store, 40, Duration::from_secs(120)));
+    // Away for longer than the node's 5 s leases and the pool's 10 s wait for a connection,
+    // with calls in progress that end meanwhile.
+    relay.cut();
+    let cut_at = Utc::now().timestamp_micros() as f64 / 1e6;
+    let open = rt
+        .block_on(attempts(&store))
+        .iter()
+        .filter(|a| a.disposition.is_none())
+        .count();
+    println!("database cut with {open} attempts in progress");
+    std::thread::sleep(Duration::from_secs(25));
+    let restored_at = Utc::now().timestamp_micros() as f64 / 1e6;
+    relay.restore();
+    wait_exit(&mut n1, Duration::from_secs(300), &log);
+    let all = rt.block_on(check_complete(&store, N, &sipp_log));
+    // Nothing dialed twice: the node never died, so every number rang once. (An attempt opened
+    // by a dial transaction the outage broke before its INVITE is closed `interrupted`.)
+    let seen = invites(&sipp_log);
+    for i in 0..N {
+        let p = phone(i);
+        assert_eq!(seen.get(&p).map(Vec::len), Some(1), "{p} rang once");
+    }
+    // No dial without its attempt stored: nothing left while the database was away (bar an
+    // INVITE whose dial transaction committed as the relay was cut).
+    let dialed_away: Vec<_> = seen
+        .iter()
+        .flat_map(|(p, times)| times.iter().map(move |t| (p, *t)))
+        .filter(|(_, t)| *t > cut_at + 0.5 && *t < restored_at)
+        .collect();
+    assert!(
+        dialed_away.is_empty(),
+        "dialed while the database was away: {dialed_away:?}"
+    );
+    // Every attempt that rang has its call record, the ones that ended during the outage too.
+    for a in all
+        .iter()
+        .filter(|a| a.disposition.as_deref() != Some("interrupted"))
+    {
+        let id = a
+            .call_id
+            .as_deref()
+            .unwrap_or_else(|| panic!("{a:?} has a call"));
+        let call = rt.block_on(store.call(id)).expect("read the call");
+        assert!(call.is_some(), "the call record of {a:?}");
+    }
+    let text = std::fs::read_to_string(&log).expect("node log");
+    for alert in [
+        "could not renew leases: no new dials until the database answers",
+        "the database is unavailable: holding this write and retrying until it is back",
+        "the database is back: a held write is stored",
+        "the database is back: leases renewed, dialing resumes",
+    ] {
+        assert!(text.contains(alert), "the node logs {alert:?}:\n{text}");
+    }
+    assert!(open > 0, "the outage hit calls in progress");
+    drop(store);
+}
+
+/// When `needle` first shows in the node's log, within `limit`.
+fn wait_for_log(log: &Path, needle: &str, limit: Duration) {
+    let t0 = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(needle) {
+            return;
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "{needle:?} not logged within {limit:?}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_trunk_that_stops_answering_is_probed_and_nothing_is_lost() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("callbot.db").display());
+    let logs: Vec<_> = (0..3)
+        .map(|i| dir.path().join(format!("sipp-{i}.log")))
+        .collect();
+    let (sipp, trunk) = sipp_phones(SCENARIO, &logs[0]);
+    const N: usize = 80;
+    const PROBE_S: u64 = 2;
+    campaign_with(
+        dir.path(),
+        &db,
+        N,
+        trunk,
+        20,
+        serde_json::json!({
+            "trunk": {"trip_after": 5, "probe_secs": PROBE_S},
+            "rules": {
+                "retries": {"network_error": {"delay_secs": 2, "max": 10}},
+                "max_attempts_per_day": 12,
+            },
+        }),
+    );
+    let rt = rt();
+    let store = rt.block_on(Store::open(&db)).expect("open");
+    let log = dir.path().join("node.log");
+    let mut n1 = node(&db, "node-1", true, &log);
+    rt.block_on(wait_for_attempts(&store, 20, Duration::from_secs(120)));
+    // The trunk stops answering: INVITEs go unanswered until the 30 s no-response limit.
+    drop(sipp);
+    wait_for_log(&log, "the trunk is not answering", Duration::from_secs(120));
+    let down_seen = Utc::now();
+    // Up again but refusing every call with 503: only probes reach it.
+    let (refusing, _) = sipp_phones_on(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp/uas_503.xml"),
+        &logs[1],
+        trunk.port(),
+    );
+    std::thread::sleep(Duration::from_secs(10));
+    drop(refusing);
+    let back_at = Utc::now();
+    let (_answering, _) = sipp_phones_on(SCENARIO, &logs[2], trunk.port());
+    wait_exit(&mut n1, Duration::from_secs(300), &log);
+
+    let all = rt.block_on(attempts(&store));
+    // While down: probes only, one every PROBE_S at most (+1 for the edges).
+    let window = (back_at - down_seen).num_milliseconds() as f64 / 1000.0;
+    let started_down = all
+        .iter()
+        .filter(|a| a.started_at > down_seen && a.started_at < back_at)
+        .count();
+    println!("{started_down} attempts in {window:.1} s while the trunk was down");
+    assert!(
+        started_down >= 2,
+        "the down trunk was probed ({started_down})"
+    );
+    assert!(
+        started_down as f64 <= window / PROBE_S as f64 + 1.0,
+        "{started_down} attempts in {window:.1} s on a down trunk"
+    );
+    let refused = invites(&logs[1]).values().map(Vec::len).sum::<usize>();
+    assert!(refused >= 1, "the 503s were met");
+    // Every lead completed once; its earlier attempts failed on the trunk; none overlapped.
+    let c = rt
+        .block_on(store.campaign(DEFAULT_TENANT, "c"))
+        .expect("read")
+        .expect("campaign");
+    assert_eq!(c.status, CampaignStatus::Finished);
+    let mut by_phone: HashMap<&str, Vec<&AttemptRow>> = HashMap::new();
+    for a in &all {
+        by_phone.entry(a.phone.as_str()).or_default().push(a);
+    }
+    assert_eq!(by_phone.len(), N, "every lead was dialed");
+    let mut failed = 0;
+    for (p, rows) in &mut by_phone {
+        rows.sort_by_key(|a| a.started_at);
+        let (last, earlier) = rows.split_last().expect("an attempt");
+        for a in earlier {
+            assert_eq!(
+                a.disposition.as_deref(),
+                Some("network_error"),
+                "{p}: {rows:?}"
+            );
+            failed += 1;
+        }
+        // Reached in the end (a call answered before the trunk died ends as its flow does).
+        let d = last.disposition.as_deref();
+        assert!(
+            d.is_some_and(|d| d != "network_error" && d != "interrupted"),
+            "{p}: reached in the end: {rows:?}"
+        );
+        for w in rows.windows(2) {
+            let ended = w[0].ended_at.expect("ended");
+            assert!(
+                ended <= w[1].started_at,
+                "{p}: two attempts at once: {rows:?}"
+            );
+        }
+        for a in rows.iter() {
+            let id = a
+                .call_id
+                .as_deref()
+                .unwrap_or_else(|| panic!("{a:?} has a call"));
+            assert!(
+                rt.block_on(store.call(id)).expect("read").is_some(),
+                "the call record of {a:?}"
+            );
+        }
+    }
+    assert!(failed >= 5, "the outage failed calls ({failed})");
+    let text = std::fs::read_to_string(&log).expect("node log");
+    assert!(
+        text.contains("the trunk answers again: dialing on it resumes"),
+        "{text}"
+    );
 }

@@ -54,6 +54,9 @@ pub struct CallSetup {
     pub live: Option<mpsc::UnboundedSender<LiveEvent>>,
     /// The call is ended by the robot after this long (a call bridged to an agent is not).
     pub max_duration: Duration,
+    /// The call is ended when no RTP has come from the far end for this long (a phone or
+    /// trunk that vanished without a BYE); `None`: never.
+    pub media_timeout: Option<Duration>,
     /// Where the flow's transfers go (`None`: no agents; a transfer runs the flow's fallback).
     pub desk: Option<Desk>,
     /// The longest a transfer waits for an agent, when shorter than the queue's `max_wait`
@@ -287,6 +290,10 @@ struct Session {
     finished: bool,
     ended_by: Option<&'static str>,
     max_ms: u64,
+    /// See [`CallSetup::media_timeout`], in ms.
+    media_timeout_ms: Option<u64>,
+    /// The far end's RTP packet count when last looked at, and when it last grew (ms).
+    rtp_seen: (u64, u64),
     desk: Option<Desk>,
     transfer_max_wait: Option<Duration>,
     customer: CustomerInfo,
@@ -1093,6 +1100,24 @@ impl Session {
         {
             actions.extend(self.flush_dtmf());
         }
+        if let Some(limit) = self.media_timeout_ms
+            && !self.ending
+            && now.saturating_sub(self.rtp_seen.1) >= 1000
+        {
+            // Looked at once a second: has the far end sent anything since?
+            let received = self.media.stats().rtp_received;
+            if received != self.rtp_seen.0 {
+                self.rtp_seen = (received, now);
+            } else if now.saturating_sub(self.rtp_seen.1) > limit {
+                tracing::warn!(
+                    call = %self.id, silent_secs = limit / 1000,
+                    "no RTP from the far end: ending the call (media timeout)"
+                );
+                self.ended_by = Some("media_timeout");
+                self.ending = true;
+                self.playout.interrupt(now);
+            }
+        }
         if now > self.max_ms && !self.ending {
             tracing::warn!(call = %self.id, "call reached its maximum duration");
             self.ending = true;
@@ -1372,6 +1397,8 @@ pub async fn run_call(
         finished: false,
         ended_by: None,
         max_ms: setup.max_duration.as_millis() as u64,
+        media_timeout_ms: setup.media_timeout.map(|d| d.as_millis() as u64),
+        rtp_seen: (0, 0),
         desk: setup.desk.clone(),
         transfer_max_wait: setup.transfer_max_wait,
         customer: CustomerInfo {

@@ -19,6 +19,7 @@ pub mod backup;
 pub mod call;
 pub mod demo;
 pub mod dialer;
+pub mod durable;
 pub mod engines;
 pub mod flow_nlu;
 pub mod metrics;

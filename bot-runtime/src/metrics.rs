@@ -42,6 +42,11 @@ pub struct ComponentLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TrunkLabel {
+    pub trunk: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     pub disposition: String,
     pub outcome: String,
@@ -59,6 +64,10 @@ pub struct Metrics {
     pub leads_skipped: Family<CampaignResultLabel, Counter>,
     pub queue_wait: Family<QueueLabel, Histogram>,
     pub errors: Family<ComponentLabel, Counter>,
+    /// Writes held in memory while the database is unavailable ([`crate::durable`]).
+    pub store_writes_waiting: Gauge,
+    /// 1 while a trunk's breaker holds it down ([`crate::dialer::trunk`]).
+    pub trunk_down: Family<TrunkLabel, Gauge>,
 }
 
 fn wait_histogram() -> Histogram {
@@ -138,6 +147,18 @@ impl Metrics {
             "Errors that were logged and survived, by component",
             errors.clone(),
         );
+        let store_writes_waiting = Gauge::default();
+        registry.register(
+            "store_writes_waiting",
+            "Writes (call records, attempt outcomes, opt-outs) held in memory while the database is unavailable",
+            store_writes_waiting.clone(),
+        );
+        let trunk_down = Family::<TrunkLabel, Gauge>::default();
+        registry.register(
+            "dialer_trunk_down",
+            "1 while a trunk is not answering and only probe calls are dialed on it",
+            trunk_down.clone(),
+        );
         Metrics {
             registry,
             calls_active,
@@ -149,6 +170,8 @@ impl Metrics {
             leads_skipped,
             queue_wait,
             errors,
+            store_writes_waiting,
+            trunk_down,
         }
     }
 

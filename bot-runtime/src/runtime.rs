@@ -46,6 +46,9 @@ pub struct RuntimeConfig {
     pub turn: TurnConfig,
     pub amd: AmdConfig,
     pub max_call: Duration,
+    /// A call with no RTP from the far end for this long is ended (see
+    /// [`crate::call::CallSetup::media_timeout`]).
+    pub media_timeout: Option<Duration>,
     pub progress: ProgressConfig,
     /// The media scheduler's threads (RTP pacing for every call). Media servers run them at
     /// realtime priority so that ASR and TTS inference on the same cores cannot delay a packet;
@@ -64,6 +67,7 @@ impl RuntimeConfig {
             turn: TurnConfig::default(),
             amd: AmdConfig::default(),
             max_call: Duration::from_secs(600),
+            media_timeout: Some(Duration::from_secs(60)),
             progress: ProgressConfig::default(),
             media: SchedulerConfig {
                 workers: 0,
@@ -397,10 +401,16 @@ impl Runtime {
     }
 
     async fn finish(&self, record: CallRecord) -> CallRecord {
-        if let Some(store) = &self.store
-            && let Err(e) = store.save_call(&record).await
-        {
-            tracing::error!(call = %record.id, error = %e, "could not save the call record");
+        if let Some(store) = &self.store {
+            // Held and retried while the database is away: a call that happened is recorded.
+            let what = format!("call record {}", record.id);
+            if let Err(e) =
+                crate::durable::persist(&what, &self.engines.metrics, || store.save_call(&record))
+                    .await
+            {
+                tracing::error!(call = %record.id, error = %e, "could not save the call record");
+                self.engines.metrics.error("store");
+            }
         }
         let _ = self.finished.send(record.clone());
         record
@@ -441,6 +451,7 @@ impl Runtime {
             turn: self.cfg.turn.clone(),
             live,
             max_duration: self.cfg.max_call,
+            media_timeout: self.cfg.media_timeout,
             desk: self.desk.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             transfer_max_wait: None,
         }

@@ -179,6 +179,35 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the database could not be reached — connection refused or dropped, the pool
+    /// timed out, the server is shutting down or refusing connections (SQLSTATE classes 08 and
+    /// 57P), SQLite busy or locked — so that the same write may succeed later
+    /// ([`crate::durable::persist`]). Errors the data causes are not.
+    pub fn is_unavailable(&self) -> bool {
+        let source = match self {
+            StoreError::Query { source, .. } | StoreError::Connect { source, .. } => source,
+            _ => return false,
+        };
+        match source {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                c.starts_with("08")
+                    || c.starts_with("57P")
+                    || c == "53300"
+                    // SQLite: SQLITE_BUSY, SQLITE_LOCKED and their extended codes (PostgreSQL's
+                    // codes have five characters, these fewer).
+                    || ["5", "6", "261", "262", "517", "518", "773"].contains(&c.as_ref())
+            }),
+            _ => false,
+        }
+    }
+}
+
 /// Which calls [`Store::list_calls`] returns. Every filter is optional (`None` = any); the
 /// default lists every call, newest first.
 #[derive(Debug, Clone, Default, PartialEq)]

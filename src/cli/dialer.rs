@@ -45,6 +45,10 @@ pub struct RunArgs {
     /// Where recordings go (default: none).
     #[arg(long)]
     recordings: Option<PathBuf>,
+    /// End a call after this many seconds without RTP from the far end (a phone or trunk gone
+    /// without a BYE); 0: never.
+    #[arg(long, default_value_t = 60)]
+    media_timeout_secs: u64,
     /// Exit when no campaign is running and no call is in progress.
     #[arg(long)]
     until_idle: bool,
@@ -87,6 +91,8 @@ pub fn run(cmd: DialerCommand, models: &ModelsDir) -> anyhow::Result<()> {
         cfg.sip_bind = a.sip;
         cfg.media_ip = a.media_ip.unwrap_or(a.sip.ip());
         cfg.recording_dir = a.recordings.clone();
+        cfg.media_timeout =
+            (a.media_timeout_secs > 0).then(|| Duration::from_secs(a.media_timeout_secs));
         if let Some(dir) = &a.recordings {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }

@@ -35,7 +35,11 @@ pub fn free_tcp_port() -> u16 {
 /// SIPp running `scenario` as the customers' phones on a free loopback port; its log (the
 /// scenario's `<log>` lines) goes to `log`.
 pub fn sipp_phones(scenario: &str, log: &Path) -> (Killed, SocketAddr) {
-    let port = free_udp_port();
+    sipp_phones_on(scenario, log, free_udp_port())
+}
+
+/// [`sipp_phones`] on a given loopback port (a trunk brought back where it was).
+pub fn sipp_phones_on(scenario: &str, log: &Path, port: u16) -> (Killed, SocketAddr) {
     let child = Command::new("sipp")
         .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-sf", scenario])
         .args(["-nostdin", "-trace_logs", "-log_file"])

@@ -16,7 +16,10 @@
 //! - `order`: `sequential` | `random` | `loop`;
 //! - `pacing`: default capacity-paced robot dialing at the campaign's `max_concurrent`;
 //! - `trunk.address`: where INVITEs go; `domain`: the Request-URI's host (default: the address);
-//!   `cps`: calls per second on the trunk;
+//!   `cps`: calls per second on the trunk; `trip_after` (10) calls in a row failing with
+//!   `network_error` (503s, timeouts) stop dialing on the trunk but for one probe call every
+//!   `probe_secs` (30) until a call reaches the far end ([`crate::dialer::trunk`]; the first
+//!   campaign to dial a trunk sets these for it on a node);
 //! - `default_region`: how national numbers in lead files are read;
 //! - `queue`: human campaigns only, and required there: the agent queue every answered call goes
 //!   to (see [`crate::dialer::human`]). Human campaigns pace progressive 1:1 unless `pacing`
@@ -75,6 +78,11 @@ pub struct Trunk {
     pub cps: f64,
     /// Calls that may start at once before the rate applies.
     pub burst: u32,
+    /// Calls in a row ending in `network_error` (503s, timeouts) that mark the trunk down
+    /// ([`crate::dialer::trunk`]).
+    pub trip_after: u32,
+    /// While down, one probe call every this many seconds.
+    pub probe_secs: u64,
 }
 
 impl Default for Trunk {
@@ -84,6 +92,8 @@ impl Default for Trunk {
             domain: None,
             cps: 10.0,
             burst: 1,
+            trip_after: 10,
+            probe_secs: 30,
         }
     }
 }
@@ -144,6 +154,15 @@ impl CampaignSettings {
             return Err(format!(
                 "trunk.cps must be a positive number, not {}",
                 self.trunk.cps
+            ));
+        }
+        if self.trunk.trip_after == 0 {
+            return Err("trunk.trip_after must be at least 1".into());
+        }
+        if !(1..=3600).contains(&self.trunk.probe_secs) {
+            return Err(format!(
+                "trunk.probe_secs must be between 1 and 3600, not {}",
+                self.trunk.probe_secs
             ));
         }
         if self

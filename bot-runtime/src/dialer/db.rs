@@ -1156,15 +1156,18 @@ impl Store {
             return Ok(Vec::new());
         }
         // Leases that ran out go back to the pool first (normally none: an index range), so the
-        // pick below only walks the claimable partial index, in the campaign's order.
+        // pick below only walks the claimable partial index, in the campaign's order. Not this
+        // node's own: those are leads it is working on (a lease of ours runs out only when the
+        // database was away long enough to stop the renewals; the call is still ours).
         sqlx::query(
             "UPDATE campaign_leads SET lease_owner = NULL, lease_until_us = NULL \
              WHERE tenant = $1 AND campaign = $2 AND lease_owner IS NOT NULL \
-             AND lease_until_us <= $3",
+             AND lease_until_us <= $3 AND lease_owner <> $4",
         )
         .bind(tenant.to_string())
         .bind(campaign.to_string())
         .bind(us(now))
+        .bind(node.to_string())
         .execute(&self.pool)
         .await
         .map_err(|e| self.query_error(format!("claiming leads of {campaign}"), e))?;
@@ -1245,17 +1248,52 @@ impl Store {
         Ok(out)
     }
 
-    /// Extends every lease `node` holds to `until` (a node renews while its calls run).
-    pub async fn renew_leases(&self, node: &str, until: DateTime<Utc>) -> Result<u64, StoreError> {
+    /// Extends every lease `node` holds to `lease` from now (a node renews while its calls run).
+    pub async fn renew_leases(
+        &self,
+        node: &str,
+        lease: chrono::Duration,
+    ) -> Result<u64, StoreError> {
+        // The new end is taken once a connection is at hand: a renewal that waited for the
+        // database must not write an end that has already passed.
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(self.err("renewing leases"))?;
+        let until = Utc::now() + lease;
         let r = sqlx::query(
             "UPDATE campaign_leads SET lease_until_us = $1 WHERE lease_owner = $2 AND state = 'ready'",
         )
         .bind(us(until))
         .bind(node.to_string())
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await
         .map_err(self.err("renewing leases"))?;
         Ok(r.rows_affected())
+    }
+
+    /// Gives back a lead this node leased but could not work on (an error before its attempt
+    /// ended): due again at once for any node. Returns whether the lease was still this node's.
+    pub async fn release_lead(
+        &self,
+        tenant: &str,
+        campaign: &str,
+        lead: &str,
+        node: &str,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE campaign_leads SET lease_owner = NULL, lease_until_us = NULL \
+             WHERE tenant = $1 AND campaign = $2 AND lead = $3 AND lease_owner = $4",
+        )
+        .bind(tenant.to_string())
+        .bind(campaign.to_string())
+        .bind(lead.to_string())
+        .bind(node.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(self.err(format!("releasing lead {lead}")))?;
+        Ok(r.rows_affected() > 0)
     }
 
     /// At a node's start: drops the leases a previous process with the same node id held (that

@@ -27,3 +27,4 @@ pub mod pacing;
 pub mod phone;
 pub mod rules;
 pub mod service;
+pub mod trunk;

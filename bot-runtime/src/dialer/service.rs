@@ -57,6 +57,8 @@ use crate::dialer::human::{self, CallTrack, LiveCounts};
 use crate::dialer::pacing::{CpsLimiter, Pacer, PacingMode, PacingState};
 use crate::dialer::phone;
 use crate::dialer::rules::{self, Attempt, LeadState, Verdict};
+use crate::dialer::trunk::{self, Admit, TrunkHealth};
+use crate::durable;
 use crate::record::CallRecord;
 use crate::runtime::{Dial, Runtime};
 use crate::store::{Store, StoreError};
@@ -125,6 +127,8 @@ pub struct Dialer {
     cfg: DialerConfig,
     flows: Mutex<HashMap<(String, String, u32), Arc<Flow>>>,
     limiters: Mutex<HashMap<String, CpsLimiter>>,
+    /// Each trunk's breaker, by address.
+    trunks: Mutex<HashMap<String, TrunkHealth>>,
     active: Arc<AtomicU32>,
     t0: Instant,
     events: Option<mpsc::UnboundedSender<DialerEvent>>,
@@ -166,6 +170,7 @@ impl Dialer {
             cfg,
             flows: Mutex::new(HashMap::new()),
             limiters: Mutex::new(HashMap::new()),
+            trunks: Mutex::new(HashMap::new()),
             active: Arc::new(AtomicU32::new(0)),
             t0: Instant::now(),
             events,
@@ -368,7 +373,9 @@ impl Dialer {
                 "took back the leases and open attempts of an earlier process with this node id"
             );
         }
+        // When the leases were last renewed; a failed renewal is tried again at every poll.
         let mut last_renew = Instant::now();
+        let mut renew_failing = false;
         let mut last_sweep: Option<Instant> = None;
         let mut last_dnc_load: Option<Instant> = None;
         loop {
@@ -376,16 +383,33 @@ impl Dialer {
                 break;
             }
             let now = Utc::now();
-            if last_renew.elapsed() >= self.cfg.lease / 3 {
-                if let Err(e) = self
-                    .store
-                    .renew_leases(&self.cfg.node, now + self.lease())
-                    .await
-                {
-                    tracing::error!(error = %e, "could not renew leases");
-                    self.rt.engines().metrics.error("dialer");
+            if renew_failing || last_renew.elapsed() >= self.cfg.lease / 3 {
+                match self.store.renew_leases(&self.cfg.node, self.lease()).await {
+                    Ok(_) => {
+                        if renew_failing {
+                            tracing::warn!("the database is back: leases renewed, dialing resumes");
+                        }
+                        renew_failing = false;
+                        last_renew = Instant::now();
+                    }
+                    Err(e) => {
+                        if !renew_failing {
+                            tracing::error!(error = %e, "could not renew leases: no new dials until the database answers");
+                        }
+                        renew_failing = true;
+                        self.rt.engines().metrics.error("dialer");
+                    }
                 }
-                last_renew = Instant::now();
+            }
+            // Claiming needs this node's leases to be current: a claim releases the leases that
+            // ran out, and one of ours that ran out during an outage is a call still in
+            // progress here, which must not be closed and dialed again.
+            if renew_failing {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.cfg.poll) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
             }
             if last_sweep.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
                 match self.store.sweep_dnc(now).await {
@@ -425,15 +449,17 @@ impl Dialer {
                 }
                 last_dnc_load = Some(Instant::now());
             }
+            let mut busy = false;
             let campaigns = match self.store.running_campaigns().await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "could not list running campaigns");
                     self.rt.engines().metrics.error("dialer");
+                    // Not idle: what is left to dial is unknown.
+                    busy = true;
                     Vec::new()
                 }
             };
-            let mut busy = false;
             for c in campaigns {
                 match self.tick_campaign(&c).await {
                     Ok(has_work) => busy |= has_work,
@@ -688,6 +714,15 @@ impl Dialer {
         let Some(flow) = flow else {
             return Ok(false);
         };
+        // A trunk that stopped answering is dialed one probe call at a time (dialer::trunk).
+        let probe = match self.trunk_admit(&settings) {
+            Admit::Dial => false,
+            Admit::Probe => {
+                n = 1;
+                true
+            }
+            Admit::Wait(_) => return Ok(true),
+        };
         // Preparing a flow takes seconds: the lease starts now, not when the tick began.
         let now = Utc::now();
         let claimed = self
@@ -701,7 +736,14 @@ impl Dialer {
                 now + self.lease(),
                 n,
             )
-            .await?;
+            .await;
+        let claimed = match claimed {
+            Ok(c) if !c.is_empty() || !probe => c,
+            other => {
+                self.probe_not_dialed(&settings);
+                other?
+            }
+        };
         for lead in claimed {
             self.active.fetch_add(1, Ordering::SeqCst);
             let me = self.clone();
@@ -714,14 +756,92 @@ impl Dialer {
                 .map(|p| (p.clone(), CallTrack::new(p.counts.clone())));
             tokio::spawn(async move {
                 let phone = lead.lead.phone.clone();
-                if let Err(e) = me.work(&c, &settings, flow, lead, paced).await {
-                    tracing::error!(campaign = %c.id, %phone, error = %e, "dialing a lead failed; its lease will run out and it will be retried");
+                let id = lead.lead.id.clone();
+                let worked = me.work(&c, &settings, flow, lead, paced).await;
+                if probe && !matches!(worked, Ok(true)) {
+                    me.probe_not_dialed(&settings);
+                }
+                if let Err(e) = worked {
+                    tracing::error!(campaign = %c.id, %phone, error = %e, "dialing a lead failed; its lease is given back and it will be tried again");
                     me.rt.engines().metrics.error("dialer");
+                    // Renewed with the node's other leases, it would otherwise stay leased.
+                    let what = format!("lease of lead {id}");
+                    if let Err(e) = durable::persist(&what, &me.rt.engines().metrics, || {
+                        me.store.release_lead(&c.tenant, &c.id, &id, &me.cfg.node)
+                    })
+                    .await
+                    {
+                        tracing::error!(campaign = %c.id, %phone, error = %e, "could not give back a lead's lease");
+                    }
                 }
                 me.active.fetch_sub(1, Ordering::SeqCst);
             });
         }
         Ok(true)
+    }
+
+    /// What the trunk's breaker allows now.
+    fn trunk_admit(&self, settings: &CampaignSettings) -> Admit {
+        let now = self.t0.elapsed();
+        self.trunks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(settings.trunk.address.clone())
+            .or_insert_with(|| trunk_health(settings))
+            .admit(now)
+    }
+
+    fn probe_not_dialed(&self, settings: &CampaignSettings) {
+        if let Some(t) = self
+            .trunks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&settings.trunk.address)
+        {
+            t.probe_not_dialed();
+        }
+    }
+
+    /// Feeds an attempt's end to its trunk's breaker; alerts when the trunk goes down or up.
+    fn trunk_result(&self, settings: &CampaignSettings, disposition: &str) {
+        let now = self.t0.elapsed();
+        let change = self
+            .trunks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(settings.trunk.address.clone())
+            .or_insert_with(|| trunk_health(settings))
+            .on_result(now, trunk::CallResult::of(disposition));
+        let trunk = &settings.trunk.address;
+        let gauge = || {
+            self.rt
+                .engines()
+                .metrics
+                .trunk_down
+                .get_or_create(&crate::metrics::TrunkLabel {
+                    trunk: trunk.clone(),
+                })
+                .clone()
+        };
+        match change {
+            Some(trunk::Change::Down { failures }) => {
+                tracing::error!(
+                    %trunk, failures, probe_secs = settings.trunk.probe_secs,
+                    "the trunk is not answering ({failures} calls in a row failed: 503s or timeouts): dialing on it is paused, one probe call every {} s",
+                    settings.trunk.probe_secs
+                );
+                self.rt.engines().metrics.error("trunk");
+                gauge().set(1);
+            }
+            Some(trunk::Change::Up { down_for }) => {
+                tracing::warn!(
+                    %trunk, down_secs = down_for.as_secs(),
+                    "the trunk answers again: dialing on it resumes"
+                );
+                gauge().set(0);
+            }
+            None => {}
+        }
     }
 
     async fn wait_for_trunk(&self, settings: &CampaignSettings) {
@@ -748,7 +868,7 @@ impl Dialer {
         flow: Arc<Flow>,
         claimed: ClaimedLead,
         paced: Option<(Arc<CampaignPacing>, CallTrack)>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let (pacing, track) = match paced {
             Some((p, t)) => (Some(p), Some(t)),
             None => (None, None),
@@ -789,7 +909,8 @@ impl Dialer {
                         false,
                         until,
                     )
-                    .await;
+                    .await
+                    .map(|()| false);
             }
             Verdict::Stop(reason) => {
                 return self
@@ -804,7 +925,8 @@ impl Dialer {
                         true,
                         now,
                     )
-                    .await;
+                    .await
+                    .map(|()| false);
             }
         };
         // The in-memory DNC index first (no transaction for a number known to be listed); the
@@ -814,7 +936,8 @@ impl Dialer {
         {
             return self
                 .blocked(c, lead.id.clone(), &lead.phone, &entry, now)
-                .await;
+                .await
+                .map(|()| false);
         }
         self.wait_for_trunk(settings).await;
         let target = match telephony::sip::Uri::parse(&settings.trunk.uri(&lead.phone)) {
@@ -832,14 +955,15 @@ impl Dialer {
                         true,
                         now,
                     )
-                    .await;
+                    .await
+                    .map(|()| false);
             }
         };
         let next_hop = match settings.trunk.socket_addr() {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!(campaign = %c.id, error = %e, "bad trunk");
-                return Ok(());
+                return Ok(false);
             }
         };
         let attempt = NewAttempt {
@@ -857,12 +981,13 @@ impl Dialer {
             DialStart::Dial(tx) => tx,
             DialStart::LeaseLost => {
                 tracing::warn!(campaign = %c.id, phone = %lead.phone, "lease lost before dialing; another node has the lead");
-                return Ok(());
+                return Ok(false);
             }
             DialStart::Blocked(entry) => {
                 return self
                     .blocked(c, lead.id.clone(), &lead.phone, &entry, now)
-                    .await;
+                    .await
+                    .map(|()| false);
             }
         };
         // The call: its live events carry the flow's opt-outs and callbacks.
@@ -948,7 +1073,13 @@ impl Dialer {
                                 None,
                             );
                         }
-                        match store.add_dnc(&[entry]).await {
+                        let entries = [entry];
+                        let what = format!("opt-out said in call {call}");
+                        match durable::persist(&what, &me.rt.engines().metrics, || {
+                            store.add_dnc(&entries)
+                        })
+                        .await
+                        {
                             Ok(()) => {
                                 let _ = store
                                     .audit(
@@ -981,10 +1112,11 @@ impl Dialer {
                 .map_or((false, false), |t| (t.queued, t.connected));
             let ledger = human::ledger_entry(c.kind, &record, queued, connected);
             let at = record.answered_at.unwrap_or(record.ended_at);
-            if let Err(e) = self
-                .store
-                .record_abandons(&c.tenant, &c.id, at, ledger)
-                .await
+            let what = format!("abandon ledger entry of call {}", record.id);
+            if let Err(e) = durable::persist(&what, &self.rt.engines().metrics, || {
+                self.store.record_abandons(&c.tenant, &c.id, at, ledger)
+            })
+            .await
             {
                 tracing::error!(campaign = %c.id, error = %e, "could not add the call to the abandon ledger");
                 self.rt.engines().metrics.error("dialer");
@@ -1002,6 +1134,7 @@ impl Dialer {
         }
         drop(track);
         let disposition = disposition_of(&record, opted_out.is_some(), callback.is_some());
+        self.trunk_result(settings, &disposition);
         let callback_at = callback.and_then(|local| {
             let tz = zones.first().copied().unwrap_or(Tz::UTC);
             tz.from_local_datetime(&local)
@@ -1013,9 +1146,13 @@ impl Dialer {
             disposition: disposition.clone(),
         });
         let ended = Utc::now();
-        let debt = self
-            .debt_history(c, settings, lead.debt_id.as_deref(), ended)
-            .await?;
+        // From the INVITE on, every read and write waits out a database outage: an error here
+        // would leave the attempt open, to be closed `interrupted` and dialed again.
+        let what = format!("debt history for attempt {}", attempt.id);
+        let debt = durable::persist(&what, &self.rt.engines().metrics, || {
+            self.debt_history(c, settings, lead.debt_id.as_deref(), ended)
+        })
+        .await?;
         let state = LeadState {
             timezones: &zones,
             attempts: &history,
@@ -1042,9 +1179,9 @@ impl Dialer {
                 callback_at,
             },
         };
-        let held = self
-            .store
-            .finish_attempt(
+        let what = format!("outcome of attempt {}", attempt.id);
+        let held = durable::persist(&what, &self.rt.engines().metrics, || {
+            self.store.finish_attempt(
                 &c.tenant,
                 &c.id,
                 &lead.id,
@@ -1055,7 +1192,8 @@ impl Dialer {
                 Some(&record.id),
                 &update,
             )
-            .await?;
+        })
+        .await?;
         if !held {
             tracing::warn!(campaign = %c.id, phone = %lead.phone, "the lead's lease ran out during the call; its new owner decides what is next");
         }
@@ -1065,7 +1203,7 @@ impl Dialer {
             disposition,
             next: update.reason,
         });
-        Ok(())
+        Ok(true)
     }
 
     async fn history(&self, c: &Campaign, lead: &str) -> Result<Vec<Attempt>, StoreError> {
@@ -1189,6 +1327,13 @@ impl Dialer {
 /// The attempt's disposition from the call's record: the network's answer when there was no
 /// answer; for answered calls, the machine verdict, then what the flow did (an opt-out, a
 /// callback, an outcome), else `answered` (the customer hung up before any outcome).
+fn trunk_health(settings: &CampaignSettings) -> TrunkHealth {
+    TrunkHealth::new(
+        settings.trunk.trip_after,
+        Duration::from_secs(settings.trunk.probe_secs),
+    )
+}
+
 pub fn disposition_of(record: &CallRecord, opted_out: bool, callback: bool) -> String {
     match record.disposition.as_str() {
         "answered" => {}
