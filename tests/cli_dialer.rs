@@ -299,16 +299,11 @@ impl Env {
     fn campaign_phones(&self, tenant: &str, campaign: &str) -> Vec<String> {
         self.with_store(async |s| {
             let now = Utc::now();
+            // Claims with a lease that ends at once, under a node id of its own each time: the
+            // next read's claim releases them (a node never releases its own leases).
+            let reader = format!("cli-test-{}", uuid::Uuid::new_v4().simple());
             let mut phones: Vec<String> = s
-                .claim_leads(
-                    tenant,
-                    campaign,
-                    "cli-test",
-                    Order::Sequential,
-                    now,
-                    now,
-                    1000,
-                )
+                .claim_leads(tenant, campaign, &reader, Order::Sequential, now, now, 1000)
                 .await
                 .expect("reading the campaign's leads")
                 .into_iter()

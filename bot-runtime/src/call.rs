@@ -294,6 +294,11 @@ struct Session {
     media_timeout_ms: Option<u64>,
     /// The far end's RTP packet count when last looked at, and when it last grew (ms).
     rtp_seen: (u64, u64),
+    /// When the packet count was last looked at (ms).
+    media_checked_ms: u64,
+    /// Whether the far end's latest offer says it sends media (not on hold with `inactive` or
+    /// `recvonly`): its silence is timed out only then.
+    far_end_sends: bool,
     desk: Option<Desk>,
     transfer_max_wait: Option<Duration>,
     customer: CustomerInfo,
@@ -1101,10 +1106,12 @@ impl Session {
             actions.extend(self.flush_dtmf());
         }
         if let Some(limit) = self.media_timeout_ms
+            && self.far_end_sends
             && !self.ending
-            && now.saturating_sub(self.rtp_seen.1) >= 1000
+            && now.saturating_sub(self.media_checked_ms) >= 1000
         {
             // Looked at once a second: has the far end sent anything since?
+            self.media_checked_ms = now;
             let received = self.media.stats().rtp_received;
             if received != self.rtp_seen.0 {
                 self.rtp_seen = (received, now);
@@ -1127,6 +1134,22 @@ impl Session {
             self.finished = true;
         }
         actions
+    }
+
+    /// A re-INVITE from the phone: a hold that stops its media (`a=inactive`, `recvonly`)
+    /// suspends the media timeout; a resume starts it afresh.
+    fn on_reoffer(&mut self, sdp: &[u8]) {
+        let Ok(offer) = telephony::sdp::Sdp::parse_bytes(sdp) else {
+            return;
+        };
+        let sends = offer.direction_of(0).sends();
+        if sends && !self.far_end_sends {
+            self.rtp_seen.1 = self.now_ms();
+        }
+        if sends != self.far_end_sends {
+            tracing::info!(call = %self.id, sends, "the phone changed its media direction");
+        }
+        self.far_end_sends = sends;
     }
 
     /// What the customer's side says about the REFER of a cold transfer.
@@ -1399,6 +1422,8 @@ pub async fn run_call(
         max_ms: setup.max_duration.as_millis() as u64,
         media_timeout_ms: setup.media_timeout.map(|d| d.as_millis() as u64),
         rtp_seen: (0, 0),
+        media_checked_ms: 0,
+        far_end_sends: true,
         desk: setup.desk.clone(),
         transfer_max_wait: setup.transfer_max_wait,
         customer: CustomerInfo {
@@ -1460,7 +1485,7 @@ pub async fn run_call(
                 Some(CallEvent::Ended { .. }) | None => { remote_hangup = true; Vec::new() }
                 Some(CallEvent::Reoffer { sdp }) => {
                     // Hold/resume from the phone: keep the same media, answer with our SDP.
-                    let _ = sdp;
+                    s.on_reoffer(&sdp);
                     Vec::new()
                 }
                 Some(
