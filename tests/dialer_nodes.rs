@@ -627,8 +627,21 @@ struct DbRelay {
     tasks: std::sync::Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
+/// Where `url`'s `host:port` sits in it (a PostgreSQL URL with a user and a database).
+fn host_port(url: &str) -> std::ops::Range<usize> {
+    let at = url.find('@').expect("a user in the URL") + 1;
+    at..at + url[at..].find('/').expect("a database in the URL")
+}
+
 impl DbRelay {
-    fn start(target: SocketAddr) -> DbRelay {
+    /// A relay to the server of PostgreSQL URL `url`.
+    fn start(url: &str) -> DbRelay {
+        use std::net::ToSocketAddrs as _;
+        let target = url[host_port(url)]
+            .to_socket_addrs()
+            .expect("PostgreSQL's address")
+            .next()
+            .expect("an address");
         let relay = DbRelay {
             rt: rt(),
             port: free_tcp_port(),
@@ -692,9 +705,13 @@ impl DbRelay {
 
     /// `url` (a PostgreSQL URL on `self.target`) through the relay.
     fn url(&self, url: &str) -> String {
-        let at = url.find('@').expect("a user in the URL") + 1;
-        let end = at + url[at..].find('/').expect("a database in the URL");
-        format!("{}127.0.0.1:{}{}", &url[..at], self.port, &url[end..])
+        let hp = host_port(url);
+        format!(
+            "{}127.0.0.1:{}{}",
+            &url[..hp.start],
+            self.port,
+            &url[hp.end..]
+        )
     }
 }
 
@@ -704,17 +721,7 @@ fn a_database_outage_mid_campaign_loses_nothing_postgres() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rt = rt();
     let pg = rt.block_on(PgDb::create());
-    let target: SocketAddr = {
-        use std::net::ToSocketAddrs as _;
-        let at = pg.url.find('@').expect("user") + 1;
-        let end = at + pg.url[at..].find('/').expect("database");
-        pg.url[at..end]
-            .to_socket_addrs()
-            .expect("PostgreSQL's address")
-            .next()
-            .expect("an address")
-    };
-    let relay = DbRelay::start(target);
+    let relay = DbRelay::start(&pg.url);
     let via_relay = relay.url(&pg.url);
     let sipp_log = dir.path().join("sipp.log");
     let (_sipp, trunk) = sipp_phones(SCENARIO, &sipp_log);

@@ -780,38 +780,36 @@ impl Dialer {
         Ok(true)
     }
 
-    /// What the trunk's breaker allows now.
-    fn trunk_admit(&self, settings: &CampaignSettings) -> Admit {
-        let now = self.t0.elapsed();
-        self.trunks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(settings.trunk.address.clone())
-            .or_insert_with(|| trunk_health(settings))
-            .admit(now)
-    }
-
-    fn probe_not_dialed(&self, settings: &CampaignSettings) {
-        if let Some(t) = self
+    /// Runs `f` on the breaker of the settings' trunk (made on first use).
+    fn with_trunk<T>(
+        &self,
+        settings: &CampaignSettings,
+        f: impl FnOnce(&mut TrunkHealth) -> T,
+    ) -> T {
+        f(self
             .trunks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get_mut(&settings.trunk.address)
-        {
-            t.probe_not_dialed();
-        }
+            .entry(settings.trunk.address.clone())
+            .or_insert_with(|| trunk_health(settings)))
+    }
+
+    /// What the trunk's breaker allows now.
+    fn trunk_admit(&self, settings: &CampaignSettings) -> Admit {
+        let now = self.t0.elapsed();
+        self.with_trunk(settings, |t| t.admit(now))
+    }
+
+    fn probe_not_dialed(&self, settings: &CampaignSettings) {
+        self.with_trunk(settings, TrunkHealth::probe_not_dialed);
     }
 
     /// Feeds an attempt's end to its trunk's breaker; alerts when the trunk goes down or up.
     fn trunk_result(&self, settings: &CampaignSettings, disposition: &str) {
         let now = self.t0.elapsed();
-        let change = self
-            .trunks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(settings.trunk.address.clone())
-            .or_insert_with(|| trunk_health(settings))
-            .on_result(now, trunk::CallResult::of(disposition));
+        let change = self.with_trunk(settings, |t| {
+            t.on_result(now, trunk::CallResult::of(disposition))
+        });
         let trunk = &settings.trunk.address;
         let gauge = || {
             self.rt
