@@ -184,6 +184,11 @@ fn campaign_with(
 }
 
 fn node(db: &str, name: &str, until_idle: bool, log: &Path) -> Killed {
+    node_with(db, name, until_idle, log, &[])
+}
+
+/// [`node`] with more arguments.
+fn node_with(db: &str, name: &str, until_idle: bool, log: &Path, more: &[&str]) -> Killed {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_callbot"));
     cmd.args(["dialer", "run", "--node", name, "--sip", "127.0.0.1:0"])
         .args([
@@ -195,7 +200,8 @@ fn node(db: &str, name: &str, until_idle: bool, log: &Path) -> Killed {
             db,
         ])
         // SIPp's phones send no RTP: a call whose phone is killed ends 10 s later.
-        .args(["--media-timeout-secs", "10"]);
+        .args(["--media-timeout-secs", "10"])
+        .args(more);
     if until_idle {
         cmd.arg("--until-idle");
     }
@@ -922,4 +928,151 @@ fn a_trunk_that_stops_answering_is_probed_and_nothing_is_lost() {
         text.contains("the trunk answers again: dialing on it resumes"),
         "{text}"
     );
+}
+
+/// A tmpfs of `size` mounted at `path` (needs root, as in CI), unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).expect("mount point");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "mounting a {size} tmpfs at {} (this test needs root): {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(path.to_path_buf())
+    }
+
+    /// Writes `path` until the filesystem is full; returns the bytes written.
+    fn fill(&self, path: &Path) -> u64 {
+        let mut f = std::fs::File::create(path).expect("ballast");
+        let chunk = vec![0x55u8; 16 << 10];
+        let mut n = 0u64;
+        loop {
+            match f.write(&chunk) {
+                Ok(0) => break,
+                Ok(k) => n += k as u64,
+                Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+                Err(e) => panic!("filling {}: {e}", path.display()),
+            }
+        }
+        n
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_recordings_disk_holds_dialing_and_loses_no_recording() {
+    use sha2::Digest as _;
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("callbot.db").display());
+    let sipp_log = dir.path().join("sipp.log");
+    let (_sipp, trunk) = sipp_phones(SCENARIO, &sipp_log);
+    // Each call's recording is about 60 KB (1.5 s of two 8 kHz 16-bit channels, sealed).
+    let rec_dir = dir.path().join("recordings");
+    let disk = Tmpfs::mount(&rec_dir, "8m");
+    const N: usize = 80;
+    campaign(dir.path(), &db, N, trunk, 20);
+    let rt = rt();
+    let store = rt.block_on(Store::open(&db)).expect("open");
+    let log = dir.path().join("node.log");
+    let recordings = rec_dir.display().to_string();
+    let mut n1 = node_with(
+        &db,
+        "node-1",
+        true,
+        &log,
+        &["--recordings", &recordings, "--recordings-min-free-mb", "1"],
+    );
+    rt.block_on(wait_for_attempts(&store, 20, Duration::from_secs(120)));
+    // The disk fills up while calls are in progress.
+    let ballast = rec_dir.join("ballast");
+    let filled = disk.fill(&ballast);
+    let full_at = Utc::now();
+    wait_for_log(
+        &log,
+        "the recordings disk is full: no new dials",
+        Duration::from_secs(10),
+    );
+    wait_for_log(
+        &log,
+        "holding this recording and retrying",
+        Duration::from_secs(30),
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    let freed_at = Utc::now();
+    std::fs::remove_file(&ballast).expect("free the disk");
+    wait_exit(&mut n1, Duration::from_secs(300), &log);
+    println!("filled {filled} bytes at {full_at}, freed at {freed_at}");
+
+    let all = rt.block_on(check_complete(&store, N, &sipp_log));
+    // Nothing dialed while the disk was full (a claim already under way when it filled may
+    // still start in the next second).
+    let during: Vec<_> = all
+        .iter()
+        .filter(|a| {
+            a.started_at > full_at + chrono::Duration::seconds(1) && a.started_at < freed_at
+        })
+        .collect();
+    assert!(during.is_empty(), "dialed with a full disk: {during:?}");
+    assert!(
+        all.iter().any(|a| a.started_at > freed_at),
+        "dialing resumed after the disk was freed"
+    );
+    // Every answered call has its recording, whole; no partial file is left.
+    let mut recorded = 0;
+    for a in &all {
+        let id = a
+            .call_id
+            .as_deref()
+            .unwrap_or_else(|| panic!("{a:?} has a call"));
+        let call = rt
+            .block_on(store.call(id))
+            .expect("read")
+            .unwrap_or_else(|| panic!("the call record of {a:?}"));
+        if call.answered_at.is_none() {
+            continue;
+        }
+        let rec = call
+            .recording
+            .as_ref()
+            .unwrap_or_else(|| panic!("answered call {id} has its recording: {call:?}"));
+        let bytes = std::fs::read(&rec.path).expect("the recording file");
+        assert_eq!(bytes.len() as u64, rec.bytes, "{id}: size");
+        assert_eq!(
+            hex::encode(sha2::Sha256::digest(&bytes)),
+            rec.sha256,
+            "{id}"
+        );
+        recorded += 1;
+    }
+    assert!(recorded >= N, "{recorded} recordings for {N} leads");
+    let parts: Vec<_> = std::fs::read_dir(&rec_dir)
+        .expect("list")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        .map(|e| e.path())
+        .collect();
+    assert!(parts.is_empty(), "partial files left: {parts:?}");
+    let text = std::fs::read_to_string(&log).expect("node log");
+    for line in [
+        "the recordings disk has space again: a held recording is stored",
+        "the recordings disk has space again: dialing resumes",
+    ] {
+        assert!(text.contains(line), "{line:?} logged:\n{text}");
+    }
+    drop(disk);
 }

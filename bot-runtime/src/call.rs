@@ -1618,9 +1618,24 @@ pub async fn run_call(
             None => format!("{}.wav", record.id),
         };
         let path = dir.join(name);
-        match s.recorder.write(&path, keys) {
+        // A full disk holds the recording in memory until there is space (and the dialer
+        // dials nothing new meanwhile); any other failure is logged and the call's record
+        // says it has no recording.
+        let stored = match s.recorder.encode(keys) {
+            Ok(rec) => {
+                let what = format!("recording of call {}", record.id);
+                crate::durable::store_recording(&what, &engines.metrics, || {
+                    let (rec, path) = (&rec, &path);
+                    async move { rec.store(path) }
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        match stored {
             Ok(r) => record.recording = Some(r),
             Err(e) => {
+                engines.metrics.error("recording");
                 tracing::error!(call = %record.id, path = %path.display(), error = %e, "could not write the recording")
             }
         }

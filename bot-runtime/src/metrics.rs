@@ -66,6 +66,10 @@ pub struct Metrics {
     pub errors: Family<ComponentLabel, Counter>,
     /// Writes held in memory while the database is unavailable ([`crate::durable`]).
     pub store_writes_waiting: Gauge,
+    /// Call recordings held in memory while the recordings disk is full ([`crate::durable`]).
+    pub recordings_waiting: Gauge,
+    /// 1 while the dialer dials nothing new because the recordings disk is short of space.
+    pub recordings_disk_full: Gauge,
     /// 1 while a trunk's breaker holds it down ([`crate::dialer::trunk`]).
     pub trunk_down: Family<TrunkLabel, Gauge>,
 }
@@ -153,6 +157,18 @@ impl Metrics {
             "Writes (call records, attempt outcomes, opt-outs) held in memory while the database is unavailable",
             store_writes_waiting.clone(),
         );
+        let recordings_waiting = Gauge::default();
+        registry.register(
+            "recordings_waiting",
+            "Call recordings held in memory while the recordings disk is full",
+            recordings_waiting.clone(),
+        );
+        let recordings_disk_full = Gauge::default();
+        registry.register(
+            "recordings_disk_full",
+            "1 while the recordings disk is short of space and no new calls are dialed",
+            recordings_disk_full.clone(),
+        );
         let trunk_down = Family::<TrunkLabel, Gauge>::default();
         registry.register(
             "dialer_trunk_down",
@@ -171,6 +187,8 @@ impl Metrics {
             queue_wait,
             errors,
             store_writes_waiting,
+            recordings_waiting,
+            recordings_disk_full,
             trunk_down,
         }
     }

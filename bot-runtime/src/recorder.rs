@@ -60,6 +60,11 @@ impl Recorder {
     /// when given (`PATH` is then `….wav.sealed`, see [`crate::vault::Vault::seal_bytes`]), else
     /// plain. The reference's SHA-256 and size are those of the file as stored.
     pub fn write(&self, path: &Path, keys: Option<&Vault>) -> std::io::Result<RecordingRef> {
+        self.encode(keys)?.store(path)
+    }
+
+    /// The recording as it will be stored: the WAV, sealed with `keys` when given.
+    pub fn encode(&self, keys: Option<&Vault>) -> std::io::Result<EncodedRecording> {
         let n = self.customer.len().max(self.robot.len());
         let spec = hound::WavSpec {
             channels: 2,
@@ -82,15 +87,54 @@ impl Recorder {
             Some(k) => k.seal_bytes(RECORDING_FIELD, &wav.into_inner()),
             None => wav.into_inner(),
         };
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".part");
-        std::fs::write(&tmp, &bytes)?;
-        std::fs::rename(&tmp, path)?;
-        Ok(RecordingRef {
-            path: path.display().to_string(),
-            sha256: hex::encode(Sha256::digest(&bytes)),
+        Ok(EncodedRecording {
+            bytes,
             duration_ms: n as u64 / 8,
-            bytes: bytes.len() as u64,
         })
     }
+}
+
+/// A recording encoded (and sealed) in memory, ready to be stored; it can be stored again after
+/// a failed try (a full disk) without encoding it again.
+#[derive(Debug, Clone)]
+pub struct EncodedRecording {
+    bytes: Vec<u8>,
+    duration_ms: u64,
+}
+
+impl EncodedRecording {
+    /// Bytes as stored.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Writes `PATH.part`, then renames it to `path`. A failed write removes its `.part` file,
+    /// so a full disk is not left fuller by half a recording.
+    pub fn store(&self, path: &Path) -> std::io::Result<RecordingRef> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".part");
+        let tmp = std::path::PathBuf::from(tmp);
+        if let Err(e) = std::fs::write(&tmp, &self.bytes).and_then(|()| std::fs::rename(&tmp, path))
+        {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(RecordingRef {
+            path: path.display().to_string(),
+            sha256: hex::encode(Sha256::digest(&self.bytes)),
+            duration_ms: self.duration_ms,
+            bytes: self.bytes.len() as u64,
+        })
+    }
+}
+
+/// Bytes free for this process on the filesystem holding `dir`.
+pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    let st = nix::sys::statvfs::statvfs(dir).map_err(std::io::Error::from)?;
+    let (blocks, size): (u64, u64) = (st.blocks_available(), st.fragment_size());
+    Ok(blocks.saturating_mul(size))
 }

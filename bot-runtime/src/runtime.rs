@@ -43,6 +43,9 @@ pub struct RuntimeConfig {
     /// SIP user name of the server (From of outbound calls).
     pub user: String,
     pub recording_dir: Option<PathBuf>,
+    /// Bytes the recordings disk must keep free for new calls to be dialed
+    /// ([`Runtime::recordings_blocked`]).
+    pub recordings_min_free: u64,
     pub turn: TurnConfig,
     pub amd: AmdConfig,
     pub max_call: Duration,
@@ -64,6 +67,7 @@ impl RuntimeConfig {
             media_ip: IpAddr::from([127, 0, 0, 1]),
             user: "callbot".into(),
             recording_dir: None,
+            recordings_min_free: 256 << 20,
             turn: TurnConfig::default(),
             amd: AmdConfig::default(),
             max_call: Duration::from_secs(600),
@@ -280,6 +284,33 @@ impl Runtime {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.agent.local_addr()
+    }
+
+    /// Why new calls should wait for the recordings disk, if they should: a recording is held
+    /// in memory for want of space, or the disk has less than `recordings_min_free` free. `None`
+    /// when calls are not recorded.
+    pub fn recordings_blocked(&self) -> Option<String> {
+        let dir = self.cfg.recording_dir.as_ref()?;
+        let waiting = self.engines.metrics.recordings_waiting.get();
+        if waiting > 0 {
+            return Some(format!(
+                "{waiting} recording(s) held in memory, waiting for space in {}",
+                dir.display()
+            ));
+        }
+        match crate::recorder::free_bytes(dir) {
+            Ok(free) if free < self.cfg.recordings_min_free => Some(format!(
+                "{} KiB free in {}, under the {} KiB kept free",
+                free >> 10,
+                dir.display(),
+                self.cfg.recordings_min_free >> 10
+            )),
+            Ok(_) => None,
+            Err(e) => Some(format!(
+                "cannot read the free space of {}: {e}",
+                dir.display()
+            )),
+        }
     }
 
     pub fn engines(&self) -> &Arc<Engines> {

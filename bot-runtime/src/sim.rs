@@ -67,6 +67,93 @@ pub struct PhoneReport {
     pub remote_hangup: bool,
     /// The call's SIP Call-ID, as this phone saw it.
     pub sip_call_id: Option<String>,
+    /// What the impairing relay did to the RTP, when the phone has one ([`Phone::impaired`]).
+    pub relay: Option<RelayReport>,
+}
+
+/// Network trouble on a phone's RTP, both ways: a UDP relay between the phone and callbot drops
+/// each packet with probability `loss` and holds one back behind the next with probability
+/// `reorder` (seeded, so a run can be repeated). Signalling is not touched.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Impairment {
+    pub loss: f64,
+    pub reorder: f64,
+    pub seed: u64,
+}
+
+/// Packets through the relay, one direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayCounts {
+    pub received: u64,
+    pub dropped: u64,
+    /// Sent after the packet that followed it.
+    pub reordered: u64,
+}
+
+/// What the relay did, per direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayReport {
+    /// The phone's audio on its way to callbot.
+    pub to_callbot: RelayCounts,
+    /// callbot's audio on its way to the phone.
+    pub to_phone: RelayCounts,
+}
+
+/// The relay's loop: packets from `phone` go to `far`, all others to `phone`.
+async fn relay(
+    socket: UdpSocket,
+    phone: SocketAddr,
+    far: SocketAddr,
+    imp: Impairment,
+    report: std::sync::Arc<std::sync::Mutex<RelayReport>>,
+) {
+    let mut rng = Rng(imp.seed);
+    let mut held: [Option<Vec<u8>>; 2] = [None, None];
+    let mut buf = vec![0u8; 2048];
+    while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+        let (dir, to) = if from == phone { (0, far) } else { (1, phone) };
+        let packet = buf[..n].to_vec();
+        let (drop, hold) = (rng.chance(imp.loss), rng.chance(imp.reorder));
+        {
+            let mut r = report.lock().unwrap_or_else(|e| e.into_inner());
+            let c = if dir == 0 {
+                &mut r.to_callbot
+            } else {
+                &mut r.to_phone
+            };
+            c.received += 1;
+            if drop {
+                c.dropped += 1;
+            } else if hold && held[dir].is_none() {
+                c.reordered += 1;
+            }
+        }
+        if drop {
+            continue;
+        }
+        if hold && held[dir].is_none() {
+            held[dir] = Some(packet);
+            continue;
+        }
+        let _ = socket.send_to(&packet, to).await;
+        if let Some(late) = held[dir].take() {
+            let _ = socket.send_to(&late, to).await;
+        }
+    }
+}
+
+/// SplitMix64, for the relay's coin flips.
+struct Rng(u64);
+
+impl Rng {
+    fn chance(&mut self, p: f64) -> bool {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
 }
 
 /// RMS above which a 20 ms frame is voiced.
@@ -110,13 +197,21 @@ pub fn trim(audio: &[i16], keep_ms: usize) -> Vec<i16> {
 /// A phone waiting for one call on `addr`.
 pub struct Phone {
     agent: UdpAgent,
+    impairment: Option<Impairment>,
 }
 
 impl Phone {
     pub async fn bind(addr: SocketAddr, user: &str) -> std::io::Result<Phone> {
         Ok(Phone {
             agent: UdpAgent::bind(addr, user).await?,
+            impairment: None,
         })
+    }
+
+    /// Puts `imp` on this phone's RTP (see [`Impairment`]).
+    pub fn impaired(mut self, imp: Impairment) -> Phone {
+        self.impairment = Some(imp);
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -137,21 +232,45 @@ impl Phone {
         let offer = Sdp::parse_bytes(&offer).map_err(|e| std::io::Error::other(e.to_string()))?;
         let ip = self.agent.local_addr().ip();
         let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
-        let local = LocalMedia::new(ip, socket.local_addr()?.port());
+        let phone_media = socket.local_addr()?;
+        // With an impairment, the SDP names the relay's port and the phone sends to the relay.
+        let relay_socket = match self.impairment {
+            Some(_) => Some(UdpSocket::bind(SocketAddr::new(ip, 0)).await?),
+            None => None,
+        };
+        let advertised = match &relay_socket {
+            Some(r) => r.local_addr()?.port(),
+            None => phone_media.port(),
+        };
+        let local = LocalMedia::new(ip, advertised);
         let (answer, neg) = sdp::answer(&offer, &local, &Origin::new("phone", 1, 1, ip))
             .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let far = SocketAddr::new(neg.remote_addr, neg.remote_port);
+        let report = std::sync::Arc::new(std::sync::Mutex::new(RelayReport::default()));
+        let (send_to, relay_task) = match (relay_socket, self.impairment) {
+            (Some(r), Some(imp)) => {
+                let at = r.local_addr()?;
+                let task = tokio::spawn(relay(r, phone_media, far, imp, report.clone()));
+                (at, Some(AbortOnDrop(task)))
+            }
+            _ => (far, None),
+        };
         let media = MediaSession::start(
             socket,
-            SocketAddr::new(neg.remote_addr, neg.remote_port),
+            send_to,
             // A phone's usual jitter buffer (the default): its delay (20–40 ms on loopback) is part
             // of what the customer experiences, so it stays in the measured latency.
             crate::runtime::media_config(neg.codec, neg.telephone_event),
         )
         .map_err(|e| std::io::Error::other(e.to_string()))?;
         self.agent.accept(call, answer.to_string().into_bytes());
-        let mut report = converse(&mut self.agent, call, media, script).await?;
-        report.sip_call_id = Some(sip_call_id);
-        Ok(report)
+        let mut out = converse(&mut self.agent, call, media, script).await?;
+        out.sip_call_id = Some(sip_call_id);
+        if relay_task.is_some() {
+            out.relay = Some(*report.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+        drop(relay_task);
+        Ok(out)
     }
 
     /// Calls `target` at `next_hop` (the caller's number is the user this phone was bound
@@ -203,6 +322,15 @@ impl Phone {
         let mut report = converse(&mut self.agent, call, media, script).await?;
         report.sip_call_id = sip_call_id;
         Ok(report)
+    }
+}
+
+/// Aborts the relay task when the call is over.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -315,6 +443,62 @@ async fn converse(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_relay_coin_lands_at_its_rate() {
+        for p in [0.0, 0.05, 0.3] {
+            let mut rng = Rng(7);
+            let hits = (0..100_000).filter(|_| rng.chance(p)).count() as f64;
+            assert!((hits / 100_000.0 - p).abs() < 0.005, "{p}: {hits}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_relay_drops_and_reorders_both_ways() {
+        let ip = std::net::Ipv4Addr::LOCALHOST;
+        let phone = UdpSocket::bind((ip, 0)).await.expect("phone");
+        let far = UdpSocket::bind((ip, 0)).await.expect("far");
+        let relay_socket = UdpSocket::bind((ip, 0)).await.expect("relay");
+        let at = relay_socket.local_addr().expect("addr");
+        let report = std::sync::Arc::new(std::sync::Mutex::new(RelayReport::default()));
+        let imp = Impairment {
+            loss: 0.1,
+            reorder: 0.2,
+            seed: 3,
+        };
+        let task = AbortOnDrop(tokio::spawn(relay(
+            relay_socket,
+            phone.local_addr().expect("addr"),
+            far.local_addr().expect("addr"),
+            imp,
+            report.clone(),
+        )));
+        let mut got = Vec::new();
+        for i in 0u16..500 {
+            phone.send_to(&i.to_be_bytes(), at).await.expect("send");
+            let mut buf = [0u8; 2];
+            while let Ok(Ok((2, _))) =
+                tokio::time::timeout(Duration::from_millis(5), far.recv_from(&mut buf)).await
+            {
+                got.push(u16::from_be_bytes(buf));
+            }
+        }
+        // And one packet the other way reaches the phone.
+        far.send_to(b"x", at).await.expect("send");
+        let mut buf = [0u8; 1];
+        let back = tokio::time::timeout(Duration::from_secs(1), phone.recv_from(&mut buf)).await;
+        drop(task);
+        let r = *report.lock().expect("report");
+        assert_eq!(r.to_callbot.received, 500);
+        assert_eq!(r.to_phone.received, 1);
+        let c = r.to_callbot;
+        // What arrived is what was neither dropped nor still held back at the end.
+        assert!(got.len() as u64 + c.dropped <= 500 && got.len() as u64 + c.dropped >= 499);
+        assert!((30..80).contains(&c.dropped), "{c:?}");
+        let swapped = got.windows(2).filter(|w| w[1] < w[0]).count() as u64;
+        assert!(swapped > 0 && swapped <= c.reordered, "{swapped} {c:?}");
+        assert!(back.is_ok() || r.to_phone.dropped + r.to_phone.reordered == 1);
+    }
 
     #[test]
     fn voiced_end_and_trim() {

@@ -45,6 +45,10 @@ pub struct RunArgs {
     /// Where recordings go (default: none).
     #[arg(long)]
     recordings: Option<PathBuf>,
+    /// Dial nothing new while the recordings disk has less than this many MiB free (calls in
+    /// progress go on; a recording that finds the disk full waits in memory for space).
+    #[arg(long, default_value_t = 256)]
+    recordings_min_free_mb: u64,
     /// End a call after this many seconds without RTP from the far end (a phone or trunk gone
     /// without a BYE); 0: never.
     #[arg(long, default_value_t = 60)]
@@ -91,6 +95,7 @@ pub fn run(cmd: DialerCommand, models: &ModelsDir) -> anyhow::Result<()> {
         cfg.sip_bind = a.sip;
         cfg.media_ip = a.media_ip.unwrap_or(a.sip.ip());
         cfg.recording_dir = a.recordings.clone();
+        cfg.recordings_min_free = a.recordings_min_free_mb.saturating_mul(1 << 20);
         cfg.media_timeout =
             (a.media_timeout_secs > 0).then(|| Duration::from_secs(a.media_timeout_secs));
         if let Some(dir) = &a.recordings {

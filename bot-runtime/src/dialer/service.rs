@@ -376,6 +376,8 @@ impl Dialer {
         // When the leases were last renewed; a failed renewal is tried again at every poll.
         let mut last_renew = Instant::now();
         let mut renew_failing = false;
+        // Whether the recordings disk holds dialing back (see `Runtime::recordings_blocked`).
+        let mut disk_full = false;
         let mut last_sweep: Option<Instant> = None;
         let mut last_dnc_load: Option<Instant> = None;
         loop {
@@ -404,7 +406,23 @@ impl Dialer {
             // Claiming needs this node's leases to be current: a claim releases the leases that
             // ran out, and one of ours that ran out during an outage is a call still in
             // progress here, which must not be closed and dialed again.
-            if renew_failing {
+            // A call dialed now could not be recorded: wait for space (calls in progress go
+            // on, and their recordings wait in memory for it).
+            let disk_blocked = self.rt.recordings_blocked();
+            match (&disk_blocked, disk_full) {
+                (Some(why), false) => {
+                    tracing::error!(reason = %why, "the recordings disk is full: no new dials until there is space");
+                    self.rt.engines().metrics.recordings_disk_full.set(1);
+                    self.rt.engines().metrics.error("dialer");
+                }
+                (None, true) => {
+                    tracing::warn!("the recordings disk has space again: dialing resumes");
+                    self.rt.engines().metrics.recordings_disk_full.set(0);
+                }
+                _ => {}
+            }
+            disk_full = disk_blocked.is_some();
+            if renew_failing || disk_full {
                 tokio::select! {
                     _ = tokio::time::sleep(self.cfg.poll) => {}
                     _ = stop.changed() => {}
