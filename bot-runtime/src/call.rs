@@ -72,6 +72,40 @@ pub struct SipLeg {
     /// The customer's URI as dialled (`sip:+15551234567@trunk`; `None` for inbound calls). A
     /// cold transfer to a bare number goes to the same host: `sip:+44…@trunk`.
     pub remote: Option<Uri>,
+    /// Our side of the SDP (media address, codecs, origin), to answer the phone's re-INVITEs
+    /// (hold and resume) with.
+    pub local_media: telephony::sdp::LocalMedia,
+    pub origin: telephony::sdp::Origin,
+}
+
+impl SipLeg {
+    /// Answers a re-INVITE from the phone (hold, resume, a refreshed session) with our media as
+    /// it is, the direction answering theirs (RFC 3264 §8); our origin's version goes up by one.
+    /// A re-INVITE without SDP gets our offer; one we cannot answer gets 488 and the call goes
+    /// on as before.
+    fn answer_reoffer(&mut self, offer: &[u8]) {
+        use telephony::sdp::{self, Sdp};
+        self.origin.session_version += 1;
+        if offer.iter().all(u8::is_ascii_whitespace) {
+            let ours = sdp::make_offer(&self.local_media, &self.origin);
+            self.agent.accept(self.call, ours.to_string().into_bytes());
+            return;
+        }
+        let answered = Sdp::parse_bytes(offer)
+            .map_err(|e| e.to_string())
+            .and_then(|o| {
+                sdp::answer(&o, &self.local_media, &self.origin).map_err(|e| e.to_string())
+            });
+        match answered {
+            Ok((answer, _)) => self
+                .agent
+                .accept(self.call, answer.to_string().into_bytes()),
+            Err(why) => {
+                tracing::warn!(%why, "a re-INVITE we cannot answer: 488");
+                self.agent.reject(self.call, 488, "Not Acceptable Here");
+            }
+        }
+    }
 }
 
 /// How long the customer's side has to answer a cold transfer's REFER (202 or a refusal).
@@ -1486,6 +1520,7 @@ pub async fn run_call(
                 Some(CallEvent::Reoffer { sdp }) => {
                     // Hold/resume from the phone: keep the same media, answer with our SDP.
                     s.on_reoffer(&sdp);
+                    sip.answer_reoffer(&sdp);
                     Vec::new()
                 }
                 Some(

@@ -139,6 +139,9 @@ struct Sent {
     record: CallRecord,
     call: CallId,
     offer: Sdp,
+    /// Our media and SDP origin, kept to answer the phone's re-INVITEs.
+    local: LocalMedia,
+    origin: Origin,
     socket: UdpSocket,
     events: mpsc::UnboundedReceiver<CallEvent>,
     dial: Dial,
@@ -559,6 +562,8 @@ impl Runtime {
             record,
             call,
             offer,
+            local,
+            origin,
             socket,
             events: erx,
             dial: d,
@@ -573,6 +578,8 @@ impl Runtime {
             mut record,
             call,
             offer,
+            local,
+            origin,
             socket,
             events: mut erx,
             dial: d,
@@ -676,6 +683,8 @@ impl Runtime {
             call,
             events: erx,
             remote: Some(d.target.clone()),
+            local_media: local,
+            origin,
         };
         let record = run_call(self.engines.clone(), setup, media, sip).await;
         let _ = self.dispatch.send(Dispatch::Unregister(call));
@@ -719,10 +728,10 @@ impl Runtime {
                     media_config(neg.codec, neg.telephone_event),
                 )
                 .map_err(|e| (500u16, e.to_string()))?;
-                Ok::<_, (u16, String)>((answer, media))
+                Ok::<_, (u16, String)>((answer, media, local, origin))
             }
             .await;
-            let (answer, media) = match answered {
+            let (answer, media, local_media, origin) = match answered {
                 Ok(x) => x,
                 Err((status, why)) => {
                     tracing::warn!(%number, status, %why, "inbound call refused");
@@ -738,6 +747,8 @@ impl Runtime {
                 call,
                 events: erx,
                 remote: None,
+                local_media,
+                origin,
             };
             let record = run_call(rt.engines.clone(), setup, media, sip).await;
             let _ = rt.dispatch.send(Dispatch::Unregister(call));

@@ -208,6 +208,38 @@ fn hold_and_resume_by_re_invite() {
 }
 
 #[test]
+fn a_re_invite_refused_with_488_leaves_the_call_up() {
+    let mut net = Net::new();
+    let (ca, cb) = establish(&mut net);
+    let offer = String::from_utf8_lossy(SDP)
+        .replace("sendrecv", "inactive")
+        .into_bytes();
+    let outs = net.a.reinvite(ca, offer.clone(), net.now);
+    net.take('a', outs);
+    net.run(Duration::from_millis(50));
+    assert_eq!(
+        net.drain('b'),
+        vec![(cb, CallEvent::Reoffer { sdp: offer })]
+    );
+    let outs = net.b.reject(cb, 488, "Not Acceptable Here", net.now);
+    net.take('b', outs);
+    net.run(Duration::from_secs(5));
+    assert_eq!(
+        net.drain('a'),
+        vec![(ca, CallEvent::ReofferFailed { status: 488 })]
+    );
+    assert!(net.drain('b').is_empty());
+    // The call is still up: a BYE ends it normally.
+    let outs = net.a.hangup(ca, net.now);
+    net.take('a', outs);
+    net.run(Duration::from_millis(50));
+    assert_eq!(
+        net.drain('b'),
+        vec![(cb, CallEvent::Ended { remote: true })]
+    );
+}
+
+#[test]
 fn cancel_waits_for_a_provisional_then_ends_the_ringing_call() {
     let mut net = Net::new();
     let now = net.now;

@@ -403,9 +403,6 @@ impl Dialer {
                     }
                 }
             }
-            // Claiming needs this node's leases to be current: a claim releases the leases that
-            // ran out, and one of ours that ran out during an outage is a call still in
-            // progress here, which must not be closed and dialed again.
             // A call dialed now could not be recorded: wait for space (calls in progress go
             // on, and their recordings wait in memory for it).
             let disk_blocked = self.rt.recordings_blocked();
@@ -422,6 +419,9 @@ impl Dialer {
                 _ => {}
             }
             disk_full = disk_blocked.is_some();
+            // Claiming needs this node's leases to be current: a claim releases the leases that
+            // ran out, and one of ours that ran out during an outage is a call still in
+            // progress here, which must not be closed and dialed again.
             if renew_failing || disk_full {
                 tokio::select! {
                     _ = tokio::time::sleep(self.cfg.poll) => {}

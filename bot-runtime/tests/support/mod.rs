@@ -2,3 +2,4 @@
 
 pub mod baresip;
 pub mod db;
+pub mod sipp;

@@ -411,7 +411,7 @@ impl UserAgent {
         self.server_respond(&key, resp, now)
     }
 
-    /// Refuse an inbound call.
+    /// Refuse an inbound call, or the re-INVITE of an established call that waits for our answer.
     pub fn reject(
         &mut self,
         call: CallId,
@@ -422,6 +422,14 @@ impl UserAgent {
         let Some(c) = self.calls.get_mut(&call) else {
             return Vec::new();
         };
+        // A re-INVITE waiting for our answer is refused; the call goes on as before.
+        if let Some(key) = c.reoffer_tx.take() {
+            let Some((_, _, tx)) = self.servers.get(&key) else {
+                return Vec::new();
+            };
+            let resp = tx.request().response(status, reason, None);
+            return self.server_respond(&key, resp, now);
+        }
         let Some(key) = c.server_tx.clone() else {
             return Vec::new();
         };
