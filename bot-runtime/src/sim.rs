@@ -208,7 +208,7 @@ impl Phone {
         })
     }
 
-    /// Puts `imp` on this phone's RTP (see [`Impairment`]).
+    /// Puts `imp` on the RTP of the calls this phone answers (see [`Impairment`]).
     pub fn impaired(mut self, imp: Impairment) -> Phone {
         self.impairment = Some(imp);
         self
