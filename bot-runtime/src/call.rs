@@ -1656,17 +1656,13 @@ pub async fn run_call(
         // A full disk holds the recording in memory until there is space (and the dialer
         // dials nothing new meanwhile); any other failure is logged and the call's record
         // says it has no recording.
-        let stored = match s.recorder.encode(keys) {
-            Ok(rec) => {
-                let what = format!("recording of call {}", record.id);
-                crate::durable::store_recording(&what, &engines.metrics, || {
-                    let (rec, path) = (&rec, &path);
-                    async move { rec.store(path) }
-                })
+        let what = format!("recording of call {}", record.id);
+        let stored = async {
+            let rec = s.recorder.encode(keys)?;
+            crate::durable::store_recording(&what, &engines.metrics, || async { rec.store(&path) })
                 .await
-            }
-            Err(e) => Err(e),
-        };
+        }
+        .await;
         match stored {
             Ok(r) => record.recording = Some(r),
             Err(e) => {

@@ -103,15 +103,6 @@ pub struct EncodedRecording {
 }
 
 impl EncodedRecording {
-    /// Bytes as stored.
-    pub fn len(&self) -> usize {
-        self.bytes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
-
     /// Writes `PATH.part`, then renames it to `path`. A failed write removes its `.part` file,
     /// so a full disk is not left fuller by half a recording.
     pub fn store(&self, path: &Path) -> std::io::Result<RecordingRef> {
