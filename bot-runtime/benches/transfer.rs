@@ -85,7 +85,7 @@ async fn agent_phone(registrar: SocketAddr) {
                     handle.reject(id, 488, "Not Acceptable Here");
                     continue;
                 };
-                let cfg = media_config(neg.codec, neg.telephone_event);
+                let cfg = media_config(&neg);
                 let media = MediaSession::start(
                     socket,
                     SocketAddr::new(neg.remote_addr, neg.remote_port),

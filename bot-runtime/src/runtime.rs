@@ -18,10 +18,11 @@ use telephony::media::{
     MediaConfig, MediaSession, SchedulerConfig, WorkerPriority, configure_scheduler,
 };
 use telephony::progress::{self, CallProgress, Disposition, ProgressConfig};
-use telephony::sdp::{self, Codec, LocalMedia, Origin, Sdp};
+use telephony::sdp::{self, Codec, LocalMedia, Negotiated, Origin, Sdp};
 use telephony::sip::Uri;
 use telephony::sip::transport::{AgentHandle, UdpAgent};
 use telephony::sip::ua::{CallEvent, CallId};
+pub use telephony::srtp::SrtpPolicy;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
@@ -58,6 +59,9 @@ pub struct RuntimeConfig {
     /// where the OS refuses (no `CAP_SYS_NICE`), they keep the normal policy and a warning is
     /// logged. Applied by the first [`Runtime::start`] of the process, before any media starts.
     pub media: SchedulerConfig,
+    /// SRTP (SDES) for calls' media: answered whenever a phone or trunk offers it; with
+    /// [`SrtpPolicy::Require`] offered on every call placed and required of every call taken.
+    pub srtp: SrtpPolicy,
 }
 
 impl RuntimeConfig {
@@ -77,6 +81,7 @@ impl RuntimeConfig {
                 workers: 0,
                 priority: WorkerPriority::Realtime(MEDIA_PRIORITY),
             },
+            srtp: SrtpPolicy::Accept,
         }
     }
 }
@@ -196,15 +201,17 @@ pub fn caller_number(from: &str) -> String {
     rest.split(['@', ';']).next().unwrap_or("").to_string()
 }
 
-/// Media settings for a negotiated codec and telephone-event payload type.
-pub fn media_config(codec: Codec, dtmf: Option<u8>) -> MediaConfig {
+/// Media settings for what an offer/answer agreed: the codec, the telephone-event payload type
+/// and, for secure RTP, the SRTP keys.
+pub fn media_config(neg: &Negotiated) -> MediaConfig {
     MediaConfig {
-        codec: if codec == Codec::Pcmu {
+        codec: if neg.codec == Codec::Pcmu {
             G711::Pcmu
         } else {
             G711::Pcma
         },
-        dtmf_payload_type: dtmf,
+        dtmf_payload_type: neg.telephone_event,
+        srtp: neg.srtp.clone(),
         ..MediaConfig::default()
     }
 }
@@ -418,8 +425,7 @@ impl Runtime {
             .and_then(|a| sdp::negotiated_from_answer(&offer, &a).map_err(|e| e.to_string()))
             .and_then(|neg| {
                 let remote = SocketAddr::new(neg.remote_addr, neg.remote_port);
-                MediaSession::start(socket, remote, media_config(neg.codec, neg.telephone_event))
-                    .map_err(|e| e.to_string())
+                MediaSession::start(socket, remote, media_config(&neg)).map_err(|e| e.to_string())
             });
         match media {
             Ok(media) => Ok(PhoneLeg {
@@ -463,7 +469,9 @@ impl Runtime {
     async fn media_socket(&self) -> std::io::Result<(UdpSocket, LocalMedia)> {
         let socket = UdpSocket::bind(SocketAddr::new(self.cfg.media_ip, 0)).await?;
         let port = socket.local_addr()?.port();
-        Ok((socket, LocalMedia::new(self.cfg.media_ip, port)))
+        let mut local = LocalMedia::new(self.cfg.media_ip, port);
+        local.srtp = self.cfg.srtp;
+        Ok((socket, local))
     }
 
     fn setup(
@@ -657,19 +665,17 @@ impl Runtime {
             }
         };
         let remote = SocketAddr::new(neg.remote_addr, neg.remote_port);
-        let media =
-            match MediaSession::start(socket, remote, media_config(neg.codec, neg.telephone_event))
-            {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::error!(error = %e, "media session failed to start");
-                    self.agent.hangup(call);
-                    let _ = self.dispatch.send(Dispatch::Unregister(call));
-                    record.disposition = "network_error".into();
-                    record.ended_at = crate::record::now();
-                    return self.finish(record).await;
-                }
-            };
+        let media = match MediaSession::start(socket, remote, media_config(&neg)) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, "media session failed to start");
+                self.agent.hangup(call);
+                let _ = self.dispatch.send(Dispatch::Unregister(call));
+                record.disposition = "network_error".into();
+                record.ended_at = crate::record::now();
+                return self.finish(record).await;
+            }
+        };
         let mut setup = self.setup(
             record,
             d.flow.clone(),
@@ -722,12 +728,8 @@ impl Runtime {
                 let (answer, neg) = sdp::answer(&offer, &local, &origin)
                     .map_err(|e| (e.sip_status(), e.to_string()))?;
                 let remote = SocketAddr::new(neg.remote_addr, neg.remote_port);
-                let media = MediaSession::start(
-                    socket,
-                    remote,
-                    media_config(neg.codec, neg.telephone_event),
-                )
-                .map_err(|e| (500u16, e.to_string()))?;
+                let media = MediaSession::start(socket, remote, media_config(&neg))
+                    .map_err(|e| (500u16, e.to_string()))?;
                 Ok::<_, (u16, String)>((answer, media, local, origin))
             }
             .await;

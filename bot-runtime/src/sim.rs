@@ -11,10 +11,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use telephony::media::MediaSession;
+use telephony::media::{MediaSession, MediaStats};
 use telephony::sdp::{self, LocalMedia, Origin, Sdp};
 use telephony::sip::transport::UdpAgent;
 use telephony::sip::ua::CallEvent;
+use telephony::srtp::{SrtpPolicy, SrtpSuite};
 use tokio::net::UdpSocket;
 
 /// One thing the customer does.
@@ -69,6 +70,10 @@ pub struct PhoneReport {
     pub sip_call_id: Option<String>,
     /// What the impairing relay did to the RTP, when the phone has one ([`Phone::impaired`]).
     pub relay: Option<RelayReport>,
+    /// The SRTP suite the call's media used (`None`: plain RTP).
+    pub srtp: Option<SrtpSuite>,
+    /// The phone's media statistics at the end of the call.
+    pub media: Option<MediaStats>,
 }
 
 /// Network trouble on a phone's RTP, both ways: a UDP relay between the phone and callbot drops
@@ -198,6 +203,7 @@ pub fn trim(audio: &[i16], keep_ms: usize) -> Vec<i16> {
 pub struct Phone {
     agent: UdpAgent,
     impairment: Option<Impairment>,
+    srtp: SrtpPolicy,
 }
 
 impl Phone {
@@ -205,7 +211,14 @@ impl Phone {
         Ok(Phone {
             agent: UdpAgent::bind(addr, user).await?,
             impairment: None,
+            srtp: SrtpPolicy::Accept,
         })
+    }
+
+    /// The phone's SRTP policy (by default it answers SRTP when offered and offers plain RTP).
+    pub fn srtp(mut self, policy: SrtpPolicy) -> Phone {
+        self.srtp = policy;
+        self
     }
 
     /// Puts `imp` on the RTP of the calls this phone answers (see [`Impairment`]).
@@ -242,9 +255,17 @@ impl Phone {
             Some(r) => r.local_addr()?.port(),
             None => phone_media.port(),
         };
-        let local = LocalMedia::new(ip, advertised);
-        let (answer, neg) = sdp::answer(&offer, &local, &Origin::new("phone", 1, 1, ip))
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut local = LocalMedia::new(ip, advertised);
+        local.srtp = self.srtp;
+        let (answer, neg) = match sdp::answer(&offer, &local, &Origin::new("phone", 1, 1, ip)) {
+            Ok(a) => a,
+            Err(e) => {
+                // An offer the phone cannot take (say, plain RTP where it requires SRTP) is
+                // refused as a real phone would, 488.
+                self.agent.reject(call, e.sip_status(), &e.to_string());
+                return Err(std::io::Error::other(format!("offer refused: {e}")));
+            }
+        };
         let far = SocketAddr::new(neg.remote_addr, neg.remote_port);
         let report = std::sync::Arc::new(std::sync::Mutex::new(RelayReport::default()));
         let (send_to, relay_task) = match (relay_socket, self.impairment) {
@@ -260,12 +281,13 @@ impl Phone {
             send_to,
             // A phone's usual jitter buffer (the default): its delay (20–40 ms on loopback) is part
             // of what the customer experiences, so it stays in the measured latency.
-            crate::runtime::media_config(neg.codec, neg.telephone_event),
+            crate::runtime::media_config(&neg),
         )
         .map_err(|e| std::io::Error::other(e.to_string()))?;
         self.agent.accept(call, answer.to_string().into_bytes());
         let mut out = converse(&mut self.agent, call, media, script).await?;
         out.sip_call_id = Some(sip_call_id);
+        out.srtp = neg.srtp.as_ref().map(|k| k.suite);
         if relay_task.is_some() {
             out.relay = Some(*report.lock().unwrap_or_else(|e| e.into_inner()));
         }
@@ -284,7 +306,8 @@ impl Phone {
     ) -> std::io::Result<PhoneReport> {
         let ip = self.agent.local_addr().ip();
         let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
-        let local = LocalMedia::new(ip, socket.local_addr()?.port());
+        let mut local = LocalMedia::new(ip, socket.local_addr()?.port());
+        local.srtp = self.srtp;
         let offer = sdp::make_offer(&local, &Origin::new("phone", 1, 1, ip));
         let call = self
             .agent
@@ -316,11 +339,12 @@ impl Phone {
             SocketAddr::new(neg.remote_addr, neg.remote_port),
             // A phone's usual jitter buffer (the default): its delay (20–40 ms on loopback) is part
             // of what the customer experiences, so it stays in the measured latency.
-            crate::runtime::media_config(neg.codec, neg.telephone_event),
+            crate::runtime::media_config(&neg),
         )
         .map_err(|e| std::io::Error::other(e.to_string()))?;
         let mut report = converse(&mut self.agent, call, media, script).await?;
         report.sip_call_id = sip_call_id;
+        report.srtp = neg.srtp.as_ref().map(|k| k.suite);
         Ok(report)
     }
 }
@@ -436,7 +460,7 @@ async fn converse(
     if !report.remote_hangup {
         agent.hangup(call);
     }
-    let _ = media.stop().await;
+    report.media = Some(media.stop().await);
     Ok(report)
 }
 

@@ -2,13 +2,16 @@
 //! user agent runs on it (`answer`, `negotiated_from_answer`).
 //!
 //! Properties: nothing panics; a parsed SDP printed and parsed again is the same; an answer we
-//! produce parses and is accepted by our own offer/answer check; a refusal has a SIP status.
+//! produce parses; a refusal has a SIP status; an `a=crypto` line that parses prints back to
+//! itself; an SRTP answer carries exactly one crypto line, and SRTP is agreed only for an offer
+//! that had crypto lines.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use libfuzzer_sys::fuzz_target;
 use telephony::sdp::{LocalMedia, Sdp, SdpSession, negotiated_from_answer};
+use telephony::srtp::{CryptoAttr, SrtpPolicy};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(offer) = Sdp::parse_bytes(data) else {
@@ -40,16 +43,24 @@ fuzz_target!(|data: &[u8]| {
         for pt in m.payload_types() {
             let _ = m.encoding_of(pt);
         }
+        for c in m.crypto().flatten() {
+            assert_eq!(CryptoAttr::parse(&c.to_string()), Ok(c));
+        }
     }
 
     let local = LocalMedia::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 40_000);
     let mut session = SdpSession::new(local, 1);
     match session.answer(&offer) {
-        Ok((answer, _negotiated)) => {
+        Ok((answer, negotiated)) => {
             let text = answer.to_string();
             let parsed = Sdp::parse(&text)
                 .unwrap_or_else(|e| panic!("our answer does not parse: {e}\n{text}"));
             assert_eq!(parsed, answer);
+            let crypto_lines: usize = answer.media.iter().map(|m| m.crypto().count()).sum();
+            assert_eq!(crypto_lines, usize::from(negotiated.srtp.is_some()), "{text}");
+            if negotiated.srtp.is_some() {
+                assert!(offer.media.iter().any(|m| m.crypto().next().is_some()));
+            }
         }
         Err(e) => {
             let status = e.sip_status();
@@ -63,5 +74,12 @@ fuzz_target!(|data: &[u8]| {
     let our_offer = session.offer();
     if let Err(e) = negotiated_from_answer(&our_offer, &offer) {
         let _ = e.sip_status();
+    }
+    // And as the answer to an SRTP offer of ours (a server that requires SRTP).
+    let mut secure = LocalMedia::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 40_000);
+    secure.srtp = SrtpPolicy::Require;
+    let secure_offer = SdpSession::new(secure, 1).offer();
+    if let Ok(n) = negotiated_from_answer(&secure_offer, &offer) {
+        assert!(n.srtp.is_some(), "an answer to an SRTP offer agreed plain RTP");
     }
 });

@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use bot_runtime::agents::desk::Desk;
 use bot_runtime::dialer::service::{Dialer, DialerConfig, DialerEvent};
 use bot_runtime::engines::{EngineConfig, Engines};
-use bot_runtime::runtime::{Runtime, RuntimeConfig};
+use bot_runtime::runtime::{Runtime, RuntimeConfig, SrtpPolicy};
 use callbot_models::ModelsDir;
 use clap::{Args, Subcommand};
 use tokio::sync::{mpsc, watch};
@@ -53,6 +53,11 @@ pub struct RunArgs {
     /// without a BYE); 0: never.
     #[arg(long, default_value_t = 60)]
     media_timeout_secs: u64,
+    /// SRTP (SDES keys in the SDP) for calls' media: `accept` answers secure RTP when a trunk
+    /// or phone offers it and places calls with plain RTP; `require` offers only secure RTP and
+    /// refuses calls that do not offer it (488).
+    #[arg(long, default_value = "accept", value_parser = ["accept", "require"])]
+    srtp: String,
     /// Exit when no campaign is running and no call is in progress.
     #[arg(long)]
     until_idle: bool,
@@ -98,6 +103,7 @@ pub fn run(cmd: DialerCommand, models: &ModelsDir) -> anyhow::Result<()> {
         cfg.recordings_min_free = a.recordings_min_free_mb.saturating_mul(1 << 20);
         cfg.media_timeout =
             (a.media_timeout_secs > 0).then(|| Duration::from_secs(a.media_timeout_secs));
+        cfg.srtp = SrtpPolicy::from_name(&a.srtp).unwrap_or_default();
         if let Some(dir) = &a.recordings {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }

@@ -12,5 +12,6 @@ pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
 pub mod sip;
+pub mod srtp;
 pub mod tones;
 pub mod webrtc_leg;

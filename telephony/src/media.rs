@@ -28,8 +28,13 @@
 //! at the session's next tick, so barge-in silences outgoing audio within 20 ms. The hot path
 //! allocates only the [`PcmFrame`] handed to the consumer.
 //!
+//! With [`MediaConfig::srtp`] set (SDES keys from the SDP, [`crate::srtp`]), every RTP and RTCP
+//! packet is encrypted and authenticated on the way out, and checked (authentication tag and
+//! replay window) and decrypted on the way in; a packet that fails is dropped and counted in
+//! [`MediaStats::srtp_refused`]. Each protected packet costs one buffer allocation each way.
+//!
 //! Limits: G.711 only (PCMU/PCMA chosen per packet by payload type), 20 ms packets out; packets
-//! are accepted from any source address (no latching or SRTP); concealment repeats the last
+//! are accepted from any source address (no latching); concealment repeats the last
 //! frame at half level once, then plays silence; no comfort-noise (RFC 3389) generation. A
 //! datagram longer than 2048 bytes is truncated.
 
@@ -40,6 +45,7 @@ use crate::dtmf::{DEFAULT_EVENT_PAYLOAD_TYPE, DtmfSender};
 use crate::g711::Codec;
 use crate::jitter::{JitterConfig, JitterStats};
 use crate::rtcp::ReportBlock;
+use crate::srtp::SrtpKeys;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -127,6 +133,8 @@ pub struct MediaConfig {
     pub detect_inband_dtmf: bool,
     /// RTCP canonical name.
     pub cname: String,
+    /// SRTP keys (SDES) when the negotiation agreed on secure RTP; `None` for plain RTP.
+    pub srtp: Option<SrtpKeys>,
 }
 
 impl Default for MediaConfig {
@@ -143,6 +151,7 @@ impl Default for MediaConfig {
             dtmf: DtmfSender::default(),
             detect_inband_dtmf: false,
             cname: "callbot@localhost".to_string(),
+            srtp: None,
         }
     }
 }
@@ -211,6 +220,9 @@ pub enum MediaError {
     /// Socket error at start.
     #[error("socket: {0}")]
     Io(#[from] std::io::Error),
+    /// The SRTP keys could not be used.
+    #[error(transparent)]
+    Srtp(#[from] crate::srtp::SrtpError),
 }
 
 /// Width of one bucket of the send-lateness histogram.
@@ -327,6 +339,8 @@ pub struct MediaStats {
     pub rtcp_received: u64,
     /// Datagrams that failed to parse.
     pub malformed: u64,
+    /// SRTP/SRTCP packets refused (authentication failed, a replay, or not SRTP at all): dropped.
+    pub srtp_refused: u64,
     /// RTP packets of a payload type we do not handle.
     pub unknown_payload: u64,
     /// Sends that failed (socket full or error): the packet was dropped.

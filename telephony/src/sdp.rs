@@ -12,18 +12,24 @@
 //! then each media `m i c b k a`); lines of the same type keep their order.
 //!
 //! Offer/answer is deliberately small: the answerer accepts the first audio `m=` line with a port
-//! and `RTP/AVP` (or `RTP/AVPF`) profile, picks the first payload type in the *offerer's* order
+//! and an `RTP/AVP`, `RTP/AVPF`, `RTP/SAVP` or `RTP/SAVPF` profile, picks the first payload type in the *offerer's* order
 //! that it supports (PCMU or PCMA, static PT 0/8 understood without `a=rtpmap`), keeps the
 //! offerer's payload type numbers, adds `telephone-event` when offered, and rejects every other
 //! `m=` line with port 0. Hold offers are answered per RFC 3264 §6.1 (sendonly → recvonly,
 //! inactive → inactive) and the old RFC 2543 `c=IN IP4 0.0.0.0` hold is understood as sendonly.
-//! Limits: no SRTP/ICE/RTCP-mux, one audio stream, no FQDNs in `c=` (they are an error for
-//! negotiation, not for parsing).
+//! SRTP with SDES keys (RFC 4568, [`crate::srtp`]): an `RTP/SAVP` offer, or an `RTP/AVP` one with
+//! `a=crypto` lines ("best effort"), is answered in the offered profile with the first crypto line
+//! whose suite we speak and our own key under its tag; [`SrtpPolicy::Require`] offers `RTP/SAVP`
+//! and refuses plain offers. The agreed keys come back in [`Negotiated::srtp`].
+//! Limits: no DTLS-SRTP/ICE/RTCP-mux here (WebRTC has its own stack), one audio stream, no FQDNs
+//! in `c=` (they are an error for negotiation, not for parsing).
 
 use std::fmt;
 use std::net::IpAddr;
 
 use thiserror::Error;
+
+use crate::srtp::{CryptoAttr, CryptoError, MasterKey, SrtpKeys, SrtpPolicy, SrtpSuite};
 
 /// A parse error with the 1-based line number where it was found.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -427,12 +433,29 @@ impl Media {
         self.formats.iter().filter_map(|f| f.parse::<u8>().ok())
     }
 
-    /// Whether this is an RTP audio stream that is not disabled.
+    /// Whether this is an RTP audio stream (plain or SRTP) that is not disabled.
     pub fn is_active_audio(&self) -> bool {
         self.media.eq_ignore_ascii_case("audio")
             && self.port != 0
-            && (self.proto.eq_ignore_ascii_case("RTP/AVP")
-                || self.proto.eq_ignore_ascii_case("RTP/AVPF"))
+            && ["RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF"]
+                .iter()
+                .any(|p| self.proto.eq_ignore_ascii_case(p))
+    }
+
+    /// Whether the transport is secure RTP (`RTP/SAVP`, `RTP/SAVPF`).
+    pub fn is_savp(&self) -> bool {
+        self.proto.eq_ignore_ascii_case("RTP/SAVP") || self.proto.eq_ignore_ascii_case("RTP/SAVPF")
+    }
+
+    /// The `a=crypto` lines (RFC 4568), in order, each parsed or with why it is unusable.
+    pub fn crypto(&self) -> impl Iterator<Item = Result<CryptoAttr, CryptoError>> + '_ {
+        self.attributes.iter().filter_map(|a| match a {
+            Attribute::Other {
+                name,
+                value: Some(v),
+            } if name == "crypto" => Some(CryptoAttr::parse(v)),
+            _ => None,
+        })
     }
 }
 
@@ -798,10 +821,15 @@ pub struct LocalMedia {
     pub ptime: u32,
     /// Direction we want.
     pub direction: Direction,
+    /// When to use SRTP (SDES).
+    pub srtp: SrtpPolicy,
+    /// Our SRTP key material for this media stream (used only if SRTP is agreed).
+    pub srtp_key: MasterKey,
 }
 
 impl LocalMedia {
-    /// PCMU + PCMA, telephone-event 101, ptime 20, sendrecv.
+    /// PCMU + PCMA, telephone-event 101, ptime 20, sendrecv; SRTP when the peer offers it, with a
+    /// fresh random key.
     pub fn new(addr: IpAddr, port: u16) -> Self {
         LocalMedia {
             addr,
@@ -810,6 +838,8 @@ impl LocalMedia {
             telephone_event: Some(101),
             ptime: 20,
             direction: Direction::SendRecv,
+            srtp: SrtpPolicy::Accept,
+            srtp_key: MasterKey::random(),
         }
     }
 }
@@ -834,6 +864,8 @@ pub struct Negotiated {
     pub ptime: u32,
     /// Local direction: whether we send and/or receive.
     pub direction: Direction,
+    /// SRTP keys when the media is secure RTP (SDES); `None` for plain RTP.
+    pub srtp: Option<SrtpKeys>,
 }
 
 /// Why an offer could not be answered or an answer not understood (answer with SIP 488).
@@ -848,9 +880,16 @@ pub enum NegotiationError {
     /// The audio stream has no `c=` or it is not an IP literal.
     #[error("no usable connection address")]
     NoConnectionAddress,
-    /// The answer does not match the offer (m-line count, or a codec we did not offer).
+    /// The answer does not match the offer (m-line count, a codec we did not offer, or SRTP
+    /// keys missing or for a suite we did not offer).
     #[error("answer does not match the offer")]
     AnswerMismatch,
+    /// SRTP was offered but no crypto line has a suite (and parameters) we support.
+    #[error("no SRTP crypto suite in common")]
+    NoCommonCrypto,
+    /// Our policy requires SRTP and the offer is plain RTP.
+    #[error("SRTP is required and the offer has no crypto")]
+    SrtpRequired,
 }
 
 impl NegotiationError {
@@ -923,18 +962,60 @@ fn audio_media(
 
 /// Builds an offer with one audio stream: `local.codecs` at their static payload types, then
 /// telephone-event (fmtp 0-16), ptime and direction.
+///
+/// With [`SrtpPolicy::Require`] the stream is `RTP/SAVP` with one `a=crypto` line per suite of
+/// [`SrtpSuite::OFFERED`] (tags 1, 2, ...), each with our key for that suite.
 pub fn make_offer(local: &LocalMedia, origin: &Origin) -> Sdp {
     let mut sdp = base_sdp(origin, local.addr);
     let codecs: Vec<(Codec, u8)> = local.codecs.iter().map(|&c| (c, c.static_pt())).collect();
-    sdp.media.push(audio_media(
+    let secure = local.srtp == SrtpPolicy::Require;
+    let mut m = audio_media(
         local.port,
-        "RTP/AVP",
+        if secure { "RTP/SAVP" } else { "RTP/AVP" },
         &codecs,
         local.telephone_event,
         local.ptime,
         local.direction,
-    ));
+    );
+    if secure {
+        for (tag, suite) in (1..).zip(SrtpSuite::OFFERED) {
+            m.attributes.push(crypto_attribute(&CryptoAttr {
+                tag,
+                suite,
+                key: local.srtp_key.for_suite(suite).to_vec(),
+            }));
+        }
+    }
+    sdp.media.push(m);
     sdp
+}
+
+fn crypto_attribute(c: &CryptoAttr) -> Attribute {
+    Attribute::Other {
+        name: "crypto".into(),
+        value: Some(c.to_string()),
+    }
+}
+
+/// The SRTP part of answering an offered stream: the first usable crypto line (RFC 4568 §7.1.1)
+/// and our line for it, or `None` for plain RTP.
+fn answer_crypto(m: &Media, local: &LocalMedia) -> Result<Option<CryptoAttr>, NegotiationError> {
+    let offered: Vec<Result<CryptoAttr, CryptoError>> = m.crypto().collect();
+    if offered.is_empty() {
+        if m.is_savp() {
+            return Err(NegotiationError::NoCommonCrypto);
+        }
+        if local.srtp == SrtpPolicy::Require {
+            return Err(NegotiationError::SrtpRequired);
+        }
+        return Ok(None);
+    }
+    match offered.into_iter().find_map(Result::ok) {
+        Some(theirs) => Ok(Some(theirs)),
+        // Plain RTP with crypto lines is "best effort" SRTP: with none usable, plain RTP it is.
+        None if !m.is_savp() && local.srtp != SrtpPolicy::Require => Ok(None),
+        None => Err(NegotiationError::NoCommonCrypto),
+    }
 }
 
 /// The telephone-event payload type of a media description (8 kHz).
@@ -971,19 +1052,35 @@ pub fn answer(
         })
         .ok_or(NegotiationError::NoCommonCodec)?;
     let remote_addr = remote_ip(offer, idx)?;
+    let theirs = answer_crypto(m, local)?;
     let te = local.telephone_event.and(telephone_event_pt(m));
     let direction = offer.direction_of(idx).answer_to(local.direction);
     let mut sdp = base_sdp(origin, local.addr);
+    let mut srtp = None;
     for (i, om) in offer.media.iter().enumerate() {
         if i == idx {
-            sdp.media.push(audio_media(
+            let mut am = audio_media(
                 local.port,
                 &om.proto,
                 &[(codec, pt)],
                 te,
                 local.ptime,
                 direction,
-            ));
+            );
+            if let Some(theirs) = &theirs {
+                let ours = CryptoAttr {
+                    tag: theirs.tag,
+                    suite: theirs.suite,
+                    key: local.srtp_key.for_suite(theirs.suite).to_vec(),
+                };
+                am.attributes.push(crypto_attribute(&ours));
+                srtp = Some(SrtpKeys {
+                    suite: theirs.suite,
+                    local: ours.key,
+                    remote: theirs.key.clone(),
+                });
+            }
+            sdp.media.push(am);
         } else {
             sdp.media.push(Media {
                 media: om.media.clone(),
@@ -1005,6 +1102,7 @@ pub fn answer(
         telephone_event: te,
         ptime: m.ptime().unwrap_or(local.ptime),
         direction,
+        srtp,
     };
     Ok((sdp, negotiated))
 }
@@ -1043,6 +1141,7 @@ pub fn negotiated_from_answer(offer: &Sdp, answer: &Sdp) -> Result<Negotiated, N
             NegotiationError::NoCommonCodec
         })?;
     let te = telephone_event_pt(am).filter(|_| telephone_event_pt(om).is_some());
+    let srtp = answered_crypto(om, am)?;
     Ok(Negotiated {
         remote_addr: remote_ip(answer, idx)?,
         remote_port: am.port,
@@ -1051,7 +1150,36 @@ pub fn negotiated_from_answer(offer: &Sdp, answer: &Sdp) -> Result<Negotiated, N
         telephone_event: te,
         ptime: am.ptime().or(om.ptime()).unwrap_or(20),
         direction: answer.direction_of(idx).reversed(),
+        srtp,
     })
+}
+
+/// For the offerer: the SRTP keys of an answer. An answer to crypto lines must accept exactly one
+/// of them, by tag and suite, with a key of its own; an answer to a plain offer has none.
+fn answered_crypto(om: &Media, am: &Media) -> Result<Option<SrtpKeys>, NegotiationError> {
+    let ours: Vec<CryptoAttr> = om.crypto().filter_map(Result::ok).collect();
+    let mut theirs = am.crypto();
+    let Some(answered) = theirs.next() else {
+        // Best-effort SRTP (crypto lines in RTP/AVP) may be answered with plain RTP.
+        return if om.is_savp() || am.is_savp() {
+            Err(NegotiationError::AnswerMismatch)
+        } else {
+            Ok(None)
+        };
+    };
+    let answered = answered.map_err(|_| NegotiationError::AnswerMismatch)?;
+    if theirs.next().is_some() {
+        return Err(NegotiationError::AnswerMismatch);
+    }
+    let offered = ours
+        .into_iter()
+        .find(|o| o.tag == answered.tag && o.suite == answered.suite)
+        .ok_or(NegotiationError::AnswerMismatch)?;
+    Ok(Some(SrtpKeys {
+        suite: answered.suite,
+        local: offered.key,
+        remote: answered.key,
+    }))
 }
 
 /// The local side of one SDP session across offers, answers and re-offers: keeps the `o=` line
@@ -1441,7 +1569,7 @@ a=sendrecv\n";
     #[test]
     fn non_audio_only_offer_is_rejected() {
         let s = Sdp::parse(
-            "v=0\r\nc=IN IP4 192.0.2.1\r\nm=image 5004 udptl t38\r\nm=audio 5006 RTP/SAVP 0\r\n",
+            "v=0\r\nc=IN IP4 192.0.2.1\r\nm=image 5004 udptl t38\r\nm=audio 0 RTP/AVP 0\r\n",
         )
         .unwrap();
         assert_eq!(
@@ -1449,6 +1577,137 @@ a=sendrecv\n";
             NegotiationError::NoAudioStream
         );
         assert_eq!(NegotiationError::NoAudioStream.sip_status(), 488);
+        // SRTP without a crypto line cannot be keyed.
+        let s = Sdp::parse(
+            "v=0\r\nc=IN IP4 192.0.2.1\r\nm=image 5004 udptl t38\r\nm=audio 5006 RTP/SAVP 0\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            answer(&s, &local(), &origin()).unwrap_err(),
+            NegotiationError::NoCommonCrypto
+        );
+        assert_eq!(NegotiationError::NoCommonCrypto.sip_status(), 488);
+    }
+
+    /// A baresip-style SDES offer (written for this test, not a capture): two suites we speak
+    /// after one we do not, and a line with an MKI.
+    fn srtp_offer(proto: &str) -> Sdp {
+        Sdp::parse(&format!(
+            "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+             m=audio 5004 {proto} 0 101\r\na=rtpmap:101 telephone-event/8000\r\n\
+             a=crypto:1 AEAD_AES_256_GCM inline:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\n\
+             a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:4\r\n\
+             a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR\r\n\
+             a=crypto:4 AES_256_CM_HMAC_SHA1_80 inline:{}\r\na=sendrecv\r\n",
+            "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdA=="
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_sdes_offer_is_answered_with_the_first_usable_suite_and_our_own_key() {
+        for proto in ["RTP/SAVP", "RTP/AVP"] {
+            let offer = srtp_offer(proto);
+            let l = local();
+            let (ans, n) = answer(&offer, &l, &origin()).unwrap();
+            let keys = n.srtp.clone().expect("SRTP agreed");
+            assert_eq!(keys.suite, SrtpSuite::AesCm128HmacSha1_80, "{proto}");
+            assert_eq!(keys.remote.len(), 30);
+            assert_eq!(keys.local, l.srtp_key.for_suite(keys.suite));
+            let m = &ans.media[0];
+            assert_eq!(m.proto, proto, "the answer keeps the offered profile");
+            let lines: Vec<CryptoAttr> = m.crypto().map(Result::unwrap).collect();
+            assert_eq!(lines.len(), 1);
+            assert_eq!((lines[0].tag, lines[0].suite), (3, keys.suite));
+            assert_eq!(lines[0].key, keys.local);
+            assert_ne!(keys.local, keys.remote);
+            // The offerer sees the same keys the other way round.
+            let back = negotiated_from_answer(&offer, &ans).unwrap();
+            let theirs = back.srtp.expect("keys");
+            assert_eq!((theirs.local, theirs.remote), (keys.remote, keys.local));
+        }
+    }
+
+    #[test]
+    fn srtp_policies_decide_what_is_offered_and_what_is_refused() {
+        let mut l = local();
+        // Accept (the default): plain offers, plain answers to plain offers.
+        let plain = make_offer(&l, &origin());
+        assert_eq!(plain.media[0].proto, "RTP/AVP");
+        assert_eq!(plain.media[0].crypto().count(), 0);
+        let (_, n) = answer(&plain, &l, &origin()).unwrap();
+        assert_eq!(n.srtp, None);
+        // Require: SAVP with one line per suite, and plain offers refused.
+        l.srtp = SrtpPolicy::Require;
+        let secure = make_offer(&l, &origin());
+        assert_eq!(secure.media[0].proto, "RTP/SAVP");
+        let lines: Vec<CryptoAttr> = secure.media[0].crypto().map(Result::unwrap).collect();
+        assert_eq!(
+            lines.iter().map(|c| (c.tag, c.suite)).collect::<Vec<_>>(),
+            (1..).zip(SrtpSuite::OFFERED).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            answer(&plain, &l, &origin()).unwrap_err(),
+            NegotiationError::SrtpRequired
+        );
+        // Best effort with nothing usable is plain RTP under Accept and refused under Require.
+        let unusable = Sdp::parse(
+            "v=0\r\nc=IN IP4 192.0.2.1\r\nm=audio 5004 RTP/AVP 0\r\na=crypto:1 F8_128_HMAC_SHA1_80 inline:AAAA\r\n",
+        )
+        .unwrap();
+        assert_eq!(answer(&unusable, &local(), &origin()).unwrap().1.srtp, None);
+        assert_eq!(
+            answer(&unusable, &l, &origin()).unwrap_err(),
+            NegotiationError::NoCommonCrypto
+        );
+        // Our SAVP offer answered by a peer that also requires it.
+        let peer = LocalMedia {
+            srtp: SrtpPolicy::Require,
+            ..LocalMedia::new(ip("192.0.2.9"), 5004)
+        };
+        let (ans, n) = answer(&secure, &peer, &origin()).unwrap();
+        let ours = negotiated_from_answer(&secure, &ans).unwrap().srtp.unwrap();
+        let theirs = n.srtp.unwrap();
+        assert_eq!(ours.suite, SrtpSuite::AesCm128HmacSha1_80);
+        assert_eq!((ours.local, ours.remote), (theirs.remote, theirs.local));
+    }
+
+    #[test]
+    fn an_answer_must_key_what_was_offered() {
+        let mut l = local();
+        l.srtp = SrtpPolicy::Require;
+        let offer = make_offer(&l, &origin());
+        let key30 = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+        for (crypto, why) in [
+            ("", "no crypto line in an SAVP answer"),
+            (
+                "a=crypto:9 AES_CM_128_HMAC_SHA1_80 inline:KEY\r\n",
+                "a tag we did not offer",
+            ),
+            (
+                "a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:KEY\r\n",
+                "a suite other than the tag's",
+            ),
+            (
+                "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:KEY\r\na=crypto:2 AES_256_CM_HMAC_SHA1_80 inline:KEY\r\n",
+                "two lines",
+            ),
+            (
+                "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:short\r\n",
+                "a bad key",
+            ),
+        ] {
+            let ans = Sdp::parse(&format!(
+                "v=0\r\nc=IN IP4 192.0.2.1\r\nm=audio 5004 RTP/SAVP 0\r\n{}",
+                crypto.replace("KEY", key30)
+            ))
+            .unwrap();
+            assert_eq!(
+                negotiated_from_answer(&offer, &ans).unwrap_err(),
+                NegotiationError::AnswerMismatch,
+                "{why}"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Audio both ways with baresip (Debian's package), a third-party SIP phone: callbot calls it, it
 //! answers, plays a recording into the call and records what it hears. Checks that the audio
 //! callbot sends arrives intact and that the audio baresip plays arrives intact (correlation above
-//! 0.99 after decoding).
+//! 0.99 after decoding), over plain RTP and over SRTP with SDES keys.
 //!
 //! baresip needs a non-loopback interface, so the test re-runs itself inside a network namespace
 //! it creates (`unshare -n`, needs root) with a veth pair on 10.99.0.0/24; no traffic leaves the
@@ -10,6 +10,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use telephony::g711;
@@ -18,6 +19,7 @@ use telephony::sdp::{self, LocalMedia, Origin, Sdp};
 use telephony::sip::Uri;
 use telephony::sip::transport::UdpAgent;
 use telephony::sip::ua::CallEvent;
+use telephony::srtp::{SrtpPolicy, SrtpSuite};
 
 const NS_ADDR: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
 
@@ -57,38 +59,75 @@ fn best_correlation(want: &[i16], got: &[i16], window: usize) -> f64 {
     best
 }
 
-#[test]
-fn audio_flows_both_ways_with_baresip() {
-    if std::env::var_os("CALLBOT_IN_NETNS").is_none() {
-        let exe = std::env::current_exe().expect("test binary");
-        let setup = format!(
-            "ip link set lo up && ip link add cb0 type veth peer name cb1 && ip addr add {NS_ADDR}/24 dev cb0 && ip link set cb0 up && ip link set cb1 up && exec \"$0\" --exact audio_flows_both_ways_with_baresip --nocapture --test-threads 1"
-        );
-        let status = Command::new("unshare")
-            .args(["-n", "sh", "-c", &setup])
-            .arg(&exe)
-            .env("CALLBOT_IN_NETNS", "1")
-            .status()
-            .expect("unshare (util-linux) runs; the test needs root for a network namespace");
-        assert!(status.success(), "the test inside the namespace failed");
-        return;
+/// Re-run the test `name` of this binary inside a new network namespace (see the module docs);
+/// `false` when already inside it.
+fn reran_in_namespace(name: &str) -> bool {
+    if std::env::var_os("CALLBOT_IN_NETNS").is_some() {
+        return false;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let exe = std::env::current_exe().expect("test binary");
+    let setup = format!(
+        "ip link set lo up && ip link add cb0 type veth peer name cb1 && ip addr add {NS_ADDR}/24 dev cb0 && ip link set cb0 up && ip link set cb1 up && exec \"$0\" --exact {name} --nocapture --test-threads 1"
+    );
+    let status = Command::new("unshare")
+        .args(["-n", "sh", "-c", &setup])
+        .arg(&exe)
+        .env("CALLBOT_IN_NETNS", "1")
+        .status()
+        .expect("unshare (util-linux) runs; the test needs root for a network namespace");
+    assert!(status.success(), "the test inside the namespace failed");
+    true
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .expect("runtime");
-    rt.block_on(run_in_namespace());
+        .expect("runtime")
+        .block_on(f)
 }
 
-async fn run_in_namespace() {
+#[test]
+fn audio_flows_both_ways_with_baresip() {
+    if !reran_in_namespace("audio_flows_both_ways_with_baresip") {
+        block_on(run_in_namespace(false));
+    }
+}
+
+/// The same call with SRTP: baresip's account requires it (`mediaenc=srtp-mand`, its `srtp`
+/// module, SDES keys), callbot offers `RTP/SAVP` with its crypto lines. Audio must arrive intact
+/// both ways (each side decrypting the other's packets), and what crosses the wire from baresip,
+/// captured by a relay in front of callbot's media socket, must not be the audio in the clear.
+#[test]
+fn srtp_audio_flows_both_ways_with_baresip() {
+    if !reran_in_namespace("srtp_audio_flows_both_ways_with_baresip") {
+        block_on(run_in_namespace(true));
+    }
+}
+
+/// Forward every datagram arriving at `relay` to `to`, keeping a copy of each.
+async fn sniff(relay: tokio::net::UdpSocket, to: SocketAddr, seen: Arc<Mutex<Vec<Vec<u8>>>>) {
+    let mut buf = vec![0u8; 2048];
+    while let Ok((n, _)) = relay.recv_from(&mut buf).await {
+        seen.lock().expect("lock").push(buf[..n].to_vec());
+        let _ = relay.send_to(&buf[..n], to).await;
+    }
+}
+
+async fn run_in_namespace(srtp: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let theirs = prompt("conf-adminmenu-162.wav"); // 21 s: longer than the call
     let ours = prompt("agent-alreadyon.wav"); // 5.5 s
+    let (srtp_module, mediaenc) = if srtp {
+        ("module srtp.so\n", ";mediaenc=srtp-mand")
+    } else {
+        ("", "")
+    };
     std::fs::write(
         dir.path().join("config"),
         format!(
-            "module_path /usr/lib/baresip/modules\nsip_listen {NS_ADDR}:5080\naudio_source aufile,{}\naudio_player alsa,null\naudio_alert alsa,null\nausrc_srate 8000\nauplay_srate 8000\nausrc_channels 1\nauplay_channels 1\nmodule g711.so\nmodule alsa.so\nmodule aufile.so\nmodule sndfile.so\nsnd_path {}\nmodule_app account.so\nmodule_app contact.so\nmodule_app menu.so\n",
+            "module_path /usr/lib/baresip/modules\nsip_listen {NS_ADDR}:5080\naudio_source aufile,{}\naudio_player alsa,null\naudio_alert alsa,null\nausrc_srate 8000\nauplay_srate 8000\nausrc_channels 1\nauplay_channels 1\nmodule g711.so\nmodule alsa.so\nmodule aufile.so\nmodule sndfile.so\n{srtp_module}snd_path {}\nmodule_app account.so\nmodule_app contact.so\nmodule_app menu.so\n",
             theirs.display(),
             dir.path().display()
         ),
@@ -96,7 +135,7 @@ async fn run_in_namespace() {
     .expect("config");
     std::fs::write(
         dir.path().join("accounts"),
-        format!("<sip:b@{NS_ADDR}:5080>;regint=0;answermode=auto;audio_codecs=PCMU\n"),
+        format!("<sip:b@{NS_ADDR}:5080>;regint=0;answermode=auto;audio_codecs=PCMU{mediaenc}\n"),
     )
     .expect("accounts");
     std::fs::write(dir.path().join("contacts"), "").expect("contacts");
@@ -117,11 +156,24 @@ async fn run_in_namespace() {
     let media_socket = tokio::net::UdpSocket::bind(SocketAddr::new(IpAddr::V4(NS_ADDR), 0))
         .await
         .expect("bind rtp");
-    let mut local = LocalMedia::new(
-        IpAddr::V4(NS_ADDR),
-        media_socket.local_addr().expect("addr").port(),
-    );
+    // With SRTP, the SDP names a relay that copies what baresip sends before passing it on.
+    let sniffed = Arc::new(Mutex::new(Vec::new()));
+    let advertised = if srtp {
+        let relay = tokio::net::UdpSocket::bind(SocketAddr::new(IpAddr::V4(NS_ADDR), 0))
+            .await
+            .expect("bind relay");
+        let port = relay.local_addr().expect("addr").port();
+        let to = media_socket.local_addr().expect("addr");
+        tokio::spawn(sniff(relay, to, sniffed.clone()));
+        port
+    } else {
+        media_socket.local_addr().expect("addr").port()
+    };
+    let mut local = LocalMedia::new(IpAddr::V4(NS_ADDR), advertised);
     local.codecs = vec![sdp::Codec::Pcmu];
+    if srtp {
+        local.srtp = SrtpPolicy::Require;
+    }
     let offer = sdp::make_offer(&local, &Origin::new("callbot", 1, 1, IpAddr::V4(NS_ADDR)));
     let peer = SocketAddr::new(IpAddr::V4(NS_ADDR), 5080);
     let target = Uri::parse(&format!("sip:b@{peer}")).expect("uri");
@@ -141,8 +193,19 @@ async fn run_in_namespace() {
     // Media goes only to the namespace this test created.
     assert_eq!(neg.remote_addr, IpAddr::V4(NS_ADDR));
     assert_eq!(neg.codec, sdp::Codec::Pcmu);
+    assert_eq!(
+        neg.srtp.is_some(),
+        srtp,
+        "SRTP agreed exactly when offered: {:?}",
+        neg.srtp
+    );
+    if let Some(keys) = &neg.srtp {
+        println!("baresip chose {}", keys.suite);
+        assert_eq!(answer.media[0].proto, "RTP/SAVP");
+    }
     let cfg = MediaConfig {
         codec: g711::Codec::Pcmu,
+        srtp: neg.srtp.clone(),
         ..MediaConfig::default()
     };
     let mut session = MediaSession::start(
@@ -165,7 +228,12 @@ async fn run_in_namespace() {
     }
     agent.hangup(call);
     let _ = tokio::time::timeout(Duration::from_secs(5), agent.next_event()).await;
-    session.stop().await;
+    let stats = session.stop().await;
+    println!(
+        "received {} RTP packets, {} refused by SRTP",
+        stats.rtp_received, stats.srtp_refused
+    );
+    assert_eq!(stats.srtp_refused, 0, "every packet authenticated");
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let _ = baresip.kill();
     let _ = baresip.wait();
@@ -200,22 +268,44 @@ async fn run_in_namespace() {
         heard.len()
     );
     assert!(c_out > 0.99, "callbot → baresip correlation {c_out:.4}");
+
+    if srtp {
+        // On the wire, baresip's packets are SRTP: the RTP header in the clear (version 2,
+        // PCMU), the payload not. Read as plain PCMU, the payloads are noise.
+        let sniffed = sniffed.lock().expect("lock").clone();
+        let rtp: Vec<&Vec<u8>> = sniffed
+            .iter()
+            .filter(|p| p.len() > 12 && p[0] >> 6 == 2 && p[1] & 0x7f == 0)
+            .collect();
+        assert!(
+            rtp.len() > 200,
+            "the relay saw baresip's RTP ({} packets)",
+            rtp.len()
+        );
+        let tag = match neg.srtp.as_ref().map(|k| k.suite) {
+            Some(SrtpSuite::AesCm128HmacSha1_32 | SrtpSuite::AesCm256HmacSha1_32) => 4,
+            _ => 10,
+        };
+        assert!(
+            rtp.iter().all(|p| p.len() == 12 + 160 + tag),
+            "each packet carries 20 ms and an authentication tag of {tag} bytes"
+        );
+        let as_plain: Vec<i16> = rtp
+            .iter()
+            .flat_map(|p| p[12..12 + 160].iter().map(|&b| g711::ulaw_to_linear(b)))
+            .collect();
+        let c_wire = best_correlation(&as_plain, &theirs_pcm, 16_000);
+        println!("baresip's payloads on the wire read as plain PCMU: {c_wire:.4}");
+        assert!(
+            c_wire < 0.3,
+            "the audio crossed the wire in the clear ({c_wire:.4})"
+        );
+    }
 }
 
 #[test]
 fn baresip_registers_with_digest_at_the_registrar() {
-    if std::env::var_os("CALLBOT_IN_NETNS").is_none() {
-        let exe = std::env::current_exe().expect("test binary");
-        let setup = format!(
-            "ip link set lo up && ip link add cb0 type veth peer name cb1 && ip addr add {NS_ADDR}/24 dev cb0 && ip link set cb0 up && ip link set cb1 up && exec \"$0\" --exact baresip_registers_with_digest_at_the_registrar --nocapture --test-threads 1"
-        );
-        let status = Command::new("unshare")
-            .args(["-n", "sh", "-c", &setup])
-            .arg(&exe)
-            .env("CALLBOT_IN_NETNS", "1")
-            .status()
-            .expect("unshare runs (needs root)");
-        assert!(status.success(), "the test inside the namespace failed");
+    if reran_in_namespace("baresip_registers_with_digest_at_the_registrar") {
         return;
     }
     use std::collections::HashMap;

@@ -470,3 +470,106 @@ async fn clear_audio_stops_outgoing_audio_within_a_tick() {
     );
     assert_eq!(audio_run as u64, after.audio_frames_sent);
 }
+
+/// SRTP between two sessions: a tone, digits and RTCP reports cross encrypted and arrive intact;
+/// a third session sending to B with a key B was not given is refused packet by packet (counted,
+/// nothing played) while A's audio keeps flowing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srtp_tone_digits_and_reports_cross_and_a_wrong_key_is_refused() {
+    use telephony::srtp::{MasterKey, SrtpKeys, SrtpSuite};
+    let suite = SrtpSuite::AesCm128HmacSha1_80;
+    let (ka, kb, kc) = (
+        MasterKey::random(),
+        MasterKey::random(),
+        MasterKey::random(),
+    );
+    let keys = |ours: &MasterKey, theirs: &MasterKey| {
+        Some(SrtpKeys {
+            suite,
+            local: ours.for_suite(suite).to_vec(),
+            remote: theirs.for_suite(suite).to_vec(),
+        })
+    };
+    let sock_a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let sock_b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let sock_c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (addr_a, addr_b) = (sock_a.local_addr().unwrap(), sock_b.local_addr().unwrap());
+    let mut a = MediaSession::start(
+        sock_a,
+        addr_b,
+        MediaConfig {
+            srtp: keys(&ka, &kb),
+            ..config(Codec::Pcmu, 256)
+        },
+    )
+    .unwrap();
+    let deep = MediaConfig {
+        jitter: JitterConfig {
+            min_delay_ms: 120,
+            initial_delay_ms: 120,
+            max_delay_ms: 400,
+            ..JitterConfig::default()
+        },
+        srtp: keys(&kb, &ka),
+        ..config(Codec::Pcmu, 256)
+    };
+    let mut b = MediaSession::start(sock_b, addr_a, deep).unwrap();
+    let mut b_frames = std::mem::replace(&mut b.frames, mpsc::channel(1).1);
+    let collector = tokio::spawn(async move {
+        let mut frames = Vec::new();
+        while let Some(f) = b_frames.recv().await {
+            frames.push(f);
+        }
+        frames
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sent = tone(16_000);
+    for chunk in sent.chunks(480) {
+        a.handle.send_audio(chunk.to_vec()).await.unwrap();
+    }
+    a.handle.send_dtmf("5", 100).await.unwrap();
+    // C starts after A's tone is queued: it sends B silence and noise under its own key.
+    let mut c = MediaSession::start(
+        sock_c,
+        addr_b,
+        MediaConfig {
+            srtp: keys(&kc, &kb),
+            ..config(Codec::Pcmu, 16)
+        },
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let mut b_events = Vec::new();
+    collect_events(&mut b.events, &mut b_events).await;
+    let final_c = c.stop().await;
+    let final_a = a.stop().await;
+    let final_b = b.stop().await;
+    let frames = collector.await.unwrap();
+
+    let (got, mask) = timeline(&frames);
+    let (corr, cover) = align(&sent, &got, &mask);
+    assert!(corr > 0.99, "correlation {corr}");
+    assert!(cover > 0.9, "only {:.1}% of the tone", cover * 100.0);
+    assert_eq!(digits(&b_events), "5");
+    assert!(
+        final_b.rtcp_received > 0 && final_a.rtcp_received > 0,
+        "SRTCP both ways: {} {}",
+        final_a.rtcp_received,
+        final_b.rtcp_received
+    );
+    // What C sent was refused (all but what may still sit in B's socket when it stops), and only
+    // C's packets were.
+    assert!(final_c.rtp_sent > 50, "{final_c:?}");
+    assert!(
+        final_b.srtp_refused * 10 >= final_c.rtp_sent * 9,
+        "B refused {} of C's {} packets",
+        final_b.srtp_refused,
+        final_c.rtp_sent
+    );
+    assert_eq!(final_a.srtp_refused, 0);
+    assert_eq!(
+        final_b.remote_ssrc,
+        Some(final_a.local_ssrc),
+        "B only ever accepted A's stream"
+    );
+}

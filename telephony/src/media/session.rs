@@ -16,6 +16,7 @@ use crate::rtcp::{
     round_trip_ms,
 };
 use crate::rtp::{RTP_HEADER_LEN, RTP_VERSION, RtpPacket, RtpSender, SAMPLES_PER_FRAME, is_rtcp};
+use crate::srtp::SrtpSession;
 use nix::sys::socket::{setsockopt, sockopt};
 use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
@@ -54,6 +55,7 @@ struct Counters {
     rtcp_sent: u64,
     rtcp_received: u64,
     malformed: u64,
+    srtp_refused: u64,
     unknown_payload: u64,
     send_errors: u64,
     frames_delivered: u64,
@@ -94,6 +96,8 @@ pub(super) struct Session {
     remote_rtp: SocketAddr,
     rtcp: Option<(UdpSocket, SocketAddr)>,
     sender: RtpSender,
+    /// SRTP contexts, when the media is secure.
+    srtp: Option<SrtpSession>,
     ts_origin: u32,
     audio_rx: mpsc::Receiver<Outbound>,
     cmd_rx: mpsc::Receiver<Command>,
@@ -158,6 +162,7 @@ impl Session {
             None => None,
         };
         let sender = RtpSender::new(cfg.codec.payload_type(), &mut rand::rng());
+        let srtp = cfg.srtp.as_ref().map(SrtpSession::new).transpose()?;
         let stats = Arc::new(Mutex::new(MediaStats {
             local_ssrc: sender.ssrc(),
             ..MediaStats::default()
@@ -168,6 +173,7 @@ impl Session {
             rx_stats: ReceiverStats::new(8000),
             ts_origin: sender.timestamp(),
             sender,
+            srtp,
             inband: cfg.detect_inband_dtmf.then(InbandDetector::default),
             // First report after half an interval (RFC 3550 §6.2's initial report rule,
             // simplified).
@@ -326,7 +332,17 @@ impl Session {
             self.counters.send_errors += 1;
             return;
         }
-        match self.rtp.send_to(&self.wire, self.remote_rtp) {
+        let sent = match &mut self.srtp {
+            Some(srtp) => match srtp.protect_rtp(&self.wire) {
+                Ok(protected) => self.rtp.send_to(&protected, self.remote_rtp),
+                Err(_) => {
+                    self.counters.send_errors += 1;
+                    return;
+                }
+            },
+            None => self.rtp.send_to(&self.wire, self.remote_rtp),
+        };
+        match sent {
             Ok(_) => {
                 self.counters.rtp_sent += 1;
                 self.sent_since_report = true;
@@ -501,10 +517,18 @@ impl Session {
                 let (buf, stamp) = io.datagram(i);
                 let age = stamp.map_or(Duration::ZERO, |t| wall.saturating_sub(t));
                 let arrival = since_start.saturating_sub(age);
-                if rtcp_socket || is_rtcp(buf) {
-                    self.on_rtcp(buf);
-                } else {
-                    self.on_rtp(buf, arrival);
+                let rtcp = rtcp_socket || is_rtcp(buf);
+                match (&mut self.srtp, rtcp) {
+                    (None, true) => self.on_rtcp(buf),
+                    (None, false) => self.on_rtp(buf, arrival),
+                    (Some(srtp), true) => match srtp.unprotect_rtcp(buf) {
+                        Ok(plain) => self.on_rtcp(&plain),
+                        Err(_) => self.counters.srtp_refused += 1,
+                    },
+                    (Some(srtp), false) => match srtp.unprotect_rtp(buf) {
+                        Ok(plain) => self.on_rtp(&plain, arrival),
+                        Err(_) => self.counters.srtp_refused += 1,
+                    },
                 }
             }
             if n < io.capacity() {
@@ -635,6 +659,16 @@ impl Session {
             self.counters.send_errors += 1;
             return;
         };
+        let bytes = match &mut self.srtp {
+            Some(srtp) => match srtp.protect_rtcp(&bytes) {
+                Ok(protected) => protected.to_vec(),
+                Err(_) => {
+                    self.counters.send_errors += 1;
+                    return;
+                }
+            },
+            None => bytes,
+        };
         let sent = match &self.rtcp {
             Some((sock, remote)) => sock.send_to(&bytes, *remote),
             None => self.rtp.send_to(&bytes, self.remote_rtp),
@@ -666,6 +700,7 @@ impl Session {
         s.rtcp_sent = c.rtcp_sent;
         s.rtcp_received = c.rtcp_received;
         s.malformed = c.malformed;
+        s.srtp_refused = c.srtp_refused;
         s.unknown_payload = c.unknown_payload;
         s.send_errors = c.send_errors;
         s.frames_delivered = c.frames_delivered;
