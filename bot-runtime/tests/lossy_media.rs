@@ -125,9 +125,18 @@ async fn calls_over_a_lossy_reordering_network_are_understood_and_recorded_whole
             "{}: {said} customer turns for {lines} answers",
             c.name
         );
-        // The customer heard the robot answer each line.
+        // The customer heard the robot answer each line, except a request for a person: with no
+        // agent desk the transfer fails at once and the robot's "connecting you" words, cleared
+        // for the flow's fallback, may not have started yet (the demo flow has no fallback line).
+        let expect_reply = |m: &&bot_runtime::sim::Measured| {
+            !(c.expect_outcome == "no_agent" && m.text.contains("real person"))
+        };
         assert!(
-            report.answers.iter().all(|m| m.latency_ms.is_some()),
+            report
+                .answers
+                .iter()
+                .filter(expect_reply)
+                .all(|m| m.latency_ms.is_some()),
             "{}: {:?}",
             c.name,
             report.answers
