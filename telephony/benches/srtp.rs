@@ -18,14 +18,9 @@ fn main() {
     println!("{packets} packets of 172 bytes per suite");
     for suite in SrtpSuite::OFFERED {
         let (a, b) = (MasterKey::random(), MasterKey::random());
-        let keys = |ours: &MasterKey, theirs: &MasterKey| SrtpKeys {
-            suite,
-            local: ours.for_suite(suite).to_vec(),
-            remote: theirs.for_suite(suite).to_vec(),
-        };
         let (Ok(mut alice), Ok(mut bob)) = (
-            SrtpSession::new(&keys(&a, &b)),
-            SrtpSession::new(&keys(&b, &a)),
+            SrtpSession::new(&SrtpKeys::between(suite, &a, &b)),
+            SrtpSession::new(&SrtpKeys::between(suite, &b, &a)),
         ) else {
             println!("{suite}: contexts could not be made");
             continue;

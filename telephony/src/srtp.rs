@@ -244,6 +244,17 @@ pub struct SrtpKeys {
     pub remote: Vec<u8>,
 }
 
+impl SrtpKeys {
+    /// The keys of a session that protects with `ours` and checks with `theirs`, for `suite`.
+    pub fn between(suite: SrtpSuite, ours: &MasterKey, theirs: &MasterKey) -> SrtpKeys {
+        SrtpKeys {
+            suite,
+            local: ours.for_suite(suite).to_vec(),
+            remote: theirs.for_suite(suite).to_vec(),
+        }
+    }
+}
+
 impl fmt::Debug for SrtpKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SrtpKeys({})", self.suite)
@@ -419,13 +430,8 @@ mod tests {
     fn protect_and_unprotect_across_two_sessions() {
         for suite in SrtpSuite::OFFERED {
             let (a, b) = (MasterKey::random(), MasterKey::random());
-            let keys = |ours: &MasterKey, theirs: &MasterKey| SrtpKeys {
-                suite,
-                local: ours.for_suite(suite).to_vec(),
-                remote: theirs.for_suite(suite).to_vec(),
-            };
-            let mut alice = SrtpSession::new(&keys(&a, &b)).expect("alice");
-            let mut bob = SrtpSession::new(&keys(&b, &a)).expect("bob");
+            let mut alice = SrtpSession::new(&SrtpKeys::between(suite, &a, &b)).expect("alice");
+            let mut bob = SrtpSession::new(&SrtpKeys::between(suite, &b, &a)).expect("bob");
             let mut rtp = vec![0x80, 0x08, 0, 1, 0, 0, 0, 160, 0x12, 0x34, 0x56, 0x78];
             rtp.extend(std::iter::repeat_n(0xd5u8, 160));
             let wire = alice.protect_rtp(&rtp).expect("protect");

@@ -88,6 +88,17 @@ fn align(sent: &[i16], got: &[i16], mask: &[bool]) -> (f64, f64) {
     (c, cover)
 }
 
+/// A jitter buffer deep enough (120–400 ms) that scheduling stalls of a loaded test machine do
+/// not turn into late packets.
+fn deep_jitter() -> JitterConfig {
+    JitterConfig {
+        min_delay_ms: 120,
+        initial_delay_ms: 120,
+        max_delay_ms: 400,
+        ..JitterConfig::default()
+    }
+}
+
 fn config(codec: Codec, inbound_capacity: usize) -> MediaConfig {
     MediaConfig {
         codec,
@@ -128,12 +139,7 @@ async fn loopback_tone_dtmf_rtcp_and_slow_consumer() {
     // B: a consumer that keeps up, and a deep jitter buffer so that scheduling stalls of a
     // loaded test machine do not turn into late packets.
     let deep = MediaConfig {
-        jitter: JitterConfig {
-            min_delay_ms: 120,
-            initial_delay_ms: 120,
-            max_delay_ms: 400,
-            ..JitterConfig::default()
-        },
+        jitter: deep_jitter(),
         ..config(Codec::Pcmu, 256)
     };
     let mut b = MediaSession::start(sock_b, addr_a, deep).unwrap();
@@ -283,13 +289,7 @@ async fn separate_rtcp_sockets_and_bye() {
     let cfg = |codec| MediaConfig {
         rtcp_interval: Duration::from_millis(200),
         send_silence: false,
-        // Deep enough that a scheduling stall on a loaded machine does not make packets late.
-        jitter: JitterConfig {
-            min_delay_ms: 120,
-            initial_delay_ms: 120,
-            max_delay_ms: 400,
-            ..JitterConfig::default()
-        },
+        jitter: deep_jitter(),
         ..config(codec, 64)
     };
     let mut a = MediaSession::start_with(
@@ -363,12 +363,7 @@ async fn replays_a_30ms_capture_as_20ms_frames() {
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let local = sock.local_addr().unwrap();
     let cfg = MediaConfig {
-        jitter: JitterConfig {
-            min_delay_ms: 120,
-            initial_delay_ms: 120,
-            max_delay_ms: 400,
-            ..JitterConfig::default()
-        },
+        jitter: deep_jitter(),
         ..config(Codec::Pcma, 256)
     };
     let mut s = MediaSession::start(sock, peer.local_addr().unwrap(), cfg).unwrap();
@@ -483,13 +478,7 @@ async fn srtp_tone_digits_and_reports_cross_and_a_wrong_key_is_refused() {
         MasterKey::random(),
         MasterKey::random(),
     );
-    let keys = |ours: &MasterKey, theirs: &MasterKey| {
-        Some(SrtpKeys {
-            suite,
-            local: ours.for_suite(suite).to_vec(),
-            remote: theirs.for_suite(suite).to_vec(),
-        })
-    };
+    let keys = |ours: &MasterKey, theirs: &MasterKey| Some(SrtpKeys::between(suite, ours, theirs));
     let sock_a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let sock_b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let sock_c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -504,12 +493,7 @@ async fn srtp_tone_digits_and_reports_cross_and_a_wrong_key_is_refused() {
     )
     .unwrap();
     let deep = MediaConfig {
-        jitter: JitterConfig {
-            min_delay_ms: 120,
-            initial_delay_ms: 120,
-            max_delay_ms: 400,
-            ..JitterConfig::default()
-        },
+        jitter: deep_jitter(),
         srtp: keys(&kb, &ka),
         ..config(Codec::Pcmu, 256)
     };
