@@ -7,7 +7,7 @@
 //! dropped and logged at debug level; the server goes on. Every `Set-Cookie` served over TLS
 //! is marked `Secure`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,8 +17,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use hyper_util::rt::{TokioIo, TokioTimer};
 pub use rustls::ServerConfig;
-use rustls::pki_types::pem::{self, PemObject};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+pub use telephony::tls::{TlsError, load_certs, load_key};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
@@ -26,124 +25,14 @@ use tower::ServiceExt as _;
 /// The most a client may take over its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Why the certificate or the key could not be used; each names the file.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("TLS {what} file {}: cannot read it: {error}", path.display())]
-    Read {
-        what: &'static str,
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    #[error("TLS {what} file {}: not valid PEM: {reason}", path.display())]
-    Pem {
-        what: &'static str,
-        path: PathBuf,
-        reason: String,
-    },
-    #[error(
-        "TLS certificate file {}: no certificate in it (expected a PEM `BEGIN CERTIFICATE` block)",
-        path.display()
-    )]
-    NoCertificate { path: PathBuf },
-    #[error(
-        "TLS key file {}: no private key in it (expected a PEM `BEGIN PRIVATE KEY`, `BEGIN RSA PRIVATE KEY` or `BEGIN EC PRIVATE KEY` block)",
-        path.display()
-    )]
-    NoKey { path: PathBuf },
-    #[error("TLS key file {}: unusable private key: {reason}", path.display())]
-    BadKey { path: PathBuf, reason: String },
-    #[error("TLS certificate file {}: unusable certificate: {reason}", path.display())]
-    BadCertificate { path: PathBuf, reason: String },
-    #[error(
-        "TLS key file {}: the private key does not match the certificate in {}",
-        key.display(),
-        cert.display()
-    )]
-    KeyMismatch { cert: PathBuf, key: PathBuf },
-    #[error("TLS setup: {0}")]
-    Config(rustls::Error),
-}
-
-fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|error| TlsError::Read {
-        what,
-        path: path.to_path_buf(),
-        error,
-    })
-}
-
-fn bad_pem(what: &'static str, path: &Path, e: pem::Error) -> TlsError {
-    TlsError::Pem {
-        what,
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    }
-}
-
-/// The certificates in a PEM file, the server's own first.
-///
-/// # Errors
-/// The file missing or unreadable, bad PEM, or no `CERTIFICATE` block in it.
-pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes = read("certificate", path)?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad_pem("certificate", path, e))?;
-    if certs.is_empty() {
-        return Err(TlsError::NoCertificate {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(certs)
-}
-
-/// The first private key (PKCS#8, PKCS#1 or SEC1) in a PEM file.
-///
-/// # Errors
-/// The file missing or unreadable, bad PEM, or no private key in it.
-pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let bytes = read("key", path)?;
-    match PrivateKeyDer::from_pem_slice(&bytes) {
-        Ok(key) => Ok(key),
-        Err(pem::Error::NoItemsFound) => Err(TlsError::NoKey {
-            path: path.to_path_buf(),
-        }),
-        Err(e) => Err(bad_pem("key", path, e)),
-    }
-}
-
 /// A server configuration from a PEM certificate chain (the server's certificate first, then
 /// any intermediates) and its PEM private key: TLS 1.2 and 1.3 with the `ring` provider, ALPN
-/// `http/1.1`, no client certificates.
+/// `http/1.1`, no client certificates ([`telephony::tls::server_config`] reads the files).
 ///
 /// # Errors
 /// Either file unusable, or the key not the certificate's, each naming the file.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
-    let certs = load_certs(cert)?;
-    let private_key = load_key(key)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(TlsError::Config)?
-        .with_no_client_auth()
-        .with_single_cert(certs, private_key)
-        .map_err(|e| match e {
-            rustls::Error::InconsistentKeys(_) => TlsError::KeyMismatch {
-                cert: cert.to_path_buf(),
-                key: key.to_path_buf(),
-            },
-            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
-                TlsError::BadCertificate {
-                    path: cert.to_path_buf(),
-                    reason: e.to_string(),
-                }
-            }
-            other => TlsError::BadKey {
-                path: key.to_path_buf(),
-                reason: other.to_string(),
-            },
-        })?;
+    let mut config = telephony::tls::server_config(cert, key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

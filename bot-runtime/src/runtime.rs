@@ -20,7 +20,8 @@ use telephony::media::{
 use telephony::progress::{self, CallProgress, Disposition, ProgressConfig};
 use telephony::sdp::{self, Codec, LocalMedia, Negotiated, Origin, Sdp};
 use telephony::sip::Uri;
-use telephony::sip::transport::{AgentHandle, UdpAgent};
+pub use telephony::sip::transport::SipTlsConfig;
+use telephony::sip::transport::{AgentHandle, SipTransport, UdpAgent};
 use telephony::sip::ua::{CallEvent, CallId};
 pub use telephony::srtp::SrtpPolicy;
 use tokio::net::UdpSocket;
@@ -62,6 +63,10 @@ pub struct RuntimeConfig {
     /// SRTP (SDES) for calls' media: answered whenever a phone or trunk offers it; with
     /// [`SrtpPolicy::Require`] offered on every call placed and required of every call taken.
     pub srtp: SrtpPolicy,
+    /// SIP over TLS: a listener for phones and trunks that connect over TLS, and the CAs trusted
+    /// for calls placed to `sips:` or `;transport=tls` targets (a campaign trunk's
+    /// `"transport": "tls"`).
+    pub sip_tls: Option<SipTlsConfig>,
 }
 
 impl RuntimeConfig {
@@ -82,6 +87,7 @@ impl RuntimeConfig {
                 priority: WorkerPriority::Realtime(MEDIA_PRIORITY),
             },
             srtp: SrtpPolicy::Accept,
+            sip_tls: None,
         }
     }
 }
@@ -89,6 +95,45 @@ impl RuntimeConfig {
 /// The `SCHED_FIFO` priority of media threads by default: above ordinary realtime helpers, below
 /// the kernel's own threads (FreeSWITCH's `-rp` and Asterisk's `-p` use comparable values).
 pub const MEDIA_PRIORITY: u8 = 50;
+
+/// SIP over TLS from PEM files: listen on `bind` serving `cert` and `key`; with `ca`, place
+/// calls over TLS trusting exactly those CAs and present `cert` to peers that ask for a client
+/// certificate.
+///
+/// # Errors
+/// A file unusable, or the key not the certificate's; each error names the file.
+pub fn sip_tls_from_files(
+    bind: SocketAddr,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    ca: Option<&std::path::Path>,
+) -> Result<SipTlsConfig, telephony::tls::TlsError> {
+    let client = match ca {
+        Some(ca) => Some(Arc::new(telephony::tls::client_config(
+            ca,
+            Some((cert, key)),
+        )?)),
+        None => None,
+    };
+    Ok(SipTlsConfig {
+        bind,
+        server: Arc::new(telephony::tls::server_config(cert, key)?),
+        client,
+    })
+}
+
+/// The transport a call to `target` goes over: its `transport` parameter (`udp`, `tcp`, `tls`),
+/// TLS for a `sips:` URI, UDP otherwise (RFC 3263 §4.1 without DNS).
+pub fn transport_of(target: &Uri) -> SipTransport {
+    if target.scheme.eq_ignore_ascii_case("sips") {
+        return SipTransport::Tls;
+    }
+    target
+        .param("transport")
+        .flatten()
+        .and_then(SipTransport::from_name)
+        .unwrap_or(SipTransport::Udp)
+}
 
 /// One outbound call to place.
 #[derive(Clone)]
@@ -236,7 +281,7 @@ impl Runtime {
             ),
             Err(_) => tracing::debug!("media scheduler already running"),
         }
-        let agent = UdpAgent::bind(cfg.sip_bind, &cfg.user).await?;
+        let agent = UdpAgent::bind_with_tls(cfg.sip_bind, &cfg.user, cfg.sip_tls.clone()).await?;
         let (handle, mut events) = agent.split();
         let (dtx, mut drx) = mpsc::unbounded_channel::<Dispatch>();
         let (ftx, frx) = mpsc::unbounded_channel();
@@ -380,6 +425,9 @@ impl Runtime {
             .agent
             .invite_as(
                 addr,
+                // A phone registered over TCP or TLS is reached on its connection, whatever
+                // transport is named here.
+                SipTransport::Udp,
                 target,
                 Some(caller.as_str()).filter(|c| !c.is_empty()),
                 offer.to_string().into_bytes(),
@@ -554,6 +602,7 @@ impl Runtime {
             .agent
             .invite_as(
                 d.next_hop,
+                transport_of(&d.target),
                 d.target.clone(),
                 d.caller_id.as_deref(),
                 offer.to_string().into_bytes(),
@@ -768,7 +817,26 @@ impl AgentLines for Runtime {
 
 #[cfg(test)]
 mod tests {
-    use super::caller_number;
+    use super::{SipTransport, Uri, caller_number, transport_of};
+
+    #[test]
+    fn a_targets_transport_comes_from_its_parameter_or_scheme() {
+        let t = |s: &str| transport_of(&Uri::parse(s).expect("uri"));
+        assert_eq!(t("sip:+15551234567@10.0.0.5:5060"), SipTransport::Udp);
+        assert_eq!(
+            t("sip:+15551234567@sbc.bank;transport=TLS"),
+            SipTransport::Tls
+        );
+        assert_eq!(
+            t("sip:+15551234567@sbc.bank;transport=tcp"),
+            SipTransport::Tcp
+        );
+        assert_eq!(t("sips:+15551234567@sbc.bank"), SipTransport::Tls);
+        assert_eq!(
+            t("sip:+15551234567@sbc.bank;transport=sctp"),
+            SipTransport::Udp
+        );
+    }
 
     #[test]
     fn caller_numbers_from_from_headers() {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use telephony::media::{MediaSession, MediaStats};
 use telephony::sdp::{self, LocalMedia, Origin, Sdp};
-use telephony::sip::transport::UdpAgent;
+use telephony::sip::transport::{SipTlsConfig, UdpAgent};
 use telephony::sip::ua::CallEvent;
 use telephony::srtp::{SrtpPolicy, SrtpSuite};
 use tokio::net::UdpSocket;
@@ -213,6 +213,24 @@ impl Phone {
             impairment: None,
             srtp: SrtpPolicy::Accept,
         })
+    }
+
+    /// A phone that also takes calls over SIP over TLS (see [`UdpAgent::bind_with_tls`]).
+    pub async fn bind_tls(
+        addr: SocketAddr,
+        user: &str,
+        tls: SipTlsConfig,
+    ) -> std::io::Result<Phone> {
+        Ok(Phone {
+            agent: UdpAgent::bind_with_tls(addr, user, Some(tls)).await?,
+            impairment: None,
+            srtp: SrtpPolicy::Accept,
+        })
+    }
+
+    /// The phone's TLS listener, when it has one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.agent.tls_addr()
     }
 
     /// The phone's SRTP policy (by default it answers SRTP when offered and offers plain RTP).

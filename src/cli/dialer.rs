@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use bot_runtime::agents::desk::Desk;
 use bot_runtime::dialer::service::{Dialer, DialerConfig, DialerEvent};
 use bot_runtime::engines::{EngineConfig, Engines};
-use bot_runtime::runtime::{Runtime, RuntimeConfig, SrtpPolicy};
+use bot_runtime::runtime::{Runtime, RuntimeConfig, SrtpPolicy, sip_tls_from_files};
 use callbot_models::ModelsDir;
 use clap::{Args, Subcommand};
 use tokio::sync::{mpsc, watch};
@@ -58,6 +58,27 @@ pub struct RunArgs {
     /// refuses calls that do not offer it (488).
     #[arg(long, default_value = "accept", value_parser = ["accept", "require"])]
     srtp: String,
+    /// Listen for SIP over TLS on this address (conventionally port 5061) with
+    /// `--sip-tls-cert`/`--sip-tls-key`; campaigns whose trunk has `"transport": "tls"` place
+    /// their calls over TLS, checking the trunk's certificate against `--sip-tls-ca`.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        requires = "sip_tls_cert",
+        requires = "sip_tls_key"
+    )]
+    sip_tls: Option<SocketAddr>,
+    /// The PEM certificate chain served on `--sip-tls` (and presented to trunks that ask for a
+    /// client certificate).
+    #[arg(long, value_name = "PATH", requires = "sip_tls")]
+    sip_tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--sip-tls-cert`.
+    #[arg(long, value_name = "PATH", requires = "sip_tls")]
+    sip_tls_key: Option<PathBuf>,
+    /// PEM file of the certificate authorities trusted for trunks reached over TLS (without it,
+    /// calls can be taken over TLS but not placed).
+    #[arg(long, value_name = "PATH", requires = "sip_tls")]
+    sip_tls_ca: Option<PathBuf>,
     /// Exit when no campaign is running and no call is in progress.
     #[arg(long)]
     until_idle: bool,
@@ -88,6 +109,15 @@ pub fn run(cmd: DialerCommand, models: &ModelsDir) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(admin_api::tls::server_config(cert, key)?),
         _ => None,
     };
+    let sip_tls = match (&a.sip_tls, &a.sip_tls_cert, &a.sip_tls_key) {
+        (Some(bind), Some(cert), Some(key)) => Some(sip_tls_from_files(
+            *bind,
+            cert,
+            key,
+            a.sip_tls_ca.as_deref(),
+        )?),
+        _ => None,
+    };
     let engines =
         Arc::new(Engines::load(models, &EngineConfig::default()).context("loading the models")?);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -104,6 +134,7 @@ pub fn run(cmd: DialerCommand, models: &ModelsDir) -> anyhow::Result<()> {
         cfg.media_timeout =
             (a.media_timeout_secs > 0).then(|| Duration::from_secs(a.media_timeout_secs));
         cfg.srtp = SrtpPolicy::from_name(&a.srtp).unwrap_or_default();
+        cfg.sip_tls = sip_tls;
         if let Some(dir) = &a.recordings {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -128,7 +159,10 @@ pub fn run(cmd: DialerCommand, models: &ModelsDir) -> anyhow::Result<()> {
         let metrics = engines.metrics.clone();
         let (runtime, _records) = Runtime::start(engines, cfg, Some(store.clone()))
             .await
-            .with_context(|| format!("binding SIP on {}", a.sip))?;
+            .with_context(|| match a.sip_tls {
+                Some(tls) => format!("binding SIP on {} and SIP over TLS on {tls}", a.sip),
+                None => format!("binding SIP on {}", a.sip),
+            })?;
         if let Some(addr) = a.console {
             let webrtc_ip = a.webrtc_ip.unwrap_or(addr.ip());
             start_console(

@@ -13,5 +13,6 @@ pub mod rtp;
 pub mod sdp;
 pub mod sip;
 pub mod srtp;
+pub mod tls;
 pub mod tones;
 pub mod webrtc_leg;

@@ -1,7 +1,8 @@
 //! Audio both ways with baresip (Debian's package), a third-party SIP phone: callbot calls it, it
 //! answers, plays a recording into the call and records what it hears. Checks that the audio
 //! callbot sends arrives intact and that the audio baresip plays arrives intact (correlation above
-//! 0.99 after decoding), over plain RTP and over SRTP with SDES keys.
+//! 0.99 after decoding), over plain RTP, over SRTP with SDES keys, and over SRTP with the
+//! signalling on SIP over TLS.
 //!
 //! baresip needs a non-loopback interface, so the test re-runs itself inside a network namespace
 //! it creates (`unshare -n`, needs root) with a veth pair on 10.99.0.0/24; no traffic leaves the
@@ -17,7 +18,7 @@ use telephony::g711;
 use telephony::media::{MediaConfig, MediaSession};
 use telephony::sdp::{self, LocalMedia, Origin, Sdp};
 use telephony::sip::Uri;
-use telephony::sip::transport::UdpAgent;
+use telephony::sip::transport::{SipTlsConfig, SipTransport, UdpAgent};
 use telephony::sip::ua::CallEvent;
 use telephony::srtp::{SrtpPolicy, SrtpSuite};
 
@@ -91,7 +92,7 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 #[test]
 fn audio_flows_both_ways_with_baresip() {
     if !reran_in_namespace("audio_flows_both_ways_with_baresip") {
-        block_on(run_in_namespace(false));
+        block_on(run_in_namespace(false, false));
     }
 }
 
@@ -102,7 +103,17 @@ fn audio_flows_both_ways_with_baresip() {
 #[test]
 fn srtp_audio_flows_both_ways_with_baresip() {
     if !reran_in_namespace("srtp_audio_flows_both_ways_with_baresip") {
-        block_on(run_in_namespace(true));
+        block_on(run_in_namespace(true, false));
+    }
+}
+
+/// The same SRTP call with its signalling over TLS, so that the SDES keys in the SDP are not
+/// readable on the wire: baresip listens for TLS (its `sip_certificate`, a certificate made here
+/// for its address) and callbot places the call to its TLS port, trusting only that certificate.
+#[test]
+fn tls_signalling_and_srtp_media_with_baresip() {
+    if !reran_in_namespace("tls_signalling_and_srtp_media_with_baresip") {
+        block_on(run_in_namespace(true, true));
     }
 }
 
@@ -115,8 +126,32 @@ async fn sniff(relay: tokio::net::UdpSocket, to: SocketAddr, seen: Arc<Mutex<Vec
     }
 }
 
-async fn run_in_namespace(srtp: bool) {
+async fn run_in_namespace(srtp: bool, tls: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
+    // With TLS, baresip serves a certificate for its address (key and certificate in one PEM
+    // file, as it reads them); TLS listens on its SIP port + 1.
+    let tls_line = if tls {
+        let ck = rcgen::generate_simple_self_signed(vec![NS_ADDR.to_string()]).expect("cert");
+        std::fs::write(dir.path().join("baresip.crt"), ck.cert.pem()).expect("cert");
+        std::fs::write(
+            dir.path().join("baresip.pem"),
+            format!("{}{}", ck.signing_key.serialize_pem(), ck.cert.pem()),
+        )
+        .expect("pem");
+        let ours = rcgen::generate_simple_self_signed(vec![NS_ADDR.to_string()]).expect("cert");
+        std::fs::write(dir.path().join("callbot.crt"), ours.cert.pem()).expect("cert");
+        std::fs::write(
+            dir.path().join("callbot.key"),
+            ours.signing_key.serialize_pem(),
+        )
+        .expect("key");
+        format!(
+            "sip_certificate {}\n",
+            dir.path().join("baresip.pem").display()
+        )
+    } else {
+        String::new()
+    };
     let theirs = prompt("conf-adminmenu-162.wav"); // 21 s: longer than the call
     let ours = prompt("agent-alreadyon.wav"); // 5.5 s
     let (srtp_module, mediaenc) = if srtp {
@@ -127,7 +162,7 @@ async fn run_in_namespace(srtp: bool) {
     std::fs::write(
         dir.path().join("config"),
         format!(
-            "module_path /usr/lib/baresip/modules\nsip_listen {NS_ADDR}:5080\naudio_source aufile,{}\naudio_player alsa,null\naudio_alert alsa,null\nausrc_srate 8000\nauplay_srate 8000\nausrc_channels 1\nauplay_channels 1\nmodule g711.so\nmodule alsa.so\nmodule aufile.so\nmodule sndfile.so\n{srtp_module}snd_path {}\nmodule_app account.so\nmodule_app contact.so\nmodule_app menu.so\n",
+            "module_path /usr/lib/baresip/modules\nsip_listen {NS_ADDR}:5080\naudio_source aufile,{}\naudio_player alsa,null\naudio_alert alsa,null\nausrc_srate 8000\nauplay_srate 8000\nausrc_channels 1\nauplay_channels 1\nmodule g711.so\nmodule alsa.so\nmodule aufile.so\nmodule sndfile.so\n{srtp_module}{tls_line}snd_path {}\nmodule_app account.so\nmodule_app contact.so\nmodule_app menu.so\n",
             theirs.display(),
             dir.path().display()
         ),
@@ -150,9 +185,23 @@ async fn run_in_namespace(srtp: bool) {
         .expect("baresip is installed (.ci/setup installs it)");
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
-    let mut agent = UdpAgent::bind(SocketAddr::new(IpAddr::V4(NS_ADDR), 0), "callbot")
-        .await
-        .expect("bind sip");
+    let tls_cfg = tls.then(|| {
+        let d = dir.path();
+        SipTlsConfig {
+            bind: SocketAddr::new(IpAddr::V4(NS_ADDR), 0),
+            server: Arc::new(
+                telephony::tls::server_config(&d.join("callbot.crt"), &d.join("callbot.key"))
+                    .expect("server config"),
+            ),
+            client: Some(Arc::new(
+                telephony::tls::client_config(&d.join("baresip.crt"), None).expect("client"),
+            )),
+        }
+    });
+    let mut agent =
+        UdpAgent::bind_with_tls(SocketAddr::new(IpAddr::V4(NS_ADDR), 0), "callbot", tls_cfg)
+            .await
+            .expect("bind sip");
     let media_socket = tokio::net::UdpSocket::bind(SocketAddr::new(IpAddr::V4(NS_ADDR), 0))
         .await
         .expect("bind rtp");
@@ -175,12 +224,37 @@ async fn run_in_namespace(srtp: bool) {
         local.srtp = SrtpPolicy::Require;
     }
     let offer = sdp::make_offer(&local, &Origin::new("callbot", 1, 1, IpAddr::V4(NS_ADDR)));
-    let peer = SocketAddr::new(IpAddr::V4(NS_ADDR), 5080);
-    let target = Uri::parse(&format!("sip:b@{peer}")).expect("uri");
+    let (peer, target, transport) = if tls {
+        let peer = SocketAddr::new(IpAddr::V4(NS_ADDR), 5081);
+        let target = format!("sip:b@{peer};transport=tls");
+        (peer, target, SipTransport::Tls)
+    } else {
+        let peer = SocketAddr::new(IpAddr::V4(NS_ADDR), 5080);
+        (peer, format!("sip:b@{peer}"), SipTransport::Udp)
+    };
+    let target = Uri::parse(&target).expect("uri");
+    if tls {
+        // UDP retransmits an INVITE sent before baresip is up; a TLS connection cannot be made
+        // before it listens (its first start, with cold caches, can take a few seconds).
+        let ready = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(peer).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < ready,
+                "baresip listens for TLS on {peer}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     let call = agent
-        .invite(peer, target, offer.to_string().into_bytes(), None)
+        .invite_over(
+            peer,
+            transport,
+            target,
+            offer.to_string().into_bytes(),
+            None,
+        )
         .await
-        .expect("call");
+        .expect("the INVITE left (over TLS: baresip's certificate trusted)");
     let answer = loop {
         match tokio::time::timeout(Duration::from_secs(10), agent.next_event()).await {
             Ok(Some((_, CallEvent::Answered { sdp }))) => break sdp,

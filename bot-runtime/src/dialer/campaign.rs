@@ -15,7 +15,9 @@
 //! - `rules`: [`DialRules`] (calling windows, retries per disposition, caps);
 //! - `order`: `sequential` | `random` | `loop`;
 //! - `pacing`: default capacity-paced robot dialing at the campaign's `max_concurrent`;
-//! - `trunk.address`: where INVITEs go; `domain`: the Request-URI's host (default: the address);
+//! - `trunk.address`: where INVITEs go; `domain`: the Request-URI's host (default: the address;
+//!   over TLS, the name the trunk's certificate is checked for); `transport`: `udp` (default),
+//!   `tcp` or `tls` (SIP over TLS: needs the node's `--sip-tls-*` certificate and CAs);
 //!   `cps`: calls per second on the trunk; `trip_after` (10) calls in a row failing with
 //!   `network_error` (503s, timeouts) stop dialing on the trunk but for one probe call every
 //!   `probe_secs` (30) until a call reaches the far end ([`crate::dialer::trunk`]; the first
@@ -74,6 +76,8 @@ pub struct Trunk {
     pub address: String,
     /// The Request-URI's host (default: `address`).
     pub domain: Option<String>,
+    /// The transport INVITEs go over.
+    pub transport: TrunkTransport,
     /// Calls per second (average) on this trunk.
     pub cps: f64,
     /// Calls that may start at once before the rate applies.
@@ -90,12 +94,22 @@ impl Default for Trunk {
         Trunk {
             address: "127.0.0.1:5060".into(),
             domain: None,
+            transport: TrunkTransport::Udp,
             cps: 10.0,
             burst: 1,
             trip_after: 10,
             probe_secs: 30,
         }
     }
+}
+
+/// A trunk's SIP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrunkTransport {
+    Udp,
+    Tcp,
+    Tls,
 }
 
 impl Trunk {
@@ -106,12 +120,14 @@ impl Trunk {
             .map_err(|e| format!("trunk.address {:?}: {e} (expected host:port)", self.address))
     }
 
-    /// The Request-URI for a number.
+    /// The Request-URI for a number (with a `transport` parameter unless over UDP).
     pub fn uri(&self, e164: &str) -> String {
-        format!(
-            "sip:{e164}@{}",
-            self.domain.as_deref().unwrap_or(&self.address)
-        )
+        let host = self.domain.as_deref().unwrap_or(&self.address);
+        match self.transport {
+            TrunkTransport::Udp => format!("sip:{e164}@{host}"),
+            TrunkTransport::Tcp => format!("sip:{e164}@{host};transport=tcp"),
+            TrunkTransport::Tls => format!("sip:{e164}@{host};transport=tls"),
+        }
     }
 }
 
@@ -273,6 +289,18 @@ mod tests {
             s.trunk.uri("+15551234567"),
             "sip:+15551234567@127.0.0.1:5080"
         );
+        let s = CampaignSettings::parse(
+            r#"{"trunk": {"address": "127.0.0.1:5061", "domain": "sbc.bank.local", "transport": "tls"}}"#,
+        )
+        .expect("settings");
+        assert_eq!(
+            s.trunk.uri("+15551234567"),
+            "sip:+15551234567@sbc.bank.local;transport=tls"
+        );
+        let e = CampaignSettings::parse(r#"{"trunk": {"transport": "sctp"}}"#)
+            .expect_err("bad transport");
+        assert!(e.contains("trunk.transport"), "{e}");
+        assert!(e.contains("tls"), "{e}");
         let e = CampaignSettings::parse(r#"{"trunk": {"address": "nowhere"}}"#)
             .expect_err("bad address");
         assert!(e.contains("trunk.address"), "{e}");

@@ -1,20 +1,28 @@
-//! The tokio shell around [`UserAgent`]: a UDP socket and a TCP listener on the same address, one
-//! task. Commands go in through a handle; call events come out of a channel. The task only moves
-//! bytes and time between the sockets and the sans-IO core; TCP connections (opened for calls
-//! placed over TCP, or accepted) are framed by Content-Length and each has a reader task.
+//! The tokio shell around [`UserAgent`]: a UDP socket and a TCP listener on the same address,
+//! and optionally a TLS listener on its own (SIPS, conventionally port 5061), one task. Commands
+//! go in through a handle; call events come out of a channel. The task only moves bytes and time
+//! between the sockets and the sans-IO core; stream connections (TCP or TLS, opened for calls
+//! placed over them, or accepted) are framed by Content-Length and each has a reader task.
+//!
+//! TLS (rustls): an accepted connection's handshake runs in its own task, so a slow or hostile
+//! client holds up nobody; a call placed over TLS verifies the peer's certificate against the
+//! configured CAs for the Request-URI's host (a DNS name or an IP address). A message for a TLS
+//! peer whose connection has gone is dropped with a warning, never sent in the clear over UDP.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::msg::stream_frame_len;
 use super::transaction::TimerConfig;
-use super::ua::{CallEvent, CallId, Credentials, UaConfig, UaOutput, UserAgent};
+use super::ua::{CallEvent, CallId, Credentials, Stream, UaConfig, UaOutput, UserAgent};
 use super::uri::Uri;
 
 /// Which transport a call's signalling uses.
@@ -22,7 +30,45 @@ use super::uri::Uri;
 pub enum SipTransport {
     Udp,
     Tcp,
+    Tls,
 }
+
+impl SipTransport {
+    /// `udp`, `tcp` or `tls` (any case), as in a URI's `transport` parameter.
+    pub fn from_name(name: &str) -> Option<SipTransport> {
+        match name.to_ascii_lowercase().as_str() {
+            "udp" => Some(SipTransport::Udp),
+            "tcp" => Some(SipTransport::Tcp),
+            "tls" => Some(SipTransport::Tls),
+            _ => None,
+        }
+    }
+}
+
+/// SIP over TLS for an agent: where it listens, the certificate it serves there, and whom it
+/// trusts when it places calls over TLS (see [`crate::tls`] for reading these from PEM files).
+#[derive(Clone)]
+pub struct SipTlsConfig {
+    /// The TLS listener's address (port 0 picks one).
+    pub bind: SocketAddr,
+    pub server: Arc<rustls::ServerConfig>,
+    /// `None`: calls cannot be placed over TLS (taken ones can).
+    pub client: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for SipTlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipTlsConfig")
+            .field("bind", &self.bind)
+            .field("places_calls", &self.client.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a TCP connect plus TLS handshake, or an accepted client's handshake, may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
 enum Command {
     Invite {
@@ -53,6 +99,47 @@ enum Command {
 enum Inbound {
     Message(SocketAddr, Vec<u8>),
     Closed(SocketAddr),
+    /// A TLS client's handshake completed: its write half (its reader is already running).
+    TlsAccepted(SocketAddr, Writer),
+    /// A connection this agent opened for calls to `peer` is up, or could not be opened.
+    Connected {
+        peer: SocketAddr,
+        stream: Stream,
+        conn: Result<Box<dyn Conn>, String>,
+    },
+}
+
+/// A TCP or TLS connection, type-erased.
+trait Conn: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Conn for T {}
+
+/// A call waiting to be placed.
+struct PendingInvite {
+    target: Uri,
+    sdp: Vec<u8>,
+    credentials: Option<Credentials>,
+    from_user: Option<String>,
+    reply: oneshot::Sender<Option<CallId>>,
+}
+
+impl PendingInvite {
+    /// Start the call through `next_hop`; the caller is told its id once the INVITE left.
+    fn send(
+        self,
+        ua: &mut UserAgent,
+        next_hop: SocketAddr,
+    ) -> ((oneshot::Sender<Option<CallId>>, CallId), Vec<UaOutput>) {
+        let (id, out) = ua.invite_from(
+            next_hop,
+            self.target,
+            self.from_user.as_deref(),
+            None,
+            self.sdp,
+            self.credentials,
+            Instant::now(),
+        );
+        ((self.reply, id), out)
+    }
 }
 
 /// A running SIP user agent on UDP and TCP. Its commands are [`AgentHandle`]'s (through
@@ -66,6 +153,7 @@ pub struct UdpAgent {
 #[derive(Clone)]
 pub struct AgentHandle {
     local: SocketAddr,
+    tls_local: Option<SocketAddr>,
     commands: mpsc::UnboundedSender<Command>,
 }
 
@@ -101,20 +189,45 @@ impl UdpAgent {
     /// Bind `addr` (port 0 picks one) for UDP and TCP and start the agent's task on the current
     /// runtime.
     pub async fn bind(addr: SocketAddr, user: &str) -> std::io::Result<UdpAgent> {
+        Self::bind_with_tls(addr, user, None).await
+    }
+
+    /// [`UdpAgent::bind`], and with `tls` a TLS listener too.
+    pub async fn bind_with_tls(
+        addr: SocketAddr,
+        user: &str,
+        tls: Option<SipTlsConfig>,
+    ) -> std::io::Result<UdpAgent> {
         let (socket, listener) = bind_pair(addr).await?;
         let local = socket.local_addr()?;
-        let ua = UserAgent::new(UaConfig {
+        let mut ua = UserAgent::new(UaConfig {
             local,
             user: user.to_string(),
             user_agent: format!("callbot/{}", env!("CARGO_PKG_VERSION")),
             timers: TimerConfig::default(),
         });
+        let tls = match tls {
+            Some(cfg) => {
+                let listener = TcpListener::bind(cfg.bind).await?;
+                let tls_local = listener.local_addr()?;
+                ua.set_tls_local(tls_local);
+                Some(Tls {
+                    listener,
+                    local: tls_local,
+                    acceptor: TlsAcceptor::from(cfg.server),
+                    connector: cfg.client.map(TlsConnector::from),
+                })
+            }
+            None => None,
+        };
+        let tls_local = tls.as_ref().map(|t| t.local);
         let (ctx, crx) = mpsc::unbounded_channel();
         let (etx, erx) = mpsc::unbounded_channel();
-        tokio::spawn(run(socket, listener, ua, crx, etx));
+        tokio::spawn(run(socket, listener, tls, ua, crx, etx));
         Ok(UdpAgent {
             handle: AgentHandle {
                 local,
+                tls_local,
                 commands: ctx,
             },
             events: erx,
@@ -138,6 +251,11 @@ impl AgentHandle {
         self.local
     }
 
+    /// The TLS listener's address, when the agent has one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_local
+    }
+
     /// Place a call over UDP; returns its id once the INVITE has been handed to the socket.
     pub async fn invite(
         &self,
@@ -150,7 +268,8 @@ impl AgentHandle {
             .await
     }
 
-    /// Place a call over the given transport (`None` when a TCP connection cannot be opened).
+    /// Place a call over the given transport (`None` when a TCP or TLS connection cannot be
+    /// opened: refused, timed out, or the peer's certificate not trusted for the target's host).
     pub async fn invite_over(
         &self,
         next_hop: SocketAddr,
@@ -163,17 +282,18 @@ impl AgentHandle {
             .await
     }
 
-    /// Place a call over UDP presenting `from_user` (a caller ID) as the From header's user.
+    /// Place a call presenting `from_user` (a caller ID) as the From header's user.
     pub async fn invite_as(
         &self,
         next_hop: SocketAddr,
+        transport: SipTransport,
         target: Uri,
         from_user: Option<&str>,
         sdp: Vec<u8>,
     ) -> Option<CallId> {
         self.send_invite(
             next_hop,
-            SipTransport::Udp,
+            transport,
             target,
             sdp,
             None,
@@ -274,9 +394,9 @@ impl AgentHandle {
     }
 }
 
-/// Read framed messages from one TCP connection until it closes or cannot be framed.
-fn spawn_reader(
-    mut read: tokio::net::tcp::OwnedReadHalf,
+/// Read framed messages from one stream connection until it closes or cannot be framed.
+fn spawn_reader<R: AsyncRead + Send + Unpin + 'static>(
+    mut read: R,
     peer: SocketAddr,
     inbound: mpsc::UnboundedSender<Inbound>,
 ) {
@@ -311,9 +431,101 @@ fn spawn_reader(
     });
 }
 
+/// The TLS side of an agent.
+struct Tls {
+    listener: TcpListener,
+    local: SocketAddr,
+    acceptor: TlsAcceptor,
+    connector: Option<TlsConnector>,
+}
+
+/// Accept TLS clients on the listener, if there is one (never resolves otherwise).
+async fn accept_tls(tls: &Option<Tls>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match tls {
+        Some(t) => t.listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Run a TLS client's handshake in its own task; on success its reader starts and its writer
+/// goes to the agent's task.
+fn spawn_tls_handshake(
+    acceptor: TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    inbound: mpsc::UnboundedSender<Inbound>,
+) {
+    tokio::spawn(async move {
+        match tokio::time::timeout(CONNECT_TIMEOUT, acceptor.accept(tcp)).await {
+            Ok(Ok(stream)) => {
+                let (read, write) = tokio::io::split(stream);
+                if inbound
+                    .send(Inbound::TlsAccepted(peer, Box::new(write)))
+                    .is_ok()
+                {
+                    spawn_reader(read, peer, inbound);
+                }
+            }
+            Ok(Err(e)) => tracing::warn!("SIP TLS handshake with {peer} failed: {e}"),
+            Err(_) => tracing::warn!("SIP TLS handshake with {peer} timed out"),
+        }
+    });
+}
+
+/// Open a TCP or TLS connection to `peer` in a task of its own (the agent goes on meanwhile);
+/// the result comes back as [`Inbound::Connected`].
+fn spawn_connect(
+    peer: SocketAddr,
+    transport: SipTransport,
+    host: String,
+    connector: Option<TlsConnector>,
+    inbound: mpsc::UnboundedSender<Inbound>,
+) {
+    tokio::spawn(async move {
+        let (stream, conn) = match connector {
+            Some(connector) if transport == SipTransport::Tls => (
+                Stream::Tls,
+                connect_tls(&connector, peer, &host)
+                    .await
+                    .map(|s| Box::new(s) as Box<dyn Conn>),
+            ),
+            _ => (
+                Stream::Tcp,
+                match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(peer)).await {
+                    Ok(Ok(s)) => Ok(Box::new(s) as Box<dyn Conn>),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("timed out".into()),
+                },
+            ),
+        };
+        let _ = inbound.send(Inbound::Connected { peer, stream, conn });
+    });
+}
+
+/// Open a TLS connection to `peer`, verifying its certificate for `host` (the target URI's host).
+async fn connect_tls(
+    connector: &TlsConnector,
+    peer: SocketAddr,
+    host: &str,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    let name = ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']'))
+        .map_err(|e| format!("{host:?} is not a name a certificate can be checked for: {e}"))?
+        .to_owned();
+    let connect = async {
+        let tcp = TcpStream::connect(peer).await?;
+        connector.connect(name, tcp).await
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".into()),
+    }
+}
+
 async fn run(
     socket: UdpSocket,
     listener: TcpListener,
+    tls: Option<Tls>,
     mut ua: UserAgent,
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<(CallId, CallEvent)>,
@@ -324,12 +536,17 @@ async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_gc = Instant::now();
-    let mut writers: HashMap<SocketAddr, OwnedWriteHalf> = HashMap::new();
+    let mut writers: HashMap<SocketAddr, Writer> = HashMap::new();
+    // Peers reached over TLS: what is meant for them never goes over UDP, even after their
+    // connection closed.
+    let mut tls_peers: HashSet<SocketAddr> = HashSet::new();
+    // Calls waiting for a connection being opened to their next hop.
+    let mut connecting: HashMap<SocketAddr, Vec<PendingInvite>> = HashMap::new();
     let (in_tx, mut in_rx) = mpsc::unbounded_channel::<Inbound>();
     loop {
         // An INVITE's caller is told once the request has been handed to the socket, so that
         // "invite() returned" means "the INVITE left" (the dialer commits its attempt then).
-        let mut invited: Option<(oneshot::Sender<Option<CallId>>, CallId)> = None;
+        let mut invited: Vec<(oneshot::Sender<Option<CallId>>, CallId)> = Vec::new();
         let outputs = tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
                 Ok((n, from)) => ua.on_datagram(&buf[..n], from, Instant::now()),
@@ -341,17 +558,56 @@ async fn run(
             a = listener.accept() => {
                 if let Ok((stream, peer)) = a {
                     let (read, write) = stream.into_split();
-                    writers.insert(peer, write);
-                    ua.set_reliable(peer, true);
+                    writers.insert(peer, Box::new(write));
+                    ua.set_stream(peer, Some(Stream::Tcp));
                     spawn_reader(read, peer, in_tx.clone());
+                }
+                Vec::new()
+            }
+            a = accept_tls(&tls) => {
+                if let (Ok((tcp, peer)), Some(t)) = (a, &tls) {
+                    spawn_tls_handshake(t.acceptor.clone(), tcp, peer, in_tx.clone());
                 }
                 Vec::new()
             }
             m = in_rx.recv() => match m {
                 Some(Inbound::Message(peer, data)) => ua.on_datagram(&data, peer, Instant::now()),
+                Some(Inbound::TlsAccepted(peer, write)) => {
+                    writers.insert(peer, write);
+                    tls_peers.insert(peer);
+                    ua.set_stream(peer, Some(Stream::Tls));
+                    Vec::new()
+                }
+                Some(Inbound::Connected { peer, stream, conn }) => match conn {
+                    Ok(conn) => {
+                        let (read, write) = tokio::io::split(conn);
+                        writers.insert(peer, Box::new(write));
+                        if stream == Stream::Tls {
+                            tls_peers.insert(peer);
+                        }
+                        ua.set_stream(peer, Some(stream));
+                        spawn_reader(read, peer, in_tx.clone());
+                        let mut out = Vec::new();
+                        for invite in connecting.remove(&peer).unwrap_or_default() {
+                            let (id, o) = invite.send(&mut ua, peer);
+                            invited.push(id);
+                            out.extend(o);
+                        }
+                        out
+                    }
+                    Err(e) => {
+                        tracing::warn!("cannot open a SIP {stream:?} connection to {peer}: {e}");
+                        for invite in connecting.remove(&peer).unwrap_or_default() {
+                            let _ = invite.reply.send(None);
+                        }
+                        Vec::new()
+                    }
+                },
                 Some(Inbound::Closed(peer)) => {
                     writers.remove(&peer);
-                    ua.set_reliable(peer, false);
+                    if !tls_peers.contains(&peer) {
+                        ua.set_stream(peer, None);
+                    }
                     Vec::new()
                 }
                 None => Vec::new(),
@@ -359,24 +615,26 @@ async fn run(
             c = commands.recv() => match c {
                 None => return,
                 Some(Command::Invite { next_hop, transport, target, sdp, credentials, from_user, reply }) => {
-                    if transport == SipTransport::Tcp && !writers.contains_key(&next_hop) {
-                        match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(next_hop)).await {
-                            Ok(Ok(stream)) => {
-                                let (read, write) = stream.into_split();
-                                writers.insert(next_hop, write);
-                                ua.set_reliable(next_hop, true);
-                                spawn_reader(read, next_hop, in_tx.clone());
-                            }
-                            _ => {
-                                tracing::warn!("cannot open a SIP TCP connection to {next_hop}");
-                                let _ = reply.send(None);
-                                continue;
-                            }
+                    let invite = PendingInvite { target, sdp, credentials, from_user, reply };
+                    if transport == SipTransport::Udp || writers.contains_key(&next_hop) {
+                        let (id, out) = invite.send(&mut ua, next_hop);
+                        invited.push(id);
+                        out
+                    } else if let Some(waiting) = connecting.get_mut(&next_hop) {
+                        // A connection to this hop is being opened: the call goes out on it.
+                        waiting.push(invite);
+                        Vec::new()
+                    } else {
+                        let connector = tls.as_ref().and_then(|t| t.connector.clone());
+                        if transport == SipTransport::Tls && connector.is_none() {
+                            tracing::warn!("cannot place a call over TLS to {next_hop}: no certificate authorities configured for SIP over TLS");
+                            let _ = invite.reply.send(None);
+                            continue;
                         }
+                        spawn_connect(next_hop, transport, invite.target.host.clone(), connector, in_tx.clone());
+                        connecting.insert(next_hop, vec![invite]);
+                        Vec::new()
                     }
-                    let (id, out) = ua.invite_from(next_hop, target, from_user.as_deref(), None, sdp, credentials, Instant::now());
-                    invited = Some((reply, id));
-                    out
                 }
                 Some(Command::Hangup(id)) => ua.hangup(id, Instant::now()),
                 Some(Command::Accept(id, sdp)) => ua.accept(id, sdp, Instant::now()),
@@ -406,11 +664,21 @@ async fn run(
             match o {
                 UaOutput::Send { to, data } => {
                     if let Some(w) = writers.get_mut(&to) {
-                        if let Err(e) = w.write_all(&data).await {
-                            tracing::warn!("SIP TCP send to {to} failed: {e}");
+                        let sent = match w.write_all(&data).await {
+                            Ok(()) => w.flush().await,
+                            Err(e) => Err(e),
+                        };
+                        if let Err(e) = sent {
+                            tracing::warn!("SIP stream send to {to} failed: {e}");
                             writers.remove(&to);
-                            ua.set_reliable(to, false);
+                            if !tls_peers.contains(&to) {
+                                ua.set_stream(to, None);
+                            }
                         }
+                    } else if tls_peers.contains(&to) {
+                        tracing::warn!(
+                            "SIP message for {to} dropped: its TLS connection is closed (not sent in the clear)"
+                        );
                     } else if let Err(e) = socket.send_to(&data, to).await {
                         tracing::warn!("SIP send to {to} failed: {e}");
                     }
@@ -420,11 +688,19 @@ async fn run(
                 }
             }
         }
-        if let Some((reply, id)) = invited {
+        for (reply, id) in invited {
             let _ = reply.send(Some(id));
         }
         if last_gc.elapsed() >= Duration::from_secs(1) {
             ua.collect_garbage();
+            // A TLS peer whose connection closed is remembered while anything refers to it.
+            tls_peers.retain(|p| {
+                let keep = writers.contains_key(p) || ua.has_peer(*p);
+                if !keep {
+                    ua.set_stream(*p, None);
+                }
+                keep
+            });
             last_gc = Instant::now();
         }
     }

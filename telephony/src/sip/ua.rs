@@ -27,6 +27,13 @@ pub struct Credentials {
     pub password: String,
 }
 
+/// A stream transport a peer is reached over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Tcp,
+    Tls,
+}
+
 #[derive(Debug, Clone)]
 pub struct UaConfig {
     /// The address the transport is bound to (used in Via and Contact).
@@ -153,8 +160,10 @@ pub struct UserAgent {
     servers: HashMap<String, (Option<CallId>, SocketAddr, ServerTransaction)>,
     /// Calls by their SIP Call-ID, for in-dialog requests.
     by_call_id: HashMap<String, CallId>,
-    /// Peers reached over a reliable stream (TCP): no retransmissions, `TCP` in Via.
-    reliable: std::collections::HashSet<SocketAddr>,
+    /// Peers reached over a stream (TCP or TLS): no retransmissions, `TCP`/`TLS` in Via.
+    reliable: HashMap<SocketAddr, Stream>,
+    /// The TLS listener's address (Via and Contact of calls over TLS), when there is one.
+    tls_local: Option<SocketAddr>,
     /// Registrar bindings: user → (source address, expiry).
     bindings: HashMap<String, (SocketAddr, Instant)>,
     accounts: HashMap<String, String>,
@@ -175,7 +184,8 @@ impl UserAgent {
             clients: HashMap::new(),
             servers: HashMap::new(),
             by_call_id: HashMap::new(),
-            reliable: std::collections::HashSet::new(),
+            reliable: HashMap::new(),
+            tls_local: None,
             bindings: HashMap::new(),
             accounts: HashMap::new(),
             realm: "callbot".into(),
@@ -183,29 +193,63 @@ impl UserAgent {
         }
     }
 
-    /// Our Contact and the transport token for a call's peer.
-    fn peer_info(&self, call: CallId) -> (String, &'static str) {
+    /// Our Contact, the transport token and our address (Via's sent-by) for a call's peer.
+    fn peer_info(&self, call: CallId) -> (String, &'static str, SocketAddr) {
         match self.calls.get(&call) {
-            Some(c) => (self.contact(c.peer), self.proto(c.peer)),
-            None => (format!("<sip:{}@{}>", self.cfg.user, self.cfg.local), "UDP"),
+            Some(c) => (
+                self.contact(c.peer),
+                self.proto(c.peer),
+                self.local_for(c.peer),
+            ),
+            None => (
+                format!("<sip:{}@{}>", self.cfg.user, self.cfg.local),
+                "UDP",
+                self.cfg.local,
+            ),
         }
     }
 
-    /// Mark `peer` as reached over a stream transport (TCP), or not. The I/O shell calls this
-    /// when it opens or accepts a connection.
+    /// Mark `peer` as reached over a TCP connection, or not. The I/O shell calls this when it
+    /// opens or accepts a connection, and when one closes.
     pub fn set_reliable(&mut self, peer: SocketAddr, reliable: bool) {
-        if reliable {
-            self.reliable.insert(peer);
-        } else {
-            self.reliable.remove(&peer);
-        }
+        self.set_stream(peer, reliable.then_some(Stream::Tcp));
+    }
+
+    /// Mark `peer` as reached over a stream of this kind (`None`: over UDP).
+    pub fn set_stream(&mut self, peer: SocketAddr, stream: Option<Stream>) {
+        match stream {
+            Some(s) => self.reliable.insert(peer, s),
+            None => self.reliable.remove(&peer),
+        };
+    }
+
+    /// Whether a call, a transaction or a registration still refers to `peer` (the I/O shell
+    /// forgets a closed connection's peer once nothing does).
+    pub fn has_peer(&self, peer: SocketAddr) -> bool {
+        self.calls.values().any(|c| c.peer == peer)
+            || self.clients.values().any(|(_, to, _)| *to == peer)
+            || self.servers.values().any(|(_, from, _)| *from == peer)
+            || self.bindings.values().any(|(at, _)| *at == peer)
+    }
+
+    /// The address SIP over TLS listens on: Via and Contact of calls over TLS name it.
+    pub fn set_tls_local(&mut self, addr: SocketAddr) {
+        self.tls_local = Some(addr);
     }
 
     fn proto(&self, peer: SocketAddr) -> &'static str {
-        if self.reliable.contains(&peer) {
-            "TCP"
-        } else {
-            "UDP"
+        match self.reliable.get(&peer) {
+            Some(Stream::Tcp) => "TCP",
+            Some(Stream::Tls) => "TLS",
+            None => "UDP",
+        }
+    }
+
+    /// The address our Via and Contact give a peer: the TLS listener's for a TLS peer.
+    fn local_for(&self, peer: SocketAddr) -> SocketAddr {
+        match (self.reliable.get(&peer), self.tls_local) {
+            (Some(Stream::Tls), Some(tls)) => tls,
+            _ => self.cfg.local,
         }
     }
 
@@ -213,15 +257,16 @@ impl UserAgent {
         format!(
             "SIP/2.0/{} {};branch={branch};rport",
             self.proto(peer),
-            self.cfg.local
+            self.local_for(peer)
         )
     }
 
     fn contact(&self, peer: SocketAddr) -> String {
-        if self.reliable.contains(&peer) {
-            format!("<sip:{}@{};transport=tcp>", self.cfg.user, self.cfg.local)
-        } else {
-            format!("<sip:{}@{}>", self.cfg.user, self.cfg.local)
+        let local = self.local_for(peer);
+        match self.reliable.get(&peer) {
+            Some(Stream::Tcp) => format!("<sip:{}@{local};transport=tcp>", self.cfg.user),
+            Some(Stream::Tls) => format!("<sip:{}@{local};transport=tls>", self.cfg.user),
+            None => format!("<sip:{}@{local}>", self.cfg.user),
         }
     }
 
@@ -316,7 +361,7 @@ impl UserAgent {
         let key = super::transaction::key(&branch, &req.method);
         let is_invite = req.method == Method::Invite;
         let (tx, outs) =
-            ClientTransaction::new(req, self.reliable.contains(&to), self.cfg.timers, now);
+            ClientTransaction::new(req, self.reliable.contains_key(&to), self.cfg.timers, now);
         self.clients.insert(key.clone(), (call, to, tx));
         if is_invite && let Some(c) = self.calls.get_mut(&call) {
             c.invite_tx = Some(key.clone());
@@ -331,8 +376,7 @@ impl UserAgent {
     }
 
     pub fn hangup(&mut self, call: CallId, now: Instant) -> Vec<UaOutput> {
-        let (contact, proto) = self.peer_info(call);
-        let local = self.cfg.local;
+        let (contact, proto, local) = self.peer_info(call);
         let Some(c) = self.calls.get_mut(&call) else {
             return Vec::new();
         };
@@ -368,7 +412,7 @@ impl UserAgent {
 
     /// Answer an inbound call with an SDP answer.
     pub fn accept(&mut self, call: CallId, sdp: Vec<u8>, now: Instant) -> Vec<UaOutput> {
-        let (contact, _) = self.peer_info(call);
+        let (contact, _, _) = self.peer_info(call);
         let Some(c) = self.calls.get_mut(&call) else {
             return Vec::new();
         };
@@ -455,8 +499,7 @@ impl UserAgent {
         body: Vec<u8>,
         now: Instant,
     ) -> Vec<UaOutput> {
-        let (contact, proto) = self.peer_info(call);
-        let local = self.cfg.local;
+        let (contact, proto, local) = self.peer_info(call);
         let Some(c) = self.calls.get_mut(&call) else {
             return Vec::new();
         };
@@ -489,7 +532,7 @@ impl UserAgent {
 
     /// Cold transfer: ask the other side to call `target` (REFER, RFC 3515).
     pub fn refer(&mut self, call: CallId, target: &Uri, now: Instant) -> Vec<UaOutput> {
-        let (by, _) = self.peer_info(call);
+        let (by, _, _) = self.peer_info(call);
         self.in_dialog(
             call,
             Method::Refer,
@@ -703,15 +746,11 @@ impl UserAgent {
     /// A response reached the transaction user.
     fn on_response(&mut self, call: CallId, resp: Response, now: Instant) -> Vec<UaOutput> {
         let mut out = Vec::new();
-        let (contact, proto) = self.peer_info(call);
+        let (contact, proto, local) = self.peer_info(call);
         let Some((_, method)) = resp.cseq() else {
             return out;
         };
-        let via = format!(
-            "SIP/2.0/{proto} {};branch=z9hG4bK{};rport",
-            self.cfg.local,
-            token()
-        );
+        let via = format!("SIP/2.0/{proto} {local};branch=z9hG4bK{};rport", token());
 
         let Some(c) = self.calls.get_mut(&call) else {
             return out;
@@ -987,8 +1026,11 @@ impl UserAgent {
             call_id: r.headers.get("Call-ID").unwrap_or("").to_string(),
             sdp: r.body.clone(),
         };
-        let mut tx =
-            ServerTransaction::new(r.clone(), self.reliable.contains(&from), self.cfg.timers);
+        let mut tx = ServerTransaction::new(
+            r.clone(),
+            self.reliable.contains_key(&from),
+            self.cfg.timers,
+        );
         let trying = tx.respond(r.response(100, "Trying", None), now);
         let mut call = Call::new(from, false, r, token());
         call.server_tx = Some(key.clone());
@@ -1047,8 +1089,11 @@ impl UserAgent {
             return self.on_register(r, key, from, now);
         }
         let found = self.dialog_call(&r);
-        let mut tx =
-            ServerTransaction::new(r.clone(), self.reliable.contains(&from), self.cfg.timers);
+        let mut tx = ServerTransaction::new(
+            r.clone(),
+            self.reliable.contains_key(&from),
+            self.cfg.timers,
+        );
         let mut out = Vec::new();
         let (resp, event) = match (r.method.clone(), found) {
             (Method::Options, _) => {
@@ -1128,8 +1173,11 @@ impl UserAgent {
         from: SocketAddr,
         now: Instant,
     ) -> Vec<UaOutput> {
-        let mut tx =
-            ServerTransaction::new(r.clone(), self.reliable.contains(&from), self.cfg.timers);
+        let mut tx = ServerTransaction::new(
+            r.clone(),
+            self.reliable.contains_key(&from),
+            self.cfg.timers,
+        );
         let user = r.to().and_then(|t| t.uri.user.clone()).unwrap_or_default();
         let resp = if !self.accounts.is_empty() && !self.digest_ok(&r, &user) {
             let mut resp = r.response(401, "Unauthorized", Some(&token()));
