@@ -47,7 +47,7 @@ pub use transcriber::{
     TranscriberOptions, Transcript, WHISPER_SAMPLE_RATE, WindowPolicy,
 };
 pub use turn::{TurnDetector, TurnEvent};
-pub use vad::{VAD_FRAME_MS, Vad, VadRate};
+pub use vad::{VAD_FRAME_MS, Vad, VadModel, VadRate};
 pub use wav::{Audio, G711Law, WavError, i16_to_f32, read_wav, read_wav_16k, write_g711_wav};
 
 /// Everything that can go wrong in this crate.

@@ -5,7 +5,8 @@
 //! window is 512 samples at 16 kHz and 256 at 8 kHz (32 ms either way); the last 64 (32)
 //! samples of the previous window are prepended as context, as the reference implementation does.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use ndarray::{Array0, Array2, Array3};
 use ort::environment::Environment;
@@ -51,28 +52,36 @@ pub const VAD_FRAME_MS: u32 = 32;
 
 const STATE_LEN: usize = 2 * 128;
 
-/// A streaming Silero VAD for one audio stream (one call leg). Not shared between streams:
-/// its recurrent state is the stream's history.
-pub struct Vad {
-    session: Session,
-    rate: VadRate,
-    state: Vec<f32>,
-    context: Vec<f32>,
-    /// Samples pushed through [`Vad::push`] that do not yet fill a window.
-    pending: Vec<f32>,
+/// The Silero graph, loaded once and shared by every stream ([`Vad::with_model`]): a pool of
+/// ONNX Runtime sessions, one per window being computed at that moment (so at most about one
+/// per thread), instead of a session per stream. A session holds the optimised graph and its
+/// memory arena, about 10 MB; the streams' recurrent state lives in each [`Vad`].
+pub struct VadModel {
+    env: Environment,
+    path: PathBuf,
+    idle: Mutex<Vec<Session>>,
 }
 
-impl std::fmt::Debug for Vad {
+impl std::fmt::Debug for VadModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Vad")
-            .field("rate", &self.rate)
+        f.debug_struct("VadModel")
+            .field("path", &self.path)
             .finish_non_exhaustive()
     }
 }
 
-impl Vad {
-    /// Loads the Silero v5 graph into the caller's ONNX Runtime environment.
-    pub fn new(env: &Environment, model: &Path, rate: VadRate) -> Result<Self, AsrError> {
+impl VadModel {
+    /// Loads and checks the Silero v5 graph into the caller's ONNX Runtime environment.
+    pub fn load(env: &Environment, model: &Path) -> Result<Arc<VadModel>, AsrError> {
+        let first = Self::session(env, model)?;
+        Ok(Arc::new(VadModel {
+            env: env.clone(),
+            path: model.to_path_buf(),
+            idle: Mutex::new(vec![first]),
+        }))
+    }
+
+    fn session(env: &Environment, model: &Path) -> Result<Session, AsrError> {
         let err = |message: String| AsrError::VadModel {
             path: model.to_path_buf(),
             message,
@@ -96,13 +105,66 @@ impl Vad {
                 "not a Silero VAD v5 graph: inputs {inputs:?}, outputs {outputs:?}"
             )));
         }
-        Ok(Self {
-            session,
+        Ok(session)
+    }
+
+    /// An idle session, or a new one when all are busy.
+    fn take(&self) -> Result<Session, AsrError> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match idle {
+            Some(s) => Ok(s),
+            None => Self::session(&self.env, &self.path),
+        }
+    }
+
+    fn give_back(&self, session: Session) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(session);
+    }
+
+    /// Sessions created so far and idle now.
+    pub fn idle_sessions(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// A streaming Silero VAD for one audio stream (one call leg): the stream's recurrent state,
+/// with the graph shared ([`VadModel`]).
+pub struct Vad {
+    model: Arc<VadModel>,
+    rate: VadRate,
+    state: Vec<f32>,
+    context: Vec<f32>,
+    /// Samples pushed through [`Vad::push`] that do not yet fill a window.
+    pending: Vec<f32>,
+}
+
+impl std::fmt::Debug for Vad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vad")
+            .field("rate", &self.rate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Vad {
+    /// Loads the Silero v5 graph into the caller's ONNX Runtime environment, for this stream
+    /// alone (see [`Vad::with_model`] for many streams).
+    pub fn new(env: &Environment, model: &Path, rate: VadRate) -> Result<Self, AsrError> {
+        Ok(Self::with_model(VadModel::load(env, model)?, rate))
+    }
+
+    /// A stream on a shared graph.
+    pub fn with_model(model: Arc<VadModel>, rate: VadRate) -> Self {
+        Self {
+            model,
             rate,
             state: vec![0.0; STATE_LEN],
             context: vec![0.0; rate.context_len()],
             pending: Vec::new(),
-        })
+        }
     }
 
     pub fn rate(&self) -> VadRate {
@@ -142,9 +204,26 @@ impl Vad {
         .map_err(run_err)?;
         let sr = Tensor::from_array(Array0::from_elem((), i64::from(self.rate.hz())))
             .map_err(run_err)?;
-        let outputs = self
-            .session
-            .run(ort::inputs!["input" => input, "state" => state, "sr" => sr])
+        let mut session = self.model.take()?;
+        let result = Self::run(&mut session, input, state, sr, &mut self.state);
+        self.model.give_back(session);
+        let prob = result?;
+        let keep = self.context.len();
+        self.context.copy_from_slice(&window[n - keep..]);
+        Ok(prob)
+    }
+
+    /// One window through `session`: the speech probability, and the next state into `state`.
+    fn run(
+        session: &mut Session,
+        input: Tensor<f32>,
+        state_in: Tensor<f32>,
+        sr: Tensor<i64>,
+        state: &mut [f32],
+    ) -> Result<f32, AsrError> {
+        let run_err = |e: ort::Error| AsrError::Vad(e.to_string());
+        let outputs = session
+            .run(ort::inputs!["input" => input, "state" => state_in, "sr" => sr])
             .map_err(run_err)?;
         let prob = match outputs.get("output") {
             Some(v) => v.try_extract_tensor::<f32>().map_err(run_err)?.1,
@@ -160,12 +239,10 @@ impl Vad {
                         next.len()
                     )));
                 }
-                self.state.copy_from_slice(next);
+                state.copy_from_slice(next);
             }
             None => return Err(AsrError::Vad("no `stateN` in the VAD's results".into())),
         }
-        let keep = self.context.len();
-        self.context.copy_from_slice(&window[n - keep..]);
         Ok(prob)
     }
 

@@ -3,7 +3,9 @@
 
 mod common;
 
-use asr::{EndpointEvent, Endpointer, EndpointerConfig, VAD_FRAME_MS, VadRate, read_wav};
+use asr::{
+    EndpointEvent, Endpointer, EndpointerConfig, VAD_FRAME_MS, Vad, VadModel, VadRate, read_wav,
+};
 use common::{speech_dir, vad};
 
 fn tone(freq: f32, rate: u32, seconds: f32) -> Vec<f32> {
@@ -87,6 +89,69 @@ fn streaming_20ms_frames_matches_whole_windows() {
     assert!(
         streaming.process(&[0.0; 100]).is_err(),
         "a short window is rejected"
+    );
+}
+
+#[test]
+fn streams_sharing_one_graph_keep_their_own_state_from_threads() {
+    let models = common::models();
+    let env = callbot_models::onnxruntime_environment(&models).expect("ONNX Runtime");
+    let model = VadModel::load(&env, &models.silero_vad()).expect("Silero VAD");
+    let files = [
+        "asterisk-prompts-8k/wav/conf-getchannel.wav",
+        "asterisk-prompts-8k/wav/agent-alreadyon.wav",
+        "asterisk-prompts-8k/wav/silence/3.wav",
+    ];
+    // Each recording alone, on a VAD of its own.
+    let alone: Vec<Vec<f32>> = files
+        .iter()
+        .map(|f| {
+            let audio = read_wav(&speech_dir().join(f)).unwrap();
+            let mut v = vad(VadRate::Hz8000);
+            audio
+                .samples
+                .chunks(160)
+                .flat_map(|frame| v.push(frame).unwrap())
+                .collect()
+        })
+        .collect();
+    // The same recordings as interleaved streams on one shared graph, six at once on threads.
+    let shared: Vec<Vec<f32>> = std::thread::scope(|s| {
+        let handles: Vec<_> = files
+            .iter()
+            .chain(files.iter())
+            .map(|f| {
+                let model = model.clone();
+                s.spawn(move || {
+                    let audio = read_wav(&speech_dir().join(f)).unwrap();
+                    let mut v = Vad::with_model(model, VadRate::Hz8000);
+                    let mut out = Vec::new();
+                    for frame in audio.samples.chunks(160) {
+                        out.extend(v.push(frame).unwrap());
+                        std::thread::yield_now();
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, got) in shared.iter().enumerate() {
+        let want = &alone[i % files.len()];
+        assert_eq!(got.len(), want.len(), "{}", files[i % files.len()]);
+        for (k, (a, b)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (a - b).abs() < 1e-5,
+                "{} window {k}: {a} vs {b}",
+                files[i % 3]
+            );
+        }
+    }
+    // No more sessions than streams ran at once, and all of them idle again.
+    assert!(
+        (1..=6).contains(&model.idle_sessions()),
+        "{}",
+        model.idle_sessions()
     );
 }
 

@@ -102,6 +102,8 @@ pub struct Engines {
     pub asr_parallel: usize,
     pub metrics: Arc<Metrics>,
     flow_nlu: Mutex<HashMap<(String, u32), Arc<FlowNlu>>>,
+    /// The Silero graph every call leg's VAD shares (a session per leg cost ~10 MB a call).
+    vad_model: Mutex<Option<Arc<asr::VadModel>>>,
 }
 
 impl Engines {
@@ -146,18 +148,25 @@ impl Engines {
             asr_parallel: cfg.asr_parallel.max(1),
             metrics: Arc::new(Metrics::new()),
             flow_nlu: Mutex::new(HashMap::new()),
+            vad_model: Mutex::new(None),
         })
     }
 
-    /// A fresh VAD for one call leg (8 kHz).
+    /// A fresh VAD for one call leg (8 kHz), on the graph every leg shares (loaded by the
+    /// first leg).
     pub fn vad(&self) -> Result<asr::Vad, EngineError> {
-        let env = callbot_models::onnxruntime_environment(&self.models)
-            .map_err(|e| EngineError::Onnx(e.to_string()))?;
-        Ok(asr::Vad::new(
-            &env,
-            &self.models.silero_vad(),
-            asr::VadRate::Hz8000,
-        )?)
+        let mut slot = self.vad_model.lock().unwrap_or_else(|e| e.into_inner());
+        let model = match slot.as_ref() {
+            Some(m) => m.clone(),
+            None => {
+                let env = callbot_models::onnxruntime_environment(&self.models)
+                    .map_err(|e| EngineError::Onnx(e.to_string()))?;
+                let m = asr::VadModel::load(&env, &self.models.silero_vad())?;
+                *slot = Some(m.clone());
+                m
+            }
+        };
+        Ok(asr::Vad::with_model(model, asr::VadRate::Hz8000))
     }
 
     /// The NLU of a flow version, trained on first use and shared afterwards.
