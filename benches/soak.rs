@@ -24,7 +24,7 @@ use bot_runtime::store::Store;
 
 #[path = "../tests/support/mod.rs"]
 mod support;
-use support::Killed;
+use support::{Killed, callbot};
 
 const FLOW: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -37,21 +37,6 @@ const SCENARIO: &str = concat!(
 
 fn phone(i: usize) -> String {
     format!("+1212{:07}", 2_000_000 + i)
-}
-
-fn callbot(args: &[&str], db: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_callbot"))
-        .args(args)
-        .args(["--database-url", db])
-        .output()
-        .expect("run callbot");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "callbot {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 /// Resident memory (MiB) and CPU time (s) of a process.

@@ -34,7 +34,7 @@ use chrono::Utc;
 use sqlx::Connection;
 
 mod support;
-use support::{Killed, daytime_zone, free_tcp_port, sipp_phones, sipp_phones_on};
+use support::{Killed, callbot, daytime_zone, free_tcp_port, sipp_phones, sipp_phones_on};
 
 /// One test at a time: each runs a node with up to 20 calls and SIPp.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -81,21 +81,6 @@ const CARD: &str = "4111111111111111";
 
 fn phone(i: usize) -> String {
     format!("+1212{:07}", 2_000_000 + i)
-}
-
-fn callbot(args: &[&str], db: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_callbot"))
-        .args(args)
-        .args(["--database-url", db])
-        .output()
-        .expect("run callbot");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "callbot {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 /// Creates campaign `c` with `n` leads dialing `trunk` at most `cps` calls a second, and starts

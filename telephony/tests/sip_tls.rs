@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use telephony::sip::Uri;
 use telephony::sip::transaction::TimerConfig;
 use telephony::sip::transport::{SipTlsConfig, SipTransport, UdpAgent};
-use telephony::sip::ua::{CallEvent, Stream, UaConfig, UaOutput, UserAgent};
+use telephony::sip::ua::{CallEvent, CallId, Stream, UaConfig, UaOutput, UserAgent};
 use telephony::tls;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -81,6 +81,20 @@ async fn relay(listener: TcpListener, to: SocketAddr, seen: Arc<Mutex<Vec<u8>>>)
     }
 }
 
+/// Place a call to `target` over TLS through `hop` (`None`: the connection could not be made).
+async fn call_tls(agent: &UdpAgent, hop: SocketAddr, target: &str) -> Option<CallId> {
+    let target = Uri::parse(target).expect("uri");
+    agent
+        .invite_over(
+            hop,
+            SipTransport::Tls,
+            target,
+            OFFER.as_bytes().to_vec(),
+            None,
+        )
+        .await
+}
+
 async fn next(agent: &mut UdpAgent) -> CallEvent {
     match tokio::time::timeout(Duration::from_secs(10), agent.next_event()).await {
         Ok(Some((_, e))) => e,
@@ -113,17 +127,13 @@ async fn a_call_over_tls_is_encrypted_and_an_untrusted_certificate_is_refused() 
     let seen = Arc::new(Mutex::new(Vec::new()));
     tokio::spawn(relay(relay_listener, tls_addr, seen.clone()));
 
-    let target = Uri::parse("sip:+15551230000@127.0.0.1;transport=tls").expect("uri");
-    client
-        .invite_over(
-            relay_addr,
-            SipTransport::Tls,
-            target,
-            OFFER.as_bytes().to_vec(),
-            None,
-        )
-        .await
-        .expect("the INVITE left over TLS");
+    call_tls(
+        &client,
+        relay_addr,
+        "sip:+15551230000@127.0.0.1;transport=tls",
+    )
+    .await
+    .expect("the INVITE left over TLS");
     let (server_call, from, sdp) = loop {
         match tokio::time::timeout(Duration::from_secs(10), server.next_event()).await {
             Ok(Some((id, CallEvent::Incoming { from, sdp, .. }))) => break (id, from, sdp),
@@ -176,61 +186,41 @@ async fn a_call_over_tls_is_encrypted_and_an_untrusted_certificate_is_refused() 
     // A caller trusting another certificate cannot place a call over TLS.
     let other_id = identity(dir.path(), "other", &["127.0.0.1"]);
     let stranger = agent("stranger", &client_id, Some(&other_id.0)).await;
-    let target = Uri::parse("sip:+15551230001@127.0.0.1;transport=tls").expect("uri");
-    let refused = stranger
-        .invite_over(
-            tls_addr,
-            SipTransport::Tls,
-            target,
-            OFFER.as_bytes().to_vec(),
-            None,
-        )
-        .await;
+    let refused = call_tls(
+        &stranger,
+        tls_addr,
+        "sip:+15551230001@127.0.0.1;transport=tls",
+    )
+    .await;
     assert!(refused.is_none(), "an untrusted certificate was accepted");
     // Nor one asking for a host the certificate does not name.
-    let target = Uri::parse("sip:+15551230002@sbc.other.test;transport=tls").expect("uri");
-    let wrong_name = client
-        .invite_over(
-            tls_addr,
-            SipTransport::Tls,
-            target,
-            OFFER.as_bytes().to_vec(),
-            None,
-        )
-        .await;
+    let wrong_name = call_tls(
+        &client,
+        tls_addr,
+        "sip:+15551230002@sbc.other.test;transport=tls",
+    )
+    .await;
     assert!(
         wrong_name.is_none(),
         "a certificate for another host was accepted"
     );
     // Nor one with no CAs configured.
     let no_ca = agent("no-ca", &client_id, None).await;
-    let target = Uri::parse("sip:+15551230003@127.0.0.1;transport=tls").expect("uri");
     assert!(
-        no_ca
-            .invite_over(
-                tls_addr,
-                SipTransport::Tls,
-                target,
-                OFFER.as_bytes().to_vec(),
-                None
-            )
+        call_tls(&no_ca, tls_addr, "sip:+15551230003@127.0.0.1;transport=tls")
             .await
             .is_none()
     );
 
     // The listener still serves: a call by the certificate's DNS name, answered and hung up by
     // the caller.
-    let target = Uri::parse("sip:+15551230004@sbc.bank.test;transport=tls").expect("uri");
-    let call = client
-        .invite_over(
-            tls_addr,
-            SipTransport::Tls,
-            target,
-            OFFER.as_bytes().to_vec(),
-            None,
-        )
-        .await
-        .expect("a second call over TLS");
+    let call = call_tls(
+        &client,
+        tls_addr,
+        "sip:+15551230004@sbc.bank.test;transport=tls",
+    )
+    .await
+    .expect("a second call over TLS");
     let id = loop {
         match server.next_event().await {
             Some((id, CallEvent::Incoming { .. })) => break id,

@@ -53,6 +53,23 @@ pub fn sipp_phones_on(scenario: &str, log: &Path, port: u16) -> (Killed, SocketA
     (Killed(child), SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
+/// Runs `callbot ARGS --database-url DB` and returns its output; panics with its stderr if it
+/// fails.
+pub fn callbot(args: &[&str], db: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_callbot"))
+        .args(args)
+        .args(["--database-url", db])
+        .output()
+        .expect("run callbot");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "callbot {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// A zone where it is between 10:00 and 18:59 now, so the default calling window (08:00–21:00
 /// local) is the one in force.
 pub fn daytime_zone() -> &'static str {
