@@ -7,6 +7,10 @@
 //!   except an interrupted attempt retried after its retry delay, no lead or attempt is lost;
 //! - two nodes on one PostgreSQL database running one campaign: no duplicate dial; one is
 //!   killed, the other finishes its leads;
+//! - the same behind Kamailio (Debian's, `examples/kamailio/kamailio.cfg` as written) as the
+//!   nodes' SIP proxy to the carrier: every INVITE through it from a listed node, a stranger
+//!   refused, the killed node reported down by the proxy's pings, the carrier's BYEs back along
+//!   the recorded route;
 //! - opt-outs committed while a campaign runs (SQLite and PostgreSQL): no INVITE for an
 //!   opted-out number reaches SIPp after the opt-out's commit;
 //! - the PostgreSQL database going away mid-campaign (a relay the test cuts: the listener
@@ -34,7 +38,9 @@ use chrono::Utc;
 use sqlx::Connection;
 
 mod support;
-use support::{Killed, callbot, daytime_zone, free_tcp_port, sipp_phones, sipp_phones_on};
+use support::{
+    Killed, callbot, daytime_zone, free_tcp_port, sipp_phones, sipp_phones_args, sipp_phones_on,
+};
 
 /// One test at a time: each runs a node with up to 20 calls and SIPp.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -175,18 +181,21 @@ fn node(db: &str, name: &str, until_idle: bool, log: &Path) -> Killed {
 /// [`node`] with more arguments.
 fn node_with(db: &str, name: &str, until_idle: bool, log: &Path, more: &[&str]) -> Killed {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_callbot"));
-    cmd.args(["dialer", "run", "--node", name, "--sip", "127.0.0.1:0"])
-        .args([
-            "--lease-secs",
-            "5",
-            "--max-calls",
-            "20",
-            "--database-url",
-            db,
-        ])
-        // SIPp's phones send no RTP: a call whose phone is killed ends 10 s later.
-        .args(["--media-timeout-secs", "10"])
-        .args(more);
+    cmd.args(["dialer", "run", "--node", name]);
+    if !more.contains(&"--sip") {
+        cmd.args(["--sip", "127.0.0.1:0"]);
+    }
+    cmd.args([
+        "--lease-secs",
+        "5",
+        "--max-calls",
+        "20",
+        "--database-url",
+        db,
+    ])
+    // SIPp's phones send no RTP: a call whose phone is killed ends 10 s later.
+    .args(["--media-timeout-secs", "10"])
+    .args(more);
     if until_idle {
         cmd.arg("--until-idle");
     }
@@ -449,6 +458,252 @@ fn two_nodes_share_a_campaign_on_postgres_and_one_finishes_the_others_work() {
     assert!(
         finished_by_a > N / 2,
         "node a finished the campaign ({finished_by_a})"
+    );
+    drop(store);
+}
+
+/// Kamailio (Debian's package) run with `examples/kamailio/kamailio.cfg` as written, on a free
+/// loopback port, with the nodes' addresses as dispatcher set 1 and the carrier's
+/// gateways as set 2. Its log (stderr) goes to `log`.
+struct Kamailio {
+    child: std::process::Child,
+    addr: SocketAddr,
+    log: std::path::PathBuf,
+}
+
+const KAMAILIO_CFG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/kamailio/kamailio.cfg"
+);
+
+impl Kamailio {
+    fn start(dir: &Path, nodes: &[SocketAddr], gateways: &[SocketAddr]) -> Kamailio {
+        let list = dir.join("dispatcher.list");
+        let mut text = String::new();
+        for n in nodes {
+            text.push_str(&format!("1 sip:{n} 0 0\n"));
+        }
+        for g in gateways {
+            text.push_str(&format!("2 sip:{g} 0 0\n"));
+        }
+        std::fs::write(&list, text).expect("dispatcher list");
+        let run = dir.join("kamailio-run");
+        std::fs::create_dir_all(&run).expect("run dir");
+        let addr = SocketAddr::from(([127, 0, 0, 1], support::free_udp_port()));
+        let log = dir.join("kamailio.log");
+        let out = std::fs::File::create(&log).expect("kamailio log");
+        let child = Command::new("kamailio")
+            .args(["-f", KAMAILIO_CFG, "-l", &format!("udp:{addr}")])
+            .arg("-A")
+            .arg(format!("DISPATCHER_LIST=\"{}\"", list.display()))
+            .args(["-DD", "-E", "-m", "64", "-M", "8", "-Y"])
+            .arg(&run)
+            .arg("-P")
+            .arg(run.join("kamailio.pid"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .spawn()
+            .expect("kamailio is installed (Debian package kamailio; .ci/setup installs it)");
+        let k = Kamailio { child, addr, log };
+        // Ready when it answers an OPTIONS ping.
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("socket");
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let t0 = Instant::now();
+        loop {
+            let local = sock.local_addr().expect("addr");
+            let ping = format!(
+                "OPTIONS sip:{addr} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{}\r\n\
+                 From: <sip:test@{local}>;tag=1\r\nTo: <sip:{addr}>\r\nCall-ID: {}\r\n\
+                 CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            );
+            let _ = sock.send_to(ping.as_bytes(), addr);
+            let mut buf = [0u8; 2048];
+            if let Ok(n) = sock.recv(&mut buf)
+                && buf[..n].starts_with(b"SIP/2.0 200")
+            {
+                return k;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "kamailio did not start: {}",
+                k.log_text()
+            );
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        // SIGTERM: the main process stops its worker processes (SIGKILL would leave them).
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A SIP request to `to` from a fresh loopback socket; the first response's status line.
+fn sip_request(to: SocketAddr, method: &str) -> String {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("socket");
+    sock.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let local = sock.local_addr().expect("addr");
+    let msg = format!(
+        "{method} sip:+12125550123@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{}\r\n\
+         From: <sip:stranger@{local}>;tag=1\r\nTo: <sip:+12125550123@{to}>\r\nCall-ID: {}\r\n\
+         CSeq: 1 {method}\r\nContact: <sip:stranger@{local}>\r\nMax-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    sock.send_to(msg.as_bytes(), to).expect("send");
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = sock.recv(&mut buf).expect("a response");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let status = text.lines().next().unwrap_or_default().to_string();
+        if !status.starts_with("SIP/2.0 1") {
+            return status;
+        }
+    }
+}
+
+/// Scale-out behind a SIP proxy: two nodes on one PostgreSQL place a campaign's calls through
+/// Kamailio (the campaign's trunk is the proxy, which forwards to the carrier — SIPp — and
+/// record-routes), node b is killed mid-campaign, Kamailio's pings report it down, and node a
+/// finishes the campaign with nothing lost and no number dialed twice. Every INVITE the carrier
+/// saw came through the proxy from one of the two nodes, and the carrier's BYEs reached node a
+/// back through the proxy along the recorded route.
+#[test]
+fn nodes_behind_kamailio_share_a_campaign_and_one_finishes_the_others_work() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = rt();
+    let pg = rt.block_on(PgDb::create());
+    let sipp_log = dir.path().join("sipp.log");
+    let routed = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/sipp/uas_answer_hangup_routed.xml"
+    );
+    // -aa: the gateway answers the proxy's OPTIONS pings.
+    let (_sipp, gateway) = sipp_phones_args(routed, &sipp_log, support::free_udp_port(), &["-aa"]);
+    let node_a = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
+    let node_b = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
+    let proxy = Kamailio::start(dir.path(), &[node_a, node_b], &[gateway]);
+    // Only the listed nodes may place calls through the proxy.
+    let refused = sip_request(proxy.addr, "INVITE");
+    assert!(refused.starts_with("SIP/2.0 403"), "{refused}");
+
+    const N: usize = 300;
+    campaign(dir.path(), &pg.url, N, proxy.addr, 50);
+    let store = rt.block_on(Store::open(&pg.url)).expect("open");
+    let (log_a, log_b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let (sip_a, sip_b) = (node_a.to_string(), node_b.to_string());
+    let mut a = node_with(&pg.url, "node-a", true, &log_a, &["--sip", &sip_a]);
+    let mut b = node_with(&pg.url, "node-b", false, &log_b, &["--sip", &sip_b]);
+    rt.block_on(async {
+        let t0 = Instant::now();
+        loop {
+            let all = attempts(&store).await;
+            let by_b = all.iter().filter(|x| x.node == "node-b").count();
+            let by_a = all.len() - by_b;
+            if by_a >= 40 && by_b >= 40 {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "both nodes dial through the proxy: a {by_a}, b {by_b}\n{}",
+                proxy.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    b.0.kill().expect("SIGKILL node b");
+    b.0.wait().expect("reaped");
+    // The proxy's pings find node b gone (and only b).
+    let down = format!("callbot node or gateway sip:{node_b} down");
+    let t0 = Instant::now();
+    while !proxy.log_text().contains(&down) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "Kamailio did not report node b down: {}",
+            proxy.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wait_exit(&mut a, Duration::from_secs(300), &log_a);
+    let all = rt.block_on(check_complete(&store, N, &sipp_log));
+    for x in all
+        .iter()
+        .filter(|x| x.disposition.as_deref() == Some("interrupted"))
+    {
+        assert_eq!(x.node, "node-b", "{x:?}");
+    }
+    let finished_by_a: Vec<&AttemptRow> = all
+        .iter()
+        .filter(|x| x.node == "node-a" && x.disposition.as_deref() != Some("interrupted"))
+        .collect();
+    assert!(
+        finished_by_a.len() > N / 2,
+        "node a finished the campaign ({})",
+        finished_by_a.len()
+    );
+    // Every INVITE came through the proxy, from one of the nodes; both nodes' calls did.
+    let sipp_text = std::fs::read_to_string(&sipp_log).expect("sipp log");
+    let mut from_nodes: HashMap<String, usize> = HashMap::new();
+    for line in sipp_text.lines().filter(|l| l.starts_with("INVITE ")) {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(w.get(4), Some(&"via"), "{line}");
+        assert_eq!(
+            w[5],
+            proxy.addr.to_string(),
+            "the proxy's Via on top: {line}"
+        );
+        assert!(
+            w[6] == sip_a || w[6] == sip_b,
+            "the INVITE was placed by a node: {line}"
+        );
+        assert_eq!(
+            (w[7], w[8]),
+            ("record-route", proxy.addr.to_string().as_str()),
+            "the proxy stays on the route: {line}"
+        );
+        *from_nodes.entry(w[6].to_string()).or_default() += 1;
+    }
+    assert!(
+        from_nodes.get(&sip_a).copied().unwrap_or(0) > N / 2 && from_nodes.contains_key(&sip_b),
+        "{from_nodes:?}"
+    );
+    // The carrier hung up every call node a finished, its BYE answered through the proxy.
+    let byes: std::collections::HashSet<String> = sipp_text
+        .lines()
+        .filter_map(|l| l.strip_prefix("BYE answered "))
+        .map(|n| format!("+{}", n.split_whitespace().next().unwrap_or_default()))
+        .collect();
+    for x in &finished_by_a {
+        assert!(byes.contains(&x.phone), "no BYE answered for {x:?}");
+    }
+    assert_eq!(
+        proxy.log_text().matches("not a callbot node").count(),
+        1,
+        "only the stranger was refused: {}",
+        proxy.log_text()
     );
     drop(store);
 }

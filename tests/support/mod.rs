@@ -40,8 +40,19 @@ pub fn sipp_phones(scenario: &str, log: &Path) -> (Killed, SocketAddr) {
 
 /// [`sipp_phones`] on a given loopback port (a trunk brought back where it was).
 pub fn sipp_phones_on(scenario: &str, log: &Path, port: u16) -> (Killed, SocketAddr) {
+    sipp_phones_args(scenario, log, port, &[])
+}
+
+/// [`sipp_phones_on`] with more SIPp arguments.
+pub fn sipp_phones_args(
+    scenario: &str,
+    log: &Path,
+    port: u16,
+    more: &[&str],
+) -> (Killed, SocketAddr) {
     let child = Command::new("sipp")
         .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-sf", scenario])
+        .args(more)
         .args(["-nostdin", "-trace_logs", "-log_file"])
         .arg(log)
         .stdin(Stdio::null())
