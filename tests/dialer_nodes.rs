@@ -9,7 +9,7 @@
 //!   killed, the other finishes its leads;
 //! - the same behind Kamailio (Debian's, `examples/kamailio/kamailio.cfg` as written) as the
 //!   nodes' SIP proxy to the carrier: every INVITE through it from a listed node, a stranger
-//!   refused, the killed node reported down by the proxy's pings, the carrier's BYEs back along
+//!   refused, a gateway answering 503 skipped for the other, the killed node reported down by the proxy's pings, the carrier's BYEs back along
 //!   the recorded route;
 //! - opt-outs committed while a campaign runs (SQLite and PostgreSQL): no INVITE for an
 //!   opted-out number reaches SIPp after the opt-out's commit;
@@ -585,8 +585,8 @@ fn sip_request(to: SocketAddr, method: &str) -> String {
 }
 
 /// Scale-out behind a SIP proxy: two nodes on one PostgreSQL place a campaign's calls through
-/// Kamailio (the campaign's trunk is the proxy, which forwards to the carrier — SIPp — and
-/// record-routes), node b is killed mid-campaign, Kamailio's pings report it down, and node a
+/// Kamailio (the campaign's trunk is the proxy, which forwards to the carrier's two gateways —
+/// SIPp, one refusing everything with 503 — and record-routes), node b is killed mid-campaign, Kamailio's pings report it down, and node a
 /// finishes the campaign with nothing lost and no number dialed twice. Every INVITE the carrier
 /// saw came through the proxy from one of the two nodes, and the carrier's BYEs reached node a
 /// back through the proxy along the recorded route.
@@ -603,9 +603,18 @@ fn nodes_behind_kamailio_share_a_campaign_and_one_finishes_the_others_work() {
     );
     // -aa: the gateway answers the proxy's OPTIONS pings.
     let (_sipp, gateway) = sipp_phones_args(routed, &sipp_log, support::free_udp_port(), &["-aa"]);
+    // A second gateway that refuses every call with 503: the proxy's failover sends those calls
+    // on to the good one, and the nodes never see the refusals.
+    let refusing_log = dir.path().join("sipp-503.log");
+    let (_refusing, refusing) = sipp_phones_args(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp/uas_503.xml"),
+        &refusing_log,
+        support::free_udp_port(),
+        &["-aa"],
+    );
     let node_a = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
     let node_b = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
-    let proxy = Kamailio::start(dir.path(), &[node_a, node_b], &[gateway]);
+    let proxy = Kamailio::start(dir.path(), &[node_a, node_b], &[refusing, gateway]);
     // Only the listed nodes may place calls through the proxy.
     let refused = sip_request(proxy.addr, "INVITE");
     assert!(refused.starts_with("SIP/2.0 403"), "{refused}");
@@ -689,6 +698,12 @@ fn nodes_behind_kamailio_share_a_campaign_and_one_finishes_the_others_work() {
     assert!(
         from_nodes.get(&sip_a).copied().unwrap_or(0) > N / 2 && from_nodes.contains_key(&sip_b),
         "{from_nodes:?}"
+    );
+    // Round robin sent about half the first tries to the refusing gateway.
+    let refused_there = invites(&refusing_log).values().map(Vec::len).sum::<usize>();
+    assert!(
+        refused_there > N / 4,
+        "the refusing gateway got {refused_there} INVITEs"
     );
     // The carrier hung up every call node a finished, its BYE answered through the proxy.
     let byes: std::collections::HashSet<String> = sipp_text
