@@ -241,7 +241,7 @@ pub async fn run(
     if let Some(dir) = &opts.recording_dir {
         std::fs::create_dir_all(dir)?;
     }
-    let (rt, _records) = Runtime::start(engines.clone(), cfg, Some(store.clone())).await?;
+    let (rt, _) = Runtime::start(engines.clone(), cfg, Some(store.clone())).await?;
     let (live_tx, mut live_rx) = mpsc::unbounded_channel::<LiveEvent>();
     let customers = customers();
     let mut jobs = Vec::new();

@@ -157,7 +157,8 @@ pub fn run(cmd: DialerCommand, models: &ModelsDir) -> anyhow::Result<()> {
             }
         });
         let metrics = engines.metrics.clone();
-        let (runtime, _records) = Runtime::start(engines, cfg, Some(store.clone()))
+        // The records are in the store; the stream is not read here, so it is dropped.
+        let (runtime, _) = Runtime::start(engines, cfg, Some(store.clone()))
             .await
             .with_context(|| match a.sip_tls {
                 Some(tls) => format!("binding SIP on {} and SIP over TLS on {tls}", a.sip),
