@@ -410,6 +410,47 @@ fn a_node_killed_mid_campaign_loses_nothing_after_restart() {
     );
 }
 
+/// Waits until nodes a and b have each placed at least 40 calls; `context()` is added to the
+/// failure message.
+async fn wait_both_dial(store: &Store, context: impl Fn() -> String) {
+    let t0 = Instant::now();
+    loop {
+        let all = attempts(store).await;
+        let by_b = all.iter().filter(|x| x.node == "node-b").count();
+        let by_a = all.len() - by_b;
+        if by_a >= 40 && by_b >= 40 {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "both nodes dial: a {by_a}, b {by_b}\n{}",
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// After node b was killed: every interrupted attempt is one of node b's, and node a finished
+/// more than half of the `n` leads. Returns node a's finished attempts.
+fn a_took_over_from_b(all: &[AttemptRow], n: usize) -> Vec<&AttemptRow> {
+    for x in all
+        .iter()
+        .filter(|x| x.disposition.as_deref() == Some("interrupted"))
+    {
+        assert_eq!(x.node, "node-b", "{x:?}");
+    }
+    let finished_by_a: Vec<&AttemptRow> = all
+        .iter()
+        .filter(|x| x.node == "node-a" && x.disposition.as_deref() != Some("interrupted"))
+        .collect();
+    assert!(
+        finished_by_a.len() > n / 2,
+        "node a finished the campaign ({})",
+        finished_by_a.len()
+    );
+    finished_by_a
+}
+
 #[test]
 fn two_nodes_share_a_campaign_on_postgres_and_one_finishes_the_others_work() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -424,41 +465,12 @@ fn two_nodes_share_a_campaign_on_postgres_and_one_finishes_the_others_work() {
     let (log_a, log_b) = (dir.path().join("a.log"), dir.path().join("b.log"));
     let mut a = node(&pg.url, "node-a", true, &log_a);
     let mut b = node(&pg.url, "node-b", false, &log_b);
-    rt.block_on(async {
-        let t0 = Instant::now();
-        loop {
-            let all = attempts(&store).await;
-            let by_b = all.iter().filter(|x| x.node == "node-b").count();
-            let by_a = all.len() - by_b;
-            if by_a >= 40 && by_b >= 40 {
-                break;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(120),
-                "both nodes dial: a {by_a}, b {by_b}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
+    rt.block_on(wait_both_dial(&store, String::new));
     b.0.kill().expect("SIGKILL node b");
     b.0.wait().expect("reaped");
     wait_exit(&mut a, Duration::from_secs(300), &log_a);
     let all = rt.block_on(check_complete(&store, N, &sipp_log));
-    // Every interrupted attempt is one of node b's, taken over by node a.
-    for x in all
-        .iter()
-        .filter(|x| x.disposition.as_deref() == Some("interrupted"))
-    {
-        assert_eq!(x.node, "node-b", "{x:?}");
-    }
-    let finished_by_a = all
-        .iter()
-        .filter(|x| x.node == "node-a" && x.disposition.as_deref() != Some("interrupted"))
-        .count();
-    assert!(
-        finished_by_a > N / 2,
-        "node a finished the campaign ({finished_by_a})"
-    );
+    a_took_over_from_b(&all, N);
     drop(store);
 }
 
@@ -507,32 +519,18 @@ impl Kamailio {
             .expect("kamailio is installed (Debian package kamailio; .ci/setup installs it)");
         let k = Kamailio { child, addr, log };
         // Ready when it answers an OPTIONS ping.
-        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("socket");
-        sock.set_read_timeout(Some(Duration::from_millis(200)))
-            .expect("timeout");
         let t0 = Instant::now();
-        loop {
-            let local = sock.local_addr().expect("addr");
-            let ping = format!(
-                "OPTIONS sip:{addr} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{}\r\n\
-                 From: <sip:test@{local}>;tag=1\r\nTo: <sip:{addr}>\r\nCall-ID: {}\r\n\
-                 CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-                uuid::Uuid::new_v4().simple(),
-                uuid::Uuid::new_v4().simple()
-            );
-            let _ = sock.send_to(ping.as_bytes(), addr);
-            let mut buf = [0u8; 2048];
-            if let Ok(n) = sock.recv(&mut buf)
-                && buf[..n].starts_with(b"SIP/2.0 200")
-            {
-                return k;
-            }
+        let uri = format!("sip:{addr}");
+        while !sip_request(addr, &uri, "OPTIONS", Duration::from_millis(200))
+            .is_some_and(|status| status.starts_with("SIP/2.0 200"))
+        {
             assert!(
                 t0.elapsed() < Duration::from_secs(20),
                 "kamailio did not start: {}",
                 k.log_text()
             );
         }
+        k
     }
 
     fn log_text(&self) -> String {
@@ -558,15 +556,15 @@ impl Drop for Kamailio {
     }
 }
 
-/// A SIP request to `to` from a fresh loopback socket; the first response's status line.
-fn sip_request(to: SocketAddr, method: &str) -> String {
+/// A SIP request for `uri` sent to `to` from a fresh loopback socket; the first final
+/// response's status line, or `None` if none came within `wait` of a datagram.
+fn sip_request(to: SocketAddr, uri: &str, method: &str, wait: Duration) -> Option<String> {
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("socket");
-    sock.set_read_timeout(Some(Duration::from_secs(3)))
-        .expect("timeout");
+    sock.set_read_timeout(Some(wait)).expect("timeout");
     let local = sock.local_addr().expect("addr");
     let msg = format!(
-        "{method} sip:+12125550123@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{}\r\n\
-         From: <sip:stranger@{local}>;tag=1\r\nTo: <sip:+12125550123@{to}>\r\nCall-ID: {}\r\n\
+        "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{}\r\n\
+         From: <sip:stranger@{local}>;tag=1\r\nTo: <{uri}>\r\nCall-ID: {}\r\n\
          CSeq: 1 {method}\r\nContact: <sip:stranger@{local}>\r\nMax-Forwards: 70\r\n\
          Content-Length: 0\r\n\r\n",
         uuid::Uuid::new_v4().simple(),
@@ -575,11 +573,11 @@ fn sip_request(to: SocketAddr, method: &str) -> String {
     sock.send_to(msg.as_bytes(), to).expect("send");
     let mut buf = [0u8; 4096];
     loop {
-        let n = sock.recv(&mut buf).expect("a response");
-        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-        let status = text.lines().next().unwrap_or_default().to_string();
+        let n = sock.recv(&mut buf).ok()?;
+        let text = String::from_utf8_lossy(&buf[..n]);
+        let status = text.lines().next().unwrap_or_default();
         if !status.starts_with("SIP/2.0 1") {
-            return status;
+            return Some(status.to_string());
         }
     }
 }
@@ -616,7 +614,9 @@ fn nodes_behind_kamailio_share_a_campaign_and_one_finishes_the_others_work() {
     let node_b = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
     let proxy = Kamailio::start(dir.path(), &[node_a, node_b], &[refusing, gateway]);
     // Only the listed nodes may place calls through the proxy.
-    let refused = sip_request(proxy.addr, "INVITE");
+    let stranger = format!("sip:+12125550123@{}", proxy.addr);
+    let refused = sip_request(proxy.addr, &stranger, "INVITE", Duration::from_secs(3))
+        .expect("an answer to the stranger");
     assert!(refused.starts_with("SIP/2.0 403"), "{refused}");
 
     const N: usize = 300;
@@ -626,23 +626,7 @@ fn nodes_behind_kamailio_share_a_campaign_and_one_finishes_the_others_work() {
     let (sip_a, sip_b) = (node_a.to_string(), node_b.to_string());
     let mut a = node_with(&pg.url, "node-a", true, &log_a, &["--sip", &sip_a]);
     let mut b = node_with(&pg.url, "node-b", false, &log_b, &["--sip", &sip_b]);
-    rt.block_on(async {
-        let t0 = Instant::now();
-        loop {
-            let all = attempts(&store).await;
-            let by_b = all.iter().filter(|x| x.node == "node-b").count();
-            let by_a = all.len() - by_b;
-            if by_a >= 40 && by_b >= 40 {
-                break;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(120),
-                "both nodes dial through the proxy: a {by_a}, b {by_b}\n{}",
-                proxy.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
+    rt.block_on(wait_both_dial(&store, || proxy.log_text()));
     b.0.kill().expect("SIGKILL node b");
     b.0.wait().expect("reaped");
     // The proxy's pings find node b gone (and only b).
@@ -658,21 +642,7 @@ fn nodes_behind_kamailio_share_a_campaign_and_one_finishes_the_others_work() {
     }
     wait_exit(&mut a, Duration::from_secs(300), &log_a);
     let all = rt.block_on(check_complete(&store, N, &sipp_log));
-    for x in all
-        .iter()
-        .filter(|x| x.disposition.as_deref() == Some("interrupted"))
-    {
-        assert_eq!(x.node, "node-b", "{x:?}");
-    }
-    let finished_by_a: Vec<&AttemptRow> = all
-        .iter()
-        .filter(|x| x.node == "node-a" && x.disposition.as_deref() != Some("interrupted"))
-        .collect();
-    assert!(
-        finished_by_a.len() > N / 2,
-        "node a finished the campaign ({})",
-        finished_by_a.len()
-    );
+    let finished_by_a = a_took_over_from_b(&all, N);
     // Every INVITE came through the proxy, from one of the nodes; both nodes' calls did.
     let sipp_text = std::fs::read_to_string(&sipp_log).expect("sipp log");
     let mut from_nodes: HashMap<String, usize> = HashMap::new();
