@@ -6,6 +6,8 @@
 //!    VAD trimming + cut window (what `callbot asr transcribe` and the bot do), with how often
 //!    the cut was rejected and per-prompt latency.
 //!
+//! Both parts run on the Q8_0 model callbot uses; `ASR_BENCH_MODEL=f16` runs them on the f16
+//! conversion instead, for comparison.
 //! `ASR_BENCH=latency` or `ASR_BENCH=wer` runs one part; `ASR_BENCH_SETS=asterisk` filters sets,
 //! `ASR_BENCH_MODES=cut,vad+cut` modes; `ASR_BENCH_VERBOSE=1` prints each error to stderr.
 
@@ -30,17 +32,22 @@ fn main() {
     let models = callbot_models::ModelsDir::resolve(None);
     let env = callbot_models::onnxruntime_environment(&models).expect("ONNX Runtime");
     let part = std::env::var("ASR_BENCH").unwrap_or_default();
+    let (kind, model) = match std::env::var("ASR_BENCH_MODEL").as_deref() {
+        Ok("f16") => ("f16", models.whisper_ggml_f16()),
+        Ok("q8_0") | Err(_) => ("q8_0", models.whisper_ggml()),
+        Ok(other) => panic!("ASR_BENCH_MODEL={other}: expected f16 or q8_0"),
+    };
     println!(
-        "machine: {} CPU threads available; whisper tiny.en ggml, whisper.cpp {}",
+        "machine: {} CPU threads available; whisper tiny.en ggml {kind}, whisper.cpp {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         whisper_rs::WHISPER_CPP_VERSION
     );
     if part.is_empty() || part == "latency" {
-        latency(&models.whisper_ggml());
+        latency(&model);
     }
     if part.is_empty() || part == "wer" {
         let mut vad = Vad::new(&env, &models.silero_vad(), VadRate::Hz16000).unwrap();
-        accuracy(&models.whisper_ggml(), &mut vad);
+        accuracy(&model, &mut vad);
     }
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Convert a CTranslate2 Whisper export into whisper.cpp's ggml format.
 
-Usage: ct2_whisper_to_ggml.py MODEL_DIR OUT_FILE
+Usage: ct2_whisper_to_ggml.py MODEL_DIR OUT_FILE [OUT_Q8_0_FILE]
 
 MODEL_DIR holds CTranslate2's model.bin (binary version 6, spec WhisperSpec revision 3) and
 vocabulary.txt. Only numpy is needed. The output follows the layout whisper.cpp's loader reads:
@@ -14,6 +14,13 @@ Mapping facts (CTranslate2 -> whisper.cpp):
 - weights are (out, in) like PyTorch; ggml lists dims innermost first, so dims are written
   reversed with no transpose.
 - 1-d tensors, positional embeddings and conv biases are stored as f32; conv biases as (width, 1).
+
+OUT_Q8_0_FILE, when given, receives the same model with every 2-d weight matrix in ggml's Q8_0
+format, as whisper.cpp's own `quantize` tool writes it: blocks of 32 consecutive values of a row,
+each block an f16 scale d = max|x| / 127 followed by 32 int8 values round(x / d) (rounding half
+away from zero, like C's roundf), quantized from the f16 weights. Conv kernels (3-d), biases,
+norms and positional embeddings stay as in the f16 file. The header's ftype becomes
+GGML_FTYPE_MOSTLY_Q8_0 (7) plus GGML_QNT_VERSION (2) x 1000.
 """
 
 import struct
@@ -27,6 +34,12 @@ CT2_BINARY_VERSION = 6
 CT2_SPEC = "WhisperSpec"
 CT2_SPEC_REVISION = 3
 N_REGULAR_TOKENS = 50256
+GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0 = 0, 1, 8
+FTYPE_F16 = 1
+FTYPE_Q8_0 = 7 + 2 * 1000  # GGML_FTYPE_MOSTLY_Q8_0 + GGML_QNT_VERSION * GGML_QNT_VERSION_FACTOR
+Q8_0_BLOCK = 32
+F32_TENSORS = {"encoder.conv1.bias", "encoder.conv2.bias",
+               "encoder.positional_embedding", "decoder.positional_embedding"}
 
 # CTranslate2 dtype ids (ctranslate2/specs/model_spec.py).
 CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
@@ -233,7 +246,7 @@ def count_layers(v, side):
     return n
 
 
-def convert(model_dir, out_path):
+def convert(model_dir, out_path, q8_path=None):
     model_dir = Path(model_dir)
     v, aliases = read_ct2(model_dir / "model.bin")
     if aliases.get("decoder/projection/weight", "decoder/embeddings/weight") != "decoder/embeddings/weight":
@@ -251,46 +264,81 @@ def convert(model_dir, out_path):
     n_audio_layer = count_layers(v, "encoder")
     n_text_layer = count_layers(v, "decoder")
     hparams = [n_vocab, n_audio_ctx, width, n_audio_head, n_audio_layer,
-               n_text_ctx, width, n_text_head, n_text_layer, n_mels, 1]  # last: ftype f16
+               n_text_ctx, width, n_text_head, n_text_layer, n_mels, FTYPE_F16]
 
     filters = mel_filters(n_mels=n_mels)
+    tensors = []
+    for name, arr in whisper_tensors(v, n_audio_layer, n_text_layer, width):
+        if name in ("encoder.conv1.bias", "encoder.conv2.bias"):
+            arr = arr.reshape(arr.shape[0], 1)
+        if arr.ndim < 2 or name in F32_TENSORS:
+            tensors.append((name, arr.astype("<f4")))
+        else:
+            tensors.append((name, arr.astype("<f2")))
+    header = (hparams, filters, tokens)
+    write_ggml(out_path, header, FTYPE_F16, tensors, quantize=False)
+    print(f"wrote {out_path}: {len(tensors)} tensors, n_vocab {n_vocab}, width {width}, "
+          f"{n_audio_layer}+{n_text_layer} layers")
+    if q8_path is not None:
+        n = write_ggml(q8_path, header, FTYPE_Q8_0, tensors, quantize=True)
+        print(f"wrote {q8_path}: {n} of {len(tensors)} tensors in Q8_0")
+
+
+def quantize_q8_0(arr):
+    """ggml's quantize_row_q8_0_ref over the rows of a 2-d f16 array; returns the block bytes."""
+    _, cols = arr.shape
+    if cols % Q8_0_BLOCK:
+        raise ConversionError(f"row length {cols} is not a multiple of {Q8_0_BLOCK}")
+    x = arr.astype(np.float32).reshape(-1, Q8_0_BLOCK)
+    amax = np.abs(x).max(axis=1)
+    d = amax / 127.0
+    inv = np.divide(1.0, d, out=np.zeros_like(d), where=d != 0)
+    scaled = x * inv[:, None]
+    q = (np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)).astype(np.int8)
+    blocks = np.empty(x.shape[0], dtype=[("d", "<f2"), ("qs", "i1", (Q8_0_BLOCK,))])
+    blocks["d"] = d.astype("<f2")
+    blocks["qs"] = q
+    return blocks.tobytes()
+
+
+def write_ggml(out_path, header, ftype, tensors, quantize):
+    """Writes one ggml file (via OUT.part, renamed when complete); returns how many tensors it
+    quantized."""
+    hparams, filters, tokens = header
+    quantized = 0
     tmp = Path(str(out_path) + ".part")
     with open(tmp, "wb") as out:
         out.write(struct.pack("<i", GGML_MAGIC))
-        out.write(struct.pack("<11i", *hparams))
+        out.write(struct.pack("<11i", *hparams[:-1], ftype))
         out.write(struct.pack("<ii", *filters.shape))
         out.write(filters.astype("<f4").tobytes())
         out.write(struct.pack("<i", len(tokens)))
         for t in tokens:
             out.write(struct.pack("<i", len(t)))
             out.write(t)
-        f32_names = {"encoder.conv1.bias", "encoder.conv2.bias",
-                     "encoder.positional_embedding", "decoder.positional_embedding"}
-        count = 0
-        for name, arr in whisper_tensors(v, n_audio_layer, n_text_layer, width):
-            if name in ("encoder.conv1.bias", "encoder.conv2.bias"):
-                arr = arr.reshape(arr.shape[0], 1)
-            if arr.ndim < 2 or name in f32_names:
-                arr, ftype = arr.astype("<f4"), 0
+        for name, arr in tensors:
+            if arr.dtype == np.float32:
+                ttype, data = GGML_TYPE_F32, np.ascontiguousarray(arr).tobytes()
+            elif quantize and arr.ndim == 2:
+                ttype, data = GGML_TYPE_Q8_0, quantize_q8_0(arr)
+                quantized += 1
             else:
-                arr, ftype = arr.astype("<f2"), 1
+                ttype, data = GGML_TYPE_F16, np.ascontiguousarray(arr).tobytes()
             raw_name = name.encode("utf-8")
-            out.write(struct.pack("<iii", arr.ndim, len(raw_name), ftype))
+            out.write(struct.pack("<iii", arr.ndim, len(raw_name), ttype))
             out.write(struct.pack(f"<{arr.ndim}i", *reversed(arr.shape)))
             out.write(raw_name)
-            out.write(np.ascontiguousarray(arr).tobytes())
-            count += 1
+            out.write(data)
     tmp.replace(out_path)
-    print(f"wrote {out_path}: {count} tensors, n_vocab {n_vocab}, width {width}, "
-          f"{n_audio_layer}+{n_text_layer} layers")
+    return quantized
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2
     try:
-        convert(sys.argv[1], sys.argv[2])
+        convert(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) == 4 else None)
     except (ConversionError, OSError, KeyError) as e:
         print(f"ct2_whisper_to_ggml: {e}", file=sys.stderr)
         return 1

@@ -292,17 +292,21 @@ fn convert(
     let script = staging.join(script_name);
     std::fs::write(&script, source).map_err(|e| FetchError::io(&script, e))?;
     let bar = bars.spinner(name, format!("converting ({script_name})"));
-    let target = match conversion {
-        Conversion::WhisperCt2ToGgml => out.join(
-            entry
-                .outputs
-                .iter()
-                .find(|o| o.ends_with(".bin"))
-                .map_or("ggml-model.bin", String::as_str),
-        ),
-        Conversion::MinilmToOnnx => out.to_path_buf(),
+    // The whisper script writes one ggml file per `.bin` output, in the manifest's order
+    // (the f16 conversion, then its Q8_0 quantization); the MiniLM script fills a folder.
+    let targets: Vec<std::path::PathBuf> = match conversion {
+        Conversion::WhisperCt2ToGgml => entry
+            .outputs
+            .iter()
+            .filter(|o| o.ends_with(".bin"))
+            .map(|o| out.join(o))
+            .collect(),
+        Conversion::MinilmToOnnx => vec![out.to_path_buf()],
     };
-    let log = python::run_script(&interpreter, &script, &[work, &target], name)?;
+    let args: Vec<&Path> = std::iter::once(work)
+        .chain(targets.iter().map(std::path::PathBuf::as_path))
+        .collect();
+    let log = python::run_script(&interpreter, &script, &args, name)?;
     for line in log.lines() {
         tracing::info!(model = name, "{line}");
     }
@@ -318,15 +322,18 @@ fn validate(models: &ModelsDir, entry: &ModelEntry, out: &Path) -> Result<String
     };
     match entry.convert {
         Some(Conversion::WhisperCt2ToGgml) => {
-            let mut summary = String::new();
+            let mut summary = Vec::new();
             for o in entry.outputs.iter().filter(|o| o.ends_with(".bin")) {
-                let s = verify::check_ggml(&out.join(o)).map_err(fail)?;
-                summary = format!(
-                    "ggml ok: {} tensors, {} tokens, {}+{} layers",
-                    s.tensors, s.tokens, s.n_audio_layer, s.n_text_layer
-                );
+                let s = verify::check_ggml(&out.join(o)).map_err(|e| fail(format!("{o}: {e}")))?;
+                if s.ftype == verify::FTYPE_Q8_0 && s.q8_0_tensors == 0 {
+                    return Err(fail(format!("{o}: declares Q8_0 but holds no Q8_0 tensor")));
+                }
+                summary.push(format!(
+                    "{o}: {} tensors ({} Q8_0), {} tokens, {}+{} layers",
+                    s.tensors, s.q8_0_tensors, s.tokens, s.n_audio_layer, s.n_text_layer
+                ));
             }
-            Ok(summary)
+            Ok(format!("ggml ok: {}", summary.join("; ")))
         }
         Some(Conversion::MinilmToOnnx) => {
             let env = crate::onnxruntime_environment(models).map_err(|e| fail(e.to_string()))?;

@@ -207,6 +207,7 @@ sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
         for path in [
             models.onnxruntime_lib(),
             models.whisper_ggml(),
+            models.whisper_ggml_f16(),
             models.minilm_onnx(),
             models.minilm_tokenizer(),
             models.piper_voice(),

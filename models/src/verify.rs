@@ -7,6 +7,18 @@ use std::path::Path;
 use serde::Deserialize;
 
 const GGML_MAGIC: u32 = 0x6767_6d6c;
+/// The header's ftype for an all-f16 model (`GGML_FTYPE_MOSTLY_F16`).
+pub const FTYPE_F16: i32 = 1;
+/// The header's ftype for a Q8_0 model: `GGML_FTYPE_MOSTLY_Q8_0` (7) plus `GGML_QNT_VERSION` (2)
+/// times `GGML_QNT_VERSION_FACTOR` (1000), as whisper.cpp's `quantize` writes it.
+pub const FTYPE_Q8_0: i32 = 7 + 2 * 1000;
+/// ggml tensor types this checker knows: f32, f16 and Q8_0 (blocks of 32 values: an f16 scale
+/// and 32 int8).
+const GGML_TYPE_F32: i32 = 0;
+const GGML_TYPE_F16: i32 = 1;
+const GGML_TYPE_Q8_0: i32 = 8;
+const Q8_0_BLOCK: u64 = 32;
+const Q8_0_BLOCK_BYTES: u64 = 2 + 32;
 
 /// What a ggml whisper file declares, once its whole structure has been walked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +29,10 @@ pub struct GgmlSummary {
     pub n_mels: i32,
     pub tokens: usize,
     pub tensors: usize,
+    /// The header's ftype: [`FTYPE_F16`] or [`FTYPE_Q8_0`].
+    pub ftype: i32,
+    /// How many tensors are stored in Q8_0.
+    pub q8_0_tensors: usize,
 }
 
 fn read_i32(r: &mut impl Read) -> std::io::Result<i32> {
@@ -57,8 +73,10 @@ pub fn check_ggml(path: &Path) -> Result<GgmlSummary, String> {
         n_mels,
         ftype,
     ] = h;
-    if ftype != 1 {
-        return Err(format!("ftype {ftype}, expected 1 (f16)"));
+    if ftype != FTYPE_F16 && ftype != FTYPE_Q8_0 {
+        return Err(format!(
+            "ftype {ftype}, expected {FTYPE_F16} (f16) or {FTYPE_Q8_0} (Q8_0)"
+        ));
     }
     let (mel_rows, mel_cols) = (read_i32(&mut r).map_err(io)?, read_i32(&mut r).map_err(io)?);
     if (mel_rows, mel_cols) != (n_mels, 201) {
@@ -74,6 +92,7 @@ pub fn check_ggml(path: &Path) -> Result<GgmlSummary, String> {
         r.seek_relative(n as i64).map_err(io)?;
     }
     let mut tensors = 0usize;
+    let mut q8_0_tensors = 0usize;
     loop {
         let pos = r.stream_position().map_err(io)?;
         if pos == len {
@@ -86,22 +105,35 @@ pub fn check_ggml(path: &Path) -> Result<GgmlSummary, String> {
             return Err(format!("tensor #{tensors} at byte {pos} has {n_dims} dims"));
         }
         let mut elements = 1u64;
-        for _ in 0..n_dims {
-            elements *= non_negative(read_i32(&mut r).map_err(io)?, "dim")?;
+        let mut row = 0u64;
+        for d in 0..n_dims {
+            let dim = non_negative(read_i32(&mut r).map_err(io)?, "dim")?;
+            if d == 0 {
+                row = dim;
+            }
+            elements *= dim;
         }
         let mut name = vec![0u8; name_len as usize];
         r.read_exact(&mut name).map_err(io)?;
-        let width = match ttype {
-            0 => 4,
-            1 => 2,
-            t => {
+        let name = String::from_utf8_lossy(&name);
+        let bytes = match ttype {
+            GGML_TYPE_F32 => elements * 4,
+            GGML_TYPE_F16 => elements * 2,
+            GGML_TYPE_Q8_0 if ftype != FTYPE_Q8_0 => {
+                return Err(format!("tensor {name} is Q8_0 in an f16 model"));
+            }
+            GGML_TYPE_Q8_0 if !row.is_multiple_of(Q8_0_BLOCK) => {
                 return Err(format!(
-                    "tensor {} has type {t}",
-                    String::from_utf8_lossy(&name)
+                    "tensor {name} is Q8_0 but its rows ({row}) are not a multiple of {Q8_0_BLOCK}"
                 ));
             }
+            GGML_TYPE_Q8_0 => {
+                q8_0_tensors += 1;
+                elements / Q8_0_BLOCK * Q8_0_BLOCK_BYTES
+            }
+            t => return Err(format!("tensor {name} has type {t}")),
         };
-        r.seek_relative((elements * width) as i64).map_err(io)?;
+        r.seek_relative(bytes as i64).map_err(io)?;
         tensors += 1;
     }
     if r.stream_position().map_err(io)? != len {
@@ -122,6 +154,8 @@ pub fn check_ggml(path: &Path) -> Result<GgmlSummary, String> {
         n_mels,
         tokens: tokens as usize,
         tensors,
+        ftype,
+        q8_0_tensors,
     })
 }
 
