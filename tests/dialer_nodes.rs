@@ -610,8 +610,9 @@ fn nodes_behind_kamailio_share_a_campaign_and_one_finishes_the_others_work() {
         support::free_udp_port(),
         &["-aa"],
     );
-    let node_a = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
-    let node_b = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
+    let ports = support::free_sip_ports(2);
+    let node_a = SocketAddr::from(([127, 0, 0, 1], ports[0]));
+    let node_b = SocketAddr::from(([127, 0, 0, 1], ports[1]));
     let proxy = Kamailio::start(dir.path(), &[node_a, node_b], &[refusing, gateway]);
     // Only the listed nodes may place calls through the proxy.
     let stranger = format!("sip:+12125550123@{}", proxy.addr);
@@ -626,7 +627,19 @@ fn nodes_behind_kamailio_share_a_campaign_and_one_finishes_the_others_work() {
     let (sip_a, sip_b) = (node_a.to_string(), node_b.to_string());
     let mut a = node_with(&pg.url, "node-a", true, &log_a, &["--sip", &sip_a]);
     let mut b = node_with(&pg.url, "node-b", false, &log_b, &["--sip", &sip_b]);
-    rt.block_on(wait_both_dial(&store, || proxy.log_text()));
+    rt.block_on(wait_both_dial(&store, || {
+        let tail = |p: &Path| {
+            let text = std::fs::read_to_string(p).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(20)..].join("\n")
+        };
+        format!(
+            "kamailio:\n{}\nnode a:\n{}\nnode b:\n{}",
+            proxy.log_text(),
+            tail(&log_a),
+            tail(&log_b)
+        )
+    }));
     b.0.kill().expect("SIGKILL node b");
     b.0.wait().expect("reaped");
     // The proxy's pings find node b gone (and only b).

@@ -1,7 +1,11 @@
 //! Turn latency of robot conversations over real SIP/RTP on loopback.
 //!
-//! `cargo bench -p bot-runtime --bench turn_latency [-- CONCURRENT TURNS]` (defaults: 1 call at a
-//! time and 8 at once, at least 50 turns each). Simulated customer phones (real SIP user agents
+//! `cargo bench -p bot-runtime --bench turn_latency [-- CONCURRENT TURNS [SPREAD_MS]]` (defaults:
+//! 1 call at a time and 8 at once, at least 50 turns each). SPREAD_MS spreads the starts of each
+//! round's calls evenly over that many milliseconds, as a dialer's pacing does; the default 0
+//! starts them all at once, so that every call asks its questions in lock-step with the others
+//! and all customers answer within the same few hundred milliseconds (the worst case for a
+//! shared recogniser). Simulated customer phones (real SIP user agents
 //! with their own RTP) answer callbot's calls and answer a looping questionnaire
 //! (benches/flows/latency_bench.yaml: yes/no, date and amount questions) with speech rendered in
 //! a different voice. The phone measures each turn from the last voiced sample it sent to the
@@ -60,6 +64,7 @@ async fn round(
     rendered: &[(String, Vec<i16>)],
     concurrent: usize,
     turns_per_call: usize,
+    spread: std::time::Duration,
 ) -> Round {
     let started = Instant::now();
     let mut jobs = Vec::new();
@@ -105,7 +110,9 @@ async fn round(
             live: None,
         };
         let rt = rt.clone();
+        let delay = spread * i as u32 / concurrent as u32;
         jobs.push(tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
             let phone_task = tokio::spawn(phone.answer(script, 200));
             let record: CallRecord = rt.dial(dial).await;
             let report: PhoneReport = match phone_task.await {
@@ -179,6 +186,8 @@ fn main() {
         None => vec![1, 8],
     };
     let min_turns: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(50);
+    let spread_ms: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(0);
+    let spread = std::time::Duration::from_millis(spread_ms);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -202,7 +211,8 @@ fn main() {
         .collect();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "turn latency over SIP/RTP on loopback; {} static prompts pre-rendered; load {}",
+        "turn latency over SIP/RTP on loopback; {} static prompts pre-rendered; call starts spread \
+         over {spread_ms} ms; load {}",
         prerendered,
         load.split_whitespace()
             .take(3)
@@ -233,7 +243,7 @@ fn main() {
             let mut wall = 0.0;
             while phone.len() < min_turns {
                 let per_call = (min_turns - phone.len()).div_ceil(concurrent).clamp(4, 14);
-                let r = round(&runtime, &flow, &rendered, concurrent, per_call).await;
+                let r = round(&runtime, &flow, &rendered, concurrent, per_call, spread).await;
                 if r.phone.is_empty() {
                     eprintln!("a round produced no measured turns; stopping");
                     break;

@@ -230,7 +230,7 @@ enum Cold {
     },
 }
 
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 enum AsrPurpose {
     Turn(Purpose),
     Amd,
@@ -555,6 +555,7 @@ impl Session {
         let prompt = listen.as_ref().and_then(asr_prompt);
         let wanted = self.wanted_job.clone();
         let pending = crate::engines::PendingDecode::new(&engines);
+        let submitted = Instant::now();
         tokio::spawn(async move {
             let _pending = pending;
             let Ok(_permit) = engines.asr_gate.clone().acquire_owned().await else {
@@ -586,6 +587,14 @@ impl Session {
                 let rejected = tr.rejected().is_some();
                 let text = if rejected { String::new() } else { tr.text };
                 let asr_ms = ms_u32(t.elapsed());
+                tracing::debug!(
+                    job,
+                    ?purpose,
+                    queued_ms = ms_u32(t.duration_since(submitted)),
+                    asr_ms,
+                    rejected,
+                    "recognition done"
+                );
                 let parsed = match (&purpose, &listen) {
                     _ if rejected => None,
                     (AsrPurpose::Turn(Purpose::Backchannel) | AsrPurpose::Amd, _) => None,

@@ -62,9 +62,15 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let env_count = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .filter(|&n| n > 0)
+        };
         EngineConfig {
-            asr_threads: cores.min(4),
-            asr_parallel: (cores / 2).max(1),
+            asr_threads: env_count("CALLBOT_ASR_THREADS").unwrap_or(cores.min(4)),
+            asr_parallel: env_count("CALLBOT_ASR_PARALLEL").unwrap_or((cores / 2).max(1)),
             asr_window_floor: std::env::var("CALLBOT_ASR_WINDOW_FLOOR")
                 .ok()
                 .and_then(|v| v.parse().ok())

@@ -25,6 +25,24 @@ pub fn free_udp_port() -> u16 {
         .expect("a free UDP port")
 }
 
+/// `n` distinct loopback ports each free for both UDP and TCP when chosen (a SIP listener takes
+/// both): every candidate is held on both until all are picked.
+pub fn free_sip_ports(n: usize) -> Vec<u16> {
+    let mut held = Vec::new();
+    for _ in 0..1000 {
+        if held.len() == n {
+            break;
+        }
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("a free UDP port");
+        let port = udp.local_addr().expect("local addr").port();
+        if let Ok(tcp) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push((port, udp, tcp));
+        }
+    }
+    assert_eq!(held.len(), n, "no {n} ports free for both UDP and TCP");
+    held.into_iter().map(|(port, _, _)| port).collect()
+}
+
 pub fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
