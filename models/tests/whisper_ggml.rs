@@ -12,17 +12,10 @@ const SPEECH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/spe
 
 /// The reference transcript of `wav` (a path relative to `set`) from the set's transcripts.tsv.
 fn reference(set: &str, wav: &str) -> String {
-    let tsv = Path::new(SPEECH).join(set).join("transcripts.tsv");
-    let text = std::fs::read_to_string(&tsv).unwrap_or_else(|e| panic!("{}: {e}", tsv.display()));
-    text.lines()
-        .filter_map(|l| {
-            let mut cols = l.split('\t');
-            let path = cols.next()?;
-            let _duration = cols.next()?;
-            (path == wav).then(|| cols.next().unwrap_or_default().to_string())
-        })
-        .next()
-        .unwrap_or_else(|| panic!("{wav} not in {}", tsv.display()))
+    rows(set)
+        .into_iter()
+        .find_map(|(path, text)| (path == wav).then_some(text))
+        .unwrap_or_else(|| panic!("{wav} not in {set}/transcripts.tsv"))
 }
 
 /// 16-bit mono PCM as f32 in [-1, 1], with its sample rate.
