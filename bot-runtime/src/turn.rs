@@ -222,6 +222,9 @@ enum Phase {
     },
 }
 
+/// The VAD's window (512 samples at 16 kHz, 256 at 8 kHz).
+const VAD_WINDOW_MS: u64 = 32;
+
 /// See the module docs.
 #[derive(Debug, Clone)]
 pub struct TurnTaker {
@@ -241,6 +244,10 @@ pub struct TurnTaker {
     peak_level: f32,
     /// The end of the last window the VAD called speech (later than the voice's end in a fade).
     vad_end_ms: u64,
+    /// The end of the last VAD window: how far the customer's audio has been heard. A decode
+    /// that comes back while frames are still queued (a loaded machine) must not take the wall
+    /// clock for silence the VAD has not seen: speech may have resumed in those frames.
+    heard_ms: u64,
     /// Speculate early (at `speculate_after_ms`, and on fades): the recogniser has room.
     eager: bool,
 }
@@ -310,6 +317,7 @@ impl TurnTaker {
             now_ms: 0,
             peak_level: 0.0,
             vad_end_ms: 0,
+            heard_ms: 0,
             eager: true,
         }
     }
@@ -384,8 +392,9 @@ impl TurnTaker {
     /// One VAD window ending at `end_ms` with speech probability `prob` and audio level `level`
     /// (RMS on the 16-bit scale).
     pub fn vad_level(&mut self, end_ms: u64, prob: f32, level: f32) -> Vec<TurnAction> {
-        let window = 32;
+        let window = VAD_WINDOW_MS;
         self.now_ms = self.now_ms.max(end_ms);
+        self.heard_ms = self.heard_ms.max(end_ms);
         let mut out = Vec::new();
         let start_ms = end_ms.saturating_sub(window);
         match self.phase.clone() {
@@ -784,7 +793,10 @@ impl TurnTaker {
                     .job
                     .as_ref()
                     .is_some_and(|j| j.voice_end_ms == voice_end_ms);
-                if t.complete && still_same && self.early_ready(&t.text, voice_end_ms, self.now_ms)
+                // Silence counts as far as it was heard, plus less than one VAD window (audio
+                // the VAD could not have judged yet anyway).
+                let silent_until = self.now_ms.min(self.heard_ms + VAD_WINDOW_MS - 1);
+                if t.complete && still_same && self.early_ready(&t.text, voice_end_ms, silent_until)
                 {
                     self.finish(onset_ms, voice_end_ms, self.now_ms, true, false, &mut out);
                 }
@@ -1034,8 +1046,9 @@ mod tests {
             !out.iter().any(|a| matches!(a, TurnAction::Utterance(_))),
             "200 ms after a lone word is too soon: {out:?}"
         );
-        // "No, not today": speech resumes after a 300 ms pause; the turn goes on.
-        let a = feed(&mut t, 384, "...######....");
+        // "No, not today": speech resumes after a 300 ms pause; the turn goes on (its decode
+        // comes back when 224 ms of silence have been heard).
+        let a = feed(&mut t, 384, "...######.......");
         assert!(utterances(&a).is_empty());
         let j = jobs(&a);
         assert_eq!(j.len(), 1);
@@ -1067,6 +1080,65 @@ mod tests {
         let a = feed(&mut t, 384, "..............");
         let u = utterances(&a);
         assert_eq!(u.len(), 1);
+        assert_eq!(
+            u[0].0, 768,
+            "first window 420 ms after the voice ended at 320"
+        );
+    }
+
+    #[test]
+    fn a_late_decode_does_not_take_unheard_audio_for_silence() {
+        // "Yes, speaking." on a loaded machine: the decode of "Yes" comes back 580 ms after the
+        // voice ended by the wall clock, but only 64 ms of silence have been through the VAD;
+        // the frames still queued hold "speaking".
+        let mut t = TurnTaker::new(TurnConfig::default());
+        t.listen(Expect::YesNo, 5000);
+        let a = feed(&mut t, 0, "..########..");
+        let out = t.transcript(
+            jobs(&a)[0].0,
+            Transcript {
+                text: "Yes.".into(),
+                complete: true,
+            },
+            900,
+        );
+        assert!(
+            !out.iter().any(|a| matches!(a, TurnAction::Utterance(_))),
+            "ended on silence nobody heard: {out:?}"
+        );
+        let a = feed(&mut t, 384, "...######.......");
+        assert!(utterances(&a).is_empty(), "{a:?}");
+        let j = jobs(&a);
+        assert_eq!(j.len(), 1);
+        let out = t.transcript(
+            j[0].0,
+            Transcript {
+                text: "Yes, speaking.".into(),
+                complete: true,
+            },
+            1400,
+        );
+        let a: Vec<(u64, TurnAction)> = out.into_iter().map(|a| (1400, a)).collect();
+        let u = utterances(&a);
+        assert_eq!(u.len(), 1, "{a:?}");
+        assert_eq!(u[0].1.text, "Yes, speaking.");
+        // A decode that is late while nothing else comes: the turn ends at the first window
+        // that shows the silence, not before and not at the next decode.
+        let mut t = TurnTaker::new(TurnConfig::default());
+        t.listen(Expect::YesNo, 5000);
+        let a = feed(&mut t, 0, "..########..");
+        let out = t.transcript(
+            jobs(&a)[0].0,
+            Transcript {
+                text: "Yes.".into(),
+                complete: true,
+            },
+            900,
+        );
+        assert!(!out.iter().any(|a| matches!(a, TurnAction::Utterance(_))));
+        let a = feed(&mut t, 384, "..............");
+        let u = utterances(&a);
+        assert_eq!(u.len(), 1, "{a:?}");
         assert_eq!(
             u[0].0, 768,
             "first window 420 ms after the voice ended at 320"

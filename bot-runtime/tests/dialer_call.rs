@@ -168,7 +168,6 @@ async fn an_opt_out_said_in_a_call_is_on_the_list_before_the_call_ends() {
         .expect("attempts");
     assert_eq!(attempts.len(), 1, "{attempts:?}");
     let attempt = &attempts[0];
-    assert_eq!(attempt.disposition.as_deref(), Some("opted_out"));
     let call = store
         .call(
             attempt
@@ -179,6 +178,13 @@ async fn an_opt_out_said_in_a_call_is_on_the_list_before_the_call_ends() {
         .await
         .expect("read")
         .expect("the call record");
+    assert_eq!(
+        attempt.disposition.as_deref(),
+        Some("opted_out"),
+        "path {:?}, turns {:#?}",
+        call.path,
+        call.turns
+    );
     assert_eq!(call.outcome.as_deref(), Some("opted_out"), "{call:#?}");
     assert_eq!(call.campaign.as_deref(), Some("reminders"));
     assert_eq!(call.sip_call_id, report.sip_call_id);
