@@ -536,12 +536,23 @@ impl TurnTaker {
 
     /// Whether a complete transcript may end the turn at `now`. After a lone word — often the
     /// start of more ("No, not today", "Yes, that's right") — the silence counts from the VAD's
-    /// end of speech, like the hangover; otherwise from the end of the voice.
+    /// end of speech, like the hangover; otherwise from the end of the voice. A word said (or
+    /// decoded) twice is still a lone word: Whisper tiny often doubles a short word in noisy or
+    /// lossy audio ("yes yes" for "Yes,"), and "No, no" is as likely to go on as "No".
     fn early_ready(&self, text: &str, voice_end_ms: u64, now: u64) -> bool {
-        let words = text
+        let mut distinct: Vec<String> = text
             .split_whitespace()
-            .filter(|w| w.chars().any(char::is_alphanumeric))
-            .count();
+            .map(|w| {
+                w.chars()
+                    .filter(|c| c.is_alphanumeric())
+                    .flat_map(char::to_lowercase)
+                    .collect::<String>()
+            })
+            .filter(|w| !w.is_empty())
+            .collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let words = distinct.len();
         let committed = self.committed.as_ref().is_some_and(|(t, _)| !t.is_empty());
         if words <= 1 && !committed {
             now.saturating_sub(self.vad_end_ms.max(voice_end_ms))
@@ -1084,6 +1095,39 @@ mod tests {
             u[0].0, 768,
             "first window 420 ms after the voice ended at 320"
         );
+    }
+
+    #[test]
+    fn a_doubled_word_is_still_a_lone_word() {
+        // "Yes, speaking." over a lossy line: the decode of "Yes," comes back as "yes yes"
+        // 224 ms into the comma pause; the turn waits, and ends only when the lone word's
+        // 420 ms have passed.
+        let decoded = |text: &str| {
+            let mut t = TurnTaker::new(TurnConfig::default());
+            t.listen(Expect::YesNo, 5000);
+            let a = feed(&mut t, 0, "..########.......");
+            let out = t.transcript(
+                jobs(&a)[0].0,
+                Transcript {
+                    text: text.into(),
+                    complete: true,
+                },
+                560,
+            );
+            let ended = out.iter().any(|a| matches!(a, TurnAction::Utterance(_)));
+            (t, ended)
+        };
+        for text in ["yes yes", "Yes, yes.", "No. No!"] {
+            let (mut t, ended) = decoded(text);
+            assert!(!ended, "{text:?}: 240 ms after a doubled word is too soon");
+            let a = feed(&mut t, 544, "........");
+            let u = utterances(&a);
+            assert_eq!(u.len(), 1, "{text:?}: {a:?}");
+            assert_eq!(u[0].0, 768, "{text:?}: 420 ms after the voice ended at 320");
+        }
+        // Two different words are not a lone word: 200 ms of silence will do.
+        let (_, ended) = decoded("Yes, sure.");
+        assert!(ended, "\"Yes, sure.\" waits like a lone word");
     }
 
     #[test]
