@@ -44,7 +44,7 @@ pub use resample::resample;
 pub use speech_set::{SpeechItem, SpeechSet};
 pub use transcriber::{
     FULL_AUDIO_CTX, GuardPolicy, Pass, Rejection, Segment, Timings, TranscribeOptions, Transcriber,
-    TranscriberOptions, Transcript, WHISPER_SAMPLE_RATE, WindowPolicy,
+    TranscriberOptions, Transcript, WHISPER_SAMPLE_RATE, WindowPolicy, transcript_words,
 };
 pub use turn::{TurnDetector, TurnEvent};
 pub use vad::{VAD_FRAME_MS, Vad, VadModel, VadRate};

@@ -444,13 +444,9 @@ fn finish(decoded: Decoded, passes: Vec<Pass>, audio: Duration, started: Instant
     }
 }
 
-/// Back-to-back repetition: one word four times, two words three times, a phrase of 3–8 words
-/// twice, or (in longer output) fewer than a third of the words distinct. "five five",
-/// "no no no" and "thank you thank you" are fine; "press 4 for the previous message press 4
-/// for the previous message" is the decoder looping.
-pub fn has_repetition(text: &str) -> bool {
-    let words: Vec<String> = text
-        .split_whitespace()
+/// A transcript's words, lower-cased with punctuation dropped: "No, no!" is `["no", "no"]`.
+pub fn transcript_words(text: &str) -> Vec<String> {
+    text.split_whitespace()
         .map(|w| {
             w.chars()
                 .filter(|c| c.is_alphanumeric())
@@ -458,7 +454,15 @@ pub fn has_repetition(text: &str) -> bool {
                 .collect::<String>()
         })
         .filter(|w| !w.is_empty())
-        .collect();
+        .collect()
+}
+
+/// Back-to-back repetition: one word four times, two words three times, a phrase of 3–8 words
+/// twice, or (in longer output) fewer than a third of the words distinct. "five five",
+/// "no no no" and "thank you thank you" are fine; "press 4 for the previous message press 4
+/// for the previous message" is the decoder looping.
+pub fn has_repetition(text: &str) -> bool {
+    let words = transcript_words(text);
     for n in 1..=8usize {
         let needed = match n {
             1 => 4,

@@ -223,7 +223,7 @@ enum Phase {
 }
 
 /// The VAD's window (512 samples at 16 kHz, 256 at 8 kHz).
-const VAD_WINDOW_MS: u64 = 32;
+const VAD_WINDOW_MS: u64 = asr::VAD_FRAME_MS as u64;
 
 /// See the module docs.
 #[derive(Debug, Clone)]
@@ -540,16 +540,7 @@ impl TurnTaker {
     /// decoded) twice is still a lone word: Whisper tiny often doubles a short word in noisy or
     /// lossy audio ("yes yes" for "Yes,"), and "No, no" is as likely to go on as "No".
     fn early_ready(&self, text: &str, voice_end_ms: u64, now: u64) -> bool {
-        let mut distinct: Vec<String> = text
-            .split_whitespace()
-            .map(|w| {
-                w.chars()
-                    .filter(|c| c.is_alphanumeric())
-                    .flat_map(char::to_lowercase)
-                    .collect::<String>()
-            })
-            .filter(|w| !w.is_empty())
-            .collect();
+        let mut distinct = asr::transcript_words(text);
         distinct.sort_unstable();
         distinct.dedup();
         let words = distinct.len();
@@ -853,6 +844,14 @@ mod tests {
         out
     }
 
+    /// A transcript that answers what the turn listens for.
+    fn complete(text: &str) -> Transcript {
+        Transcript {
+            text: text.into(),
+            complete: true,
+        }
+    }
+
     fn jobs(actions: &[(u64, TurnAction)]) -> Vec<(u64, Purpose)> {
         actions
             .iter()
@@ -902,14 +901,7 @@ mod tests {
             TurnAction::Transcribe { end_ms, .. } => assert_eq!(*end_ms, 320 + 120),
             other => panic!("{other:?}"),
         }
-        let out = t.transcript(
-            j[0].0,
-            Transcript {
-                text: "Yes, please.".into(),
-                complete: true,
-            },
-            400,
-        );
+        let out = t.transcript(j[0].0, complete("Yes, please."), 400);
         assert!(utterances(&out.into_iter().map(|a| (400, a)).collect::<Vec<_>>()).is_empty());
         // Still faded 200 ms after the voice (at 544): a complete answer ends the turn there,
         // while the VAD still says speech.
@@ -930,14 +922,7 @@ mod tests {
         assert_eq!(jobs(&a).len(), 1);
         let first = jobs(&a)[0].0;
         // Its transcript comes back after the speech resumed: ignored.
-        let out = t.transcript(
-            first,
-            Transcript {
-                text: "Yes".into(),
-                complete: true,
-            },
-            520,
-        );
+        let out = t.transcript(first, complete("Yes"), 520);
         assert!(out.is_empty(), "{out:?}");
         // The real end: a new speculation covering all of it.
         let a = feed_levels(&mut t, 512, "f....");
@@ -979,14 +964,7 @@ mod tests {
         assert_eq!(j[0].1, Purpose::Speculative);
         assert!(utterances(&a).is_empty());
         // The decode comes back 200 ms after the speech ended (at 320 + 200 ms).
-        let out = t.transcript(
-            j[0].0,
-            Transcript {
-                text: "Yes, I can.".into(),
-                complete: true,
-            },
-            520,
-        );
+        let out = t.transcript(j[0].0, complete("Yes, I can."), 520);
         let u = out
             .iter()
             .find_map(|a| match a {
@@ -1013,14 +991,7 @@ mod tests {
         let j2 = jobs(&a);
         assert_eq!(j2.len(), 1, "{a:?}");
         assert_eq!(j2[0].1, Purpose::Final);
-        let out = t.transcript(
-            j2[0].0,
-            Transcript {
-                text: "Yes.".into(),
-                complete: true,
-            },
-            800,
-        );
+        let out = t.transcript(j2[0].0, complete("Yes."), 800);
         let a: Vec<(u64, TurnAction)> = out.into_iter().map(|a| (800, a)).collect();
         assert_eq!(utterances(&a)[0].1.text, "Yes.");
         // Failing while the turn already waits for it: the final decode is asked at once.
@@ -1045,14 +1016,7 @@ mod tests {
         t.listen(Expect::YesNo, 5000);
         let a = feed(&mut t, 0, "..########..");
         let j = jobs(&a);
-        let out = t.transcript(
-            j[0].0,
-            Transcript {
-                text: "No.".into(),
-                complete: true,
-            },
-            520,
-        );
+        let out = t.transcript(j[0].0, complete("No."), 520);
         assert!(
             !out.iter().any(|a| matches!(a, TurnAction::Utterance(_))),
             "200 ms after a lone word is too soon: {out:?}"
@@ -1063,14 +1027,7 @@ mod tests {
         assert!(utterances(&a).is_empty());
         let j = jobs(&a);
         assert_eq!(j.len(), 1);
-        let out = t.transcript(
-            j[0].0,
-            Transcript {
-                text: "No, not today.".into(),
-                complete: true,
-            },
-            900,
-        );
+        let out = t.transcript(j[0].0, complete("No, not today."), 900);
         let a: Vec<(u64, TurnAction)> = out.into_iter().map(|a| (900, a)).collect();
         let u = utterances(&a);
         assert_eq!(u.len(), 1);
@@ -1079,14 +1036,7 @@ mod tests {
         let mut t = TurnTaker::new(TurnConfig::default());
         t.listen(Expect::YesNo, 5000);
         let a = feed(&mut t, 0, "..########..");
-        let out = t.transcript(
-            jobs(&a)[0].0,
-            Transcript {
-                text: "Yes.".into(),
-                complete: true,
-            },
-            500,
-        );
+        let out = t.transcript(jobs(&a)[0].0, complete("Yes."), 500);
         assert!(!out.iter().any(|a| matches!(a, TurnAction::Utterance(_))));
         let a = feed(&mut t, 384, "..............");
         let u = utterances(&a);
@@ -1106,14 +1056,7 @@ mod tests {
             let mut t = TurnTaker::new(TurnConfig::default());
             t.listen(Expect::YesNo, 5000);
             let a = feed(&mut t, 0, "..########.......");
-            let out = t.transcript(
-                jobs(&a)[0].0,
-                Transcript {
-                    text: text.into(),
-                    complete: true,
-                },
-                560,
-            );
+            let out = t.transcript(jobs(&a)[0].0, complete(text), 560);
             let ended = out.iter().any(|a| matches!(a, TurnAction::Utterance(_)));
             (t, ended)
         };
@@ -1138,14 +1081,7 @@ mod tests {
         let mut t = TurnTaker::new(TurnConfig::default());
         t.listen(Expect::YesNo, 5000);
         let a = feed(&mut t, 0, "..########..");
-        let out = t.transcript(
-            jobs(&a)[0].0,
-            Transcript {
-                text: "Yes.".into(),
-                complete: true,
-            },
-            900,
-        );
+        let out = t.transcript(jobs(&a)[0].0, complete("Yes."), 900);
         assert!(
             !out.iter().any(|a| matches!(a, TurnAction::Utterance(_))),
             "ended on silence nobody heard: {out:?}"
@@ -1154,14 +1090,7 @@ mod tests {
         assert!(utterances(&a).is_empty(), "{a:?}");
         let j = jobs(&a);
         assert_eq!(j.len(), 1);
-        let out = t.transcript(
-            j[0].0,
-            Transcript {
-                text: "Yes, speaking.".into(),
-                complete: true,
-            },
-            1400,
-        );
+        let out = t.transcript(j[0].0, complete("Yes, speaking."), 1400);
         let a: Vec<(u64, TurnAction)> = out.into_iter().map(|a| (1400, a)).collect();
         let u = utterances(&a);
         assert_eq!(u.len(), 1, "{a:?}");
@@ -1171,14 +1100,7 @@ mod tests {
         let mut t = TurnTaker::new(TurnConfig::default());
         t.listen(Expect::YesNo, 5000);
         let a = feed(&mut t, 0, "..########..");
-        let out = t.transcript(
-            jobs(&a)[0].0,
-            Transcript {
-                text: "Yes.".into(),
-                complete: true,
-            },
-            900,
-        );
+        let out = t.transcript(jobs(&a)[0].0, complete("Yes."), 900);
         assert!(!out.iter().any(|a| matches!(a, TurnAction::Utterance(_))));
         let a = feed(&mut t, 384, "..............");
         let u = utterances(&a);
