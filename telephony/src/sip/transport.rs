@@ -68,6 +68,23 @@ impl std::fmt::Debug for SipTlsConfig {
 /// How long a TCP connect plus TLS handshake, or an accepted client's handshake, may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// After accepting a connection fails for a reason of this process's own (out of file
+/// descriptors, out of memory), the listeners rest this long instead of retrying at once: the
+/// error would come straight back and the loop would spin, starving the calls it serves.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(250);
+
+/// When the listeners may accept again after `e`: `None` (at once) when only that one client's
+/// connection failed (it reset or went away before it was accepted), else after [`ACCEPT_BACKOFF`].
+fn accept_resume_at(e: &std::io::Error, now: Instant) -> Option<Instant> {
+    use std::io::ErrorKind::{
+        ConnectionAborted, ConnectionRefused, ConnectionReset, Interrupted, WouldBlock,
+    };
+    match e.kind() {
+        ConnectionAborted | ConnectionRefused | ConnectionReset | Interrupted | WouldBlock => None,
+        _ => Some(now + ACCEPT_BACKOFF),
+    }
+}
+
 type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
 enum Command {
@@ -543,10 +560,16 @@ async fn run(
     // Calls waiting for a connection being opened to their next hop.
     let mut connecting: HashMap<SocketAddr, Vec<PendingInvite>> = HashMap::new();
     let (in_tx, mut in_rx) = mpsc::unbounded_channel::<Inbound>();
+    // Set after a failed accept (see `accept_resume_at`); the 10 ms tick wakes the loop to resume.
+    let mut accept_paused_until: Option<Instant> = None;
     loop {
         // An INVITE's caller is told once the request has been handed to the socket, so that
         // "invite() returned" means "the INVITE left" (the dialer commits its attempt then).
         let mut invited: Vec<(oneshot::Sender<Option<CallId>>, CallId)> = Vec::new();
+        if accept_paused_until.is_some_and(|t| Instant::now() >= t) {
+            accept_paused_until = None;
+        }
+        let accepting = accept_paused_until.is_none();
         let outputs = tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
                 Ok((n, from)) => ua.on_datagram(&buf[..n], from, Instant::now()),
@@ -555,18 +578,31 @@ async fn run(
                     Vec::new()
                 }
             },
-            a = listener.accept() => {
-                if let Ok((stream, peer)) = a {
-                    let (read, write) = stream.into_split();
-                    writers.insert(peer, Box::new(write));
-                    ua.set_stream(peer, Some(Stream::Tcp));
-                    spawn_reader(read, peer, in_tx.clone());
+            a = listener.accept(), if accepting => {
+                match a {
+                    Ok((stream, peer)) => {
+                        let (read, write) = stream.into_split();
+                        writers.insert(peer, Box::new(write));
+                        ua.set_stream(peer, Some(Stream::Tcp));
+                        spawn_reader(read, peer, in_tx.clone());
+                    }
+                    Err(e) => {
+                        tracing::warn!("SIP TCP accept failed: {e}");
+                        accept_paused_until = accept_resume_at(&e, Instant::now());
+                    }
                 }
                 Vec::new()
             }
-            a = accept_tls(&tls) => {
-                if let (Ok((tcp, peer)), Some(t)) = (a, &tls) {
-                    spawn_tls_handshake(t.acceptor.clone(), tcp, peer, in_tx.clone());
+            a = accept_tls(&tls), if accepting => {
+                match (a, &tls) {
+                    (Ok((tcp, peer)), Some(t)) => {
+                        spawn_tls_handshake(t.acceptor.clone(), tcp, peer, in_tx.clone());
+                    }
+                    (Err(e), _) => {
+                        tracing::warn!("SIP TLS accept failed: {e}");
+                        accept_paused_until = accept_resume_at(&e, Instant::now());
+                    }
+                    (Ok(_), None) => {}
                 }
                 Vec::new()
             }
@@ -709,6 +745,25 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accept_errors_of_the_process_pause_the_listeners_and_a_client_s_own_do_not() {
+        let now = Instant::now();
+        // EMFILE and ENFILE: out of file descriptors, the error that comes straight back.
+        for errno in [24, 23] {
+            let e = std::io::Error::from_raw_os_error(errno);
+            assert_eq!(accept_resume_at(&e, now), Some(now + ACCEPT_BACKOFF), "{e}");
+        }
+        let e = std::io::Error::from(std::io::ErrorKind::OutOfMemory);
+        assert_eq!(accept_resume_at(&e, now), Some(now + ACCEPT_BACKOFF));
+        for kind in [
+            std::io::ErrorKind::ConnectionAborted,
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::Interrupted,
+        ] {
+            assert_eq!(accept_resume_at(&std::io::Error::from(kind), now), None);
+        }
+    }
 
     #[tokio::test]
     async fn a_taken_tcp_port_is_an_error_for_a_fixed_address_and_skipped_for_port_zero() {
