@@ -50,7 +50,7 @@ pub(crate) async fn serve(
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(conn) => conn,
-            Err(e) if is_connection_error(&e) => continue,
+            Err(e) if telephony::tls::accept_error_is_the_clients(&e) => continue,
             Err(e) => {
                 // Out of file descriptors and the like: wait rather than spin.
                 tracing::warn!(error = %e, "console: accepting a connection failed");
@@ -85,16 +85,6 @@ pub(crate) async fn serve(
             }
         });
     }
-}
-
-/// A connection reset before it was accepted: the next one is fine.
-fn is_connection_error(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::ConnectionRefused
-            | std::io::ErrorKind::ConnectionAborted
-            | std::io::ErrorKind::ConnectionReset
-    )
 }
 
 /// Marks every cookie `Secure`: served over TLS, it must never go back over plain HTTP.

@@ -168,6 +168,21 @@ pub fn client_config(
     }
 }
 
+/// Whether a listener's failed `accept` was the one client's own doing (it reset or went away
+/// before it was accepted, or the call was interrupted): accept the next one at once. Any other
+/// error (out of file descriptors, out of memory) belongs to this process and comes straight
+/// back, so the accept loops serving clients (SIP over TCP and TLS, the console's HTTPS) rest
+/// before trying again rather than spin.
+pub fn accept_error_is_the_clients(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{
+        ConnectionAborted, ConnectionRefused, ConnectionReset, Interrupted, WouldBlock,
+    };
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset | Interrupted | WouldBlock
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

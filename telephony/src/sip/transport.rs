@@ -73,16 +73,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// error would come straight back and the loop would spin, starving the calls it serves.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(250);
 
-/// When the listeners may accept again after `e`: `None` (at once) when only that one client's
-/// connection failed (it reset or went away before it was accepted), else after [`ACCEPT_BACKOFF`].
-fn accept_resume_at(e: &std::io::Error, now: Instant) -> Option<Instant> {
-    use std::io::ErrorKind::{
-        ConnectionAborted, ConnectionRefused, ConnectionReset, Interrupted, WouldBlock,
-    };
-    match e.kind() {
-        ConnectionAborted | ConnectionRefused | ConnectionReset | Interrupted | WouldBlock => None,
-        _ => Some(now + ACCEPT_BACKOFF),
-    }
+/// Logs a failed accept and says until when the listeners rest: not at all when it was the
+/// client's own failure ([`crate::tls::accept_error_is_the_clients`]), else [`ACCEPT_BACKOFF`].
+fn pause_after_accept_error(listener: &str, e: &std::io::Error, now: Instant) -> Option<Instant> {
+    tracing::warn!("SIP {listener} accept failed: {e}");
+    (!crate::tls::accept_error_is_the_clients(e)).then(|| now + ACCEPT_BACKOFF)
 }
 
 type Writer = Box<dyn AsyncWrite + Send + Unpin>;
@@ -560,16 +555,13 @@ async fn run(
     // Calls waiting for a connection being opened to their next hop.
     let mut connecting: HashMap<SocketAddr, Vec<PendingInvite>> = HashMap::new();
     let (in_tx, mut in_rx) = mpsc::unbounded_channel::<Inbound>();
-    // Set after a failed accept (see `accept_resume_at`); the 10 ms tick wakes the loop to resume.
+    // Set after a failed accept (see `pause_after_accept_error`); the 10 ms tick wakes the loop to resume.
     let mut accept_paused_until: Option<Instant> = None;
     loop {
         // An INVITE's caller is told once the request has been handed to the socket, so that
         // "invite() returned" means "the INVITE left" (the dialer commits its attempt then).
         let mut invited: Vec<(oneshot::Sender<Option<CallId>>, CallId)> = Vec::new();
-        if accept_paused_until.is_some_and(|t| Instant::now() >= t) {
-            accept_paused_until = None;
-        }
-        let accepting = accept_paused_until.is_none();
+        let accepting = accept_paused_until.is_none_or(|t| Instant::now() >= t);
         let outputs = tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
                 Ok((n, from)) => ua.on_datagram(&buf[..n], from, Instant::now()),
@@ -587,8 +579,7 @@ async fn run(
                         spawn_reader(read, peer, in_tx.clone());
                     }
                     Err(e) => {
-                        tracing::warn!("SIP TCP accept failed: {e}");
-                        accept_paused_until = accept_resume_at(&e, Instant::now());
+                        accept_paused_until = pause_after_accept_error("TCP", &e, Instant::now());
                     }
                 }
                 Vec::new()
@@ -599,8 +590,7 @@ async fn run(
                         spawn_tls_handshake(t.acceptor.clone(), tcp, peer, in_tx.clone());
                     }
                     (Err(e), _) => {
-                        tracing::warn!("SIP TLS accept failed: {e}");
-                        accept_paused_until = accept_resume_at(&e, Instant::now());
+                        accept_paused_until = pause_after_accept_error("TLS", &e, Instant::now());
                     }
                     (Ok(_), None) => {}
                 }
@@ -752,16 +742,26 @@ mod tests {
         // EMFILE and ENFILE: out of file descriptors, the error that comes straight back.
         for errno in [24, 23] {
             let e = std::io::Error::from_raw_os_error(errno);
-            assert_eq!(accept_resume_at(&e, now), Some(now + ACCEPT_BACKOFF), "{e}");
+            assert_eq!(
+                pause_after_accept_error("TCP", &e, now),
+                Some(now + ACCEPT_BACKOFF),
+                "{e}"
+            );
         }
         let e = std::io::Error::from(std::io::ErrorKind::OutOfMemory);
-        assert_eq!(accept_resume_at(&e, now), Some(now + ACCEPT_BACKOFF));
+        assert_eq!(
+            pause_after_accept_error("TCP", &e, now),
+            Some(now + ACCEPT_BACKOFF)
+        );
         for kind in [
             std::io::ErrorKind::ConnectionAborted,
             std::io::ErrorKind::ConnectionReset,
             std::io::ErrorKind::Interrupted,
         ] {
-            assert_eq!(accept_resume_at(&std::io::Error::from(kind), now), None);
+            assert_eq!(
+                pause_after_accept_error("TCP", &std::io::Error::from(kind), now),
+                None
+            );
         }
     }
 
