@@ -3,7 +3,8 @@
 //! `train`, score the other 20% plus `oos_train`). Embeddings are cached in $TMPDIR between runs
 //! of this tool only.
 //!
-//! `cargo run --release -p nlu --example tune -- banking|shots|clinc`
+//! `cargo run --release -p nlu --example tune -- banking|shots|clinc`; `TUNE_MODEL=DIR` scores
+//! another encoder (DIR/model.onnx with the same outputs, DIR/tokenizer.json; see mpnet_probe.py).
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
@@ -22,7 +23,6 @@ const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data");
 /// composed into features by `FEAT` (e.g. `FEAT=4,3` or `FEAT=5,max`; empty = sentence only,
 /// unset = the default `FeatureSpec`).
 fn embed_cached(name: &str, rows: &[Example]) -> Array2<f32> {
-    const VIEWS: usize = 8 * 384;
     let spec = match std::env::var("FEAT") {
         Err(_) => FeatureSpec::default(),
         Ok(v) => FeatureSpec {
@@ -31,31 +31,40 @@ fn embed_cached(name: &str, rows: &[Example]) -> Array2<f32> {
         },
     };
     eprintln!("features {spec:?}");
-    let path = std::env::temp_dir().join(format!("nlu-tune-views-{name}-{}.f32", rows.len()));
-    if let Ok(bytes) = std::fs::read(&path) {
-        let v: Vec<f32> = bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        let views = Array2::from_shape_vec((rows.len(), VIEWS), v).unwrap();
-        return spec.compose(views.view(), 384, 6);
-    }
     let dir = ModelsDir::resolve(None);
+    // TUNE_MODEL: a folder with model.onnx and tokenizer.json to try instead of MiniLM.
+    let (model, tokenizer, tag) = match std::env::var("TUNE_MODEL") {
+        Ok(m) => {
+            let m = PathBuf::from(m);
+            let tag = m.to_string_lossy().replace('/', "_");
+            (m.join("model.onnx"), m.join("tokenizer.json"), tag)
+        }
+        Err(_) => (dir.minilm_onnx(), dir.minilm_tokenizer(), "minilm".into()),
+    };
     let env = onnxruntime_environment(&dir).unwrap();
     let e = Embedder::new(
         &env,
-        &dir.minilm_onnx(),
-        &dir.minilm_tokenizer(),
+        &model,
+        &tokenizer,
         EmbedderOptions {
             intra_threads: 2,
             ..Default::default()
         },
     )
     .unwrap();
+    let (dim, layers) = (e.dim(), e.layer_count());
+    let path = std::env::temp_dir().join(format!("nlu-tune-views-{tag}-{name}-{}.f32", rows.len()));
+    if let Ok(bytes) = std::fs::read(&path) {
+        let v: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let views = Array2::from_shape_vec((rows.len(), e.views_dim()), v).unwrap();
+        return spec.compose(views.view(), dim, layers);
+    }
     let t = std::time::Instant::now();
     let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
     let m = e.views_batch(&texts).unwrap();
-    assert_eq!(m.ncols(), VIEWS);
     eprintln!(
         "embedded {} in {:.1}s",
         rows.len(),
@@ -63,7 +72,7 @@ fn embed_cached(name: &str, rows: &[Example]) -> Array2<f32> {
     );
     let bytes: Vec<u8> = m.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(&path, bytes).unwrap();
-    spec.compose(m.view(), 384, 6)
+    spec.compose(m.view(), dim, layers)
 }
 
 fn eval(
