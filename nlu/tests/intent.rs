@@ -20,7 +20,7 @@ use nlu::{Context, Embedder, EmbedderOptions, IntentClassifier, IntentModel, Nlu
 const FULL_FLOOR: f64 = 0.905;
 const SHOT_FLOOR: f64 = 0.81;
 const CLINC_ACC_FLOOR: f32 = 0.87;
-const CLINC_RECALL_FLOOR: f32 = 0.72;
+const CLINC_RECALL_FLOOR: f32 = 0.85;
 
 fn data() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data"))
@@ -99,7 +99,7 @@ fn banking77_full_train() {
         acc * 100.0,
         f1 * 100.0
     );
-    // Measured 91.92% (macro-F1 92.10%) on this split; the target of 93.5% is not reached.
+    // Measured 91.99% (macro-F1 92.20%) on this split; the target of 93.5% is not reached.
     assert!(acc >= FULL_FLOOR, "accuracy {acc}");
 }
 
@@ -157,7 +157,7 @@ fn clinc150_out_of_scope() {
         acc * 100.0,
         recall * 100.0
     );
-    // Measured on this subset: 88.93% in-scope accuracy at 80.00% OOS recall (threshold 0.354,
+    // Measured on this subset: 89.00% in-scope accuracy at 93.00% OOS recall (threshold 0.470,
     // calibrated for 93% on the calibration part). The bench runs the full-data protocol.
     assert!(
         acc >= CLINC_ACC_FLOOR && recall >= CLINC_RECALL_FLOOR,

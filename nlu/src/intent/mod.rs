@@ -46,11 +46,14 @@ pub struct TrainOptions {
 }
 
 /// Defaults chosen on validation data only (`examples/tune.rs`): Banking77 validation part of our
-/// split and a held-out 20% of CLINC150 `train` with `oos_train`.
+/// split and a held-out 20% of CLINC150 `train` with `oos_train`. The L2 penalty: 3e-5 against the
+/// earlier 3e-4 scores 93.03% against 93.23% on Banking77 validation (two sentences of 1,005) but
+/// 97.63% against 96.37% in-scope without rejection on CLINC150's held-out part, and 93% against
+/// 83% out-of-scope recall at 95% in-scope.
 impl Default for TrainOptions {
     fn default() -> Self {
         Self {
-            l2: 3e-4,
+            l2: 3e-5,
             tfidf_weight: 1.0,
             embedding_scale: 2.0,
             knn_weight: 0.45,
@@ -65,10 +68,13 @@ impl Default for TrainOptions {
 }
 
 impl TrainOptions {
-    /// For a handful of examples per intent (a flow's intents, 10-shot evaluations).
+    /// For a handful of examples per intent (a flow's intents, 10-shot evaluations). The head is
+    /// pulled towards the class centroids and keeps the stronger L2 penalty (10-shot Banking77
+    /// validation: 84.68% at 3e-4, 84.48% at 3e-5).
     pub fn few_shot() -> Self {
         Self {
             centroid_prior: 3.0,
+            l2: 3e-4,
             ..Self::default()
         }
     }
