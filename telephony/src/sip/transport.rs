@@ -2,7 +2,10 @@
 //! and optionally a TLS listener on its own (SIPS, conventionally port 5061), one task. Commands
 //! go in through a handle; call events come out of a channel. The task only moves bytes and time
 //! between the sockets and the sans-IO core; stream connections (TCP or TLS, opened for calls
-//! placed over them, or accepted) are framed by Content-Length and each has a reader task.
+//! placed over them, or accepted) are framed by Content-Length and each has a reader task and a
+//! writer task fed through a bounded queue: a peer that stops reading loses its connection when
+//! its queue fills (or a write stalls for 10 s) and never holds up the loop, which serves every
+//! other peer.
 //!
 //! TLS (rustls): an accepted connection's handshake runs in its own task, so a slow or hostile
 //! client holds up nobody; a call placed over TLS verifies the peer's certificate against the
@@ -81,6 +84,59 @@ fn pause_after_accept_error(listener: &str, e: &std::io::Error, now: Instant) ->
 }
 
 type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// Messages queued for one stream connection before the agent gives up on a peer that does not
+/// read (a few hundred SIP messages; a live peer drains them in milliseconds).
+const STREAM_QUEUE: usize = 256;
+/// How long one message may take to leave on a stream connection before the connection is
+/// treated as dead.
+const STREAM_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The agent's side of one stream connection's writer task: messages go into a bounded queue, so
+/// a peer that stops reading fills its own queue and never stalls the agent's loop.
+struct StreamWriter {
+    queue: mpsc::Sender<Vec<u8>>,
+    task: tokio::task::AbortHandle,
+}
+
+impl StreamWriter {
+    /// Stops the task at once, dropping what is queued. Dropping a `StreamWriter` instead lets the
+    /// task finish writing the queue (a peer that half-closed still gets its answers) and end.
+    fn abort(self) {
+        self.task.abort();
+    }
+}
+
+/// Starts the task that writes `peer`'s queued messages to `write`, in order. It ends on the first
+/// failed or timed-out write; the agent then finds the queue closed.
+fn spawn_writer(mut write: Writer, peer: SocketAddr) -> StreamWriter {
+    let (queue, mut rx) = mpsc::channel::<Vec<u8>>(STREAM_QUEUE);
+    let task = tokio::spawn(async move {
+        while let Some(data) = rx.recv().await {
+            let sent = tokio::time::timeout(STREAM_WRITE_TIMEOUT, async {
+                write.write_all(&data).await?;
+                write.flush().await
+            })
+            .await;
+            match sent {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!("SIP stream send to {peer} failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        "SIP stream send to {peer} timed out after {} s",
+                        STREAM_WRITE_TIMEOUT.as_secs()
+                    );
+                    return;
+                }
+            }
+        }
+    })
+    .abort_handle();
+    StreamWriter { queue, task }
+}
 
 enum Command {
     Invite {
@@ -548,7 +604,7 @@ async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_gc = Instant::now();
-    let mut writers: HashMap<SocketAddr, Writer> = HashMap::new();
+    let mut writers: HashMap<SocketAddr, StreamWriter> = HashMap::new();
     // Peers reached over TLS: what is meant for them never goes over UDP, even after their
     // connection closed.
     let mut tls_peers: HashSet<SocketAddr> = HashSet::new();
@@ -558,8 +614,9 @@ async fn run(
     // Set after a failed accept (see `pause_after_accept_error`); the 10 ms tick wakes the loop to resume.
     let mut accept_paused_until: Option<Instant> = None;
     loop {
-        // An INVITE's caller is told once the request has been handed to the socket, so that
-        // "invite() returned" means "the INVITE left" (the dialer commits its attempt then).
+        // An INVITE's caller is told once the request has been handed to the UDP socket or to
+        // its connection's writer queue, so that "invite() returned" means "the INVITE is on its
+        // way" (the dialer commits its attempt then).
         let mut invited: Vec<(oneshot::Sender<Option<CallId>>, CallId)> = Vec::new();
         let accepting = accept_paused_until.is_none_or(|t| Instant::now() >= t);
         let outputs = tokio::select! {
@@ -574,7 +631,7 @@ async fn run(
                 match a {
                     Ok((stream, peer)) => {
                         let (read, write) = stream.into_split();
-                        writers.insert(peer, Box::new(write));
+                        writers.insert(peer, spawn_writer(Box::new(write), peer));
                         ua.set_stream(peer, Some(Stream::Tcp));
                         spawn_reader(read, peer, in_tx.clone());
                     }
@@ -599,7 +656,7 @@ async fn run(
             m = in_rx.recv() => match m {
                 Some(Inbound::Message(peer, data)) => ua.on_datagram(&data, peer, Instant::now()),
                 Some(Inbound::TlsAccepted(peer, write)) => {
-                    writers.insert(peer, write);
+                    writers.insert(peer, spawn_writer(write, peer));
                     tls_peers.insert(peer);
                     ua.set_stream(peer, Some(Stream::Tls));
                     Vec::new()
@@ -607,7 +664,7 @@ async fn run(
                 Some(Inbound::Connected { peer, stream, conn }) => match conn {
                     Ok(conn) => {
                         let (read, write) = tokio::io::split(conn);
-                        writers.insert(peer, Box::new(write));
+                        writers.insert(peer, spawn_writer(Box::new(write), peer));
                         if stream == Stream::Tls {
                             tls_peers.insert(peer);
                         }
@@ -689,14 +746,20 @@ async fn run(
         for o in outputs {
             match o {
                 UaOutput::Send { to, data } => {
-                    if let Some(w) = writers.get_mut(&to) {
-                        let sent = match w.write_all(&data).await {
-                            Ok(()) => w.flush().await,
-                            Err(e) => Err(e),
-                        };
-                        if let Err(e) = sent {
-                            tracing::warn!("SIP stream send to {to} failed: {e}");
-                            writers.remove(&to);
+                    if let Some(w) = writers.get(&to) {
+                        let queued = w.queue.try_send(data);
+                        if let Err(e) = queued {
+                            match e {
+                                mpsc::error::TrySendError::Full(_) => tracing::warn!(
+                                    "SIP connection to {to} dropped: {STREAM_QUEUE} messages wait unsent (the peer does not read)"
+                                ),
+                                mpsc::error::TrySendError::Closed(_) => tracing::warn!(
+                                    "SIP message for {to} dropped: its connection failed"
+                                ),
+                            }
+                            if let Some(w) = writers.remove(&to) {
+                                w.abort();
+                            }
                             if !tls_peers.contains(&to) {
                                 ua.set_stream(to, None);
                             }
