@@ -159,6 +159,37 @@ class GraphBuilder:
         return outs[0]
 
 
+def finish_model(g, x, layer_means, axis1, width, name, producer):
+    """The outputs of a sentence-embedding graph built with `g`, from its last hidden state `x`
+    and each layer's masked mean (`layer_means`, [batch, width] each; `axis1` the constant [1]),
+    and the model around it: `token_embeddings`, `layer_embeddings` and the L2-normalised
+    `sentence_embedding`."""
+    g.op("Identity", [x], outputs=["token_embeddings"])
+    mean = layer_means[-1]
+    g.op("Concat", [g.op("Unsqueeze", [lm, axis1]) for lm in layer_means], outputs=["layer_embeddings"], axis=1)
+    sq = g.op("ReduceSum", [g.op("Mul", [mean, mean]), g.const("axis_m1", np.array([-1], np.int64))], keepdims=1)
+    norm = g.op("Max", [g.op("Sqrt", [sq]), g.const("min_norm", np.array(1e-12, np.float32))])
+    g.op("Div", [mean, norm], outputs=["sentence_embedding"])
+
+    graph = helper.make_graph(
+        g.nodes,
+        name,
+        [
+            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
+            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"]),
+        ],
+        [
+            helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", width]),
+            helper.make_tensor_value_info("token_embeddings", TensorProto.FLOAT, ["batch", "seq", width]),
+            helper.make_tensor_value_info("layer_embeddings", TensorProto.FLOAT, ["batch", len(layer_means), width]),
+        ],
+        g.inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name=producer)
+    model.ir_version = 8  # readable by ONNX Runtime 1.31 and onnx's checker alike
+    return model
+
+
 def build_graph(t, cfg):
     g = GraphBuilder()
     eps = float(cfg["layer_norm_eps"])
@@ -225,32 +256,7 @@ def build_graph(t, cfg):
         x = layer_norm(g.op("Add", [linear(h, p + "output.dense"), x]), p + "output.LayerNorm")
         layer_means.append(masked_mean(x))
 
-    g.op("Identity", [x], outputs=["token_embeddings"])
-    mean = layer_means[-1]
-    g.op("Concat", [g.op("Unsqueeze", [lm, axis1]) for lm in layer_means], outputs=["layer_embeddings"], axis=1)
-    sq = g.op("ReduceSum", [g.op("Mul", [mean, mean]), g.const("axis_m1", np.array([-1], np.int64))], keepdims=1)
-    norm = g.op("Max", [g.op("Sqrt", [sq]), g.const("min_norm", np.array(1e-12, np.float32))])
-    g.op("Div", [mean, norm], outputs=["sentence_embedding"])
-
-    graph = helper.make_graph(
-        g.nodes,
-        "all-MiniLM-L6-v2",
-        [
-            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
-            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"]),
-        ],
-        [
-            helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", width]),
-            helper.make_tensor_value_info("token_embeddings", TensorProto.FLOAT, ["batch", "seq", width]),
-            helper.make_tensor_value_info(
-                "layer_embeddings", TensorProto.FLOAT, ["batch", cfg["num_hidden_layers"], width]
-            ),
-        ],
-        g.inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="callbot models/scripts/minilm_to_onnx.py")
-    model.ir_version = 8  # readable by ONNX Runtime 1.31 and onnx's checker alike
+    model = finish_model(g, x, layer_means, axis1, width, "all-MiniLM-L6-v2", "callbot models/scripts/minilm_to_onnx.py")
     onnx.checker.check_model(model, full_check=True)
     return model
 

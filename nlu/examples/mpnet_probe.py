@@ -27,17 +27,17 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "models" / "scripts"))
 from minilm_to_onnx import (  # noqa: E402  (the shared graph builder and reference helpers)
     MASK_BIAS,
-    OPSET,
     REFERENCE_SENTENCES,
     TOLERANCE,
     GraphBuilder,
     _erf,
     _layer_norm,
+    finish_model,
     read_safetensors,
     tokenize,
 )
@@ -170,30 +170,7 @@ def build_graph(t, cfg):
         x = layer_norm(g.op("Add", [linear(h, p + "output.dense"), x]), p + "output.LayerNorm")
         layer_means.append(g.op("Div", [g.op("ReduceSum", [g.op("Mul", [x, m]), axis1], keepdims=0), count]))
 
-    g.op("Identity", [x], outputs=["token_embeddings"])
-    mean = layer_means[-1]
-    g.op("Concat", [g.op("Unsqueeze", [lm, axis1]) for lm in layer_means], outputs=["layer_embeddings"], axis=1)
-    sq = g.op("ReduceSum", [g.op("Mul", [mean, mean]), const("axis_m1", [-1], np.int64)], keepdims=1)
-    norm = g.op("Max", [g.op("Sqrt", [sq]), const("min_norm", 1e-12, np.float32)])
-    g.op("Div", [mean, norm], outputs=["sentence_embedding"])
-
-    layers = cfg["num_hidden_layers"]
-    graph = helper.make_graph(
-        g.nodes,
-        "all-mpnet-base-v2",
-        [
-            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
-            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"]),
-        ],
-        [
-            helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", width]),
-            helper.make_tensor_value_info("token_embeddings", TensorProto.FLOAT, ["batch", "seq", width]),
-            helper.make_tensor_value_info("layer_embeddings", TensorProto.FLOAT, ["batch", layers, width]),
-        ],
-        g.inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="callbot mpnet_probe.py")
-    model.ir_version = 8
+    model = finish_model(g, x, layer_means, axis1, width, "all-mpnet-base-v2", "callbot mpnet_probe.py")
     for n, node in enumerate(model.graph.node):
         node.name = f"{node.op_type}_{n}"
     return model

@@ -15,38 +15,19 @@ use std::time::Duration;
 use nix::sys::resource::{Resource, UsageWho, getrlimit, getrusage, setrlimit};
 use telephony::sip::transport::UdpAgent;
 
+#[path = "support/sip_options.rs"]
+mod sip_options;
+use sip_options::{options, udp_status_line};
+
 fn cpu_seconds() -> f64 {
     let u = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage");
     let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
     t(u.user_time()) + t(u.system_time())
 }
 
-fn options(agent: SocketAddr, probe: SocketAddr, n: u32) -> String {
-    format!(
-        "OPTIONS sip:bot@{agent} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {probe};branch=z9hG4bKemfile{n}\r\n\
-         Max-Forwards: 70\r\n\
-         From: <sip:probe@{probe}>;tag=p{n}\r\n\
-         To: <sip:bot@{agent}>\r\n\
-         Call-ID: emfile-{n}@127.0.0.1\r\n\
-         CSeq: {n} OPTIONS\r\n\
-         Content-Length: 0\r\n\r\n"
-    )
-}
-
 /// Sends an OPTIONS over UDP and returns the status line of the answer.
 fn ping(probe: &UdpSocket, agent: SocketAddr, n: u32) -> String {
-    let local = probe.local_addr().expect("probe addr");
-    probe
-        .send_to(options(agent, local, n).as_bytes(), agent)
-        .expect("send OPTIONS");
-    let mut buf = [0u8; 4096];
-    let len = probe.recv(&mut buf).expect("an answer to OPTIONS over UDP");
-    String::from_utf8_lossy(&buf[..len])
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string()
+    udp_status_line(probe, agent, n).expect("an answer to OPTIONS over UDP")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +45,7 @@ async fn an_agent_out_of_descriptors_rests_keeps_serving_udp_and_accepts_later()
     // The client connects in 1.5 s, when this process is out of descriptors, then sends an
     // OPTIONS over TCP and prints the status line it gets (the agent can only answer once it
     // has accepted the connection).
-    let request = options(addr, addr, 2).replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    let request = options(addr, "TCP", addr, 2);
     let mut child = Command::new("bash")
         .arg("-c")
         .arg(format!(

@@ -8,18 +8,9 @@ use std::time::Duration;
 
 use telephony::sip::transport::UdpAgent;
 
-fn options(agent: SocketAddr, via: &str, from: SocketAddr, n: u32) -> String {
-    format!(
-        "OPTIONS sip:bot@{agent} SIP/2.0\r\n\
-         Via: SIP/2.0/{via} {from};branch=z9hG4bKstall{n}\r\n\
-         Max-Forwards: 70\r\n\
-         From: <sip:probe@{from}>;tag=s{n}\r\n\
-         To: <sip:bot@{agent}>\r\n\
-         Call-ID: stall-{n}@127.0.0.1\r\n\
-         CSeq: {n} OPTIONS\r\n\
-         Content-Length: 0\r\n\r\n"
-    )
-}
+#[path = "support/sip_options.rs"]
+mod sip_options;
+use sip_options::{options, udp_status_line};
 
 /// Sends an OPTIONS over UDP and returns the status line of the answer ("" on none in 3 s).
 fn udp_ping(agent: SocketAddr, n: u32) -> String {
@@ -27,19 +18,7 @@ fn udp_ping(agent: SocketAddr, n: u32) -> String {
     probe
         .set_read_timeout(Some(Duration::from_secs(3)))
         .expect("timeout");
-    let local = probe.local_addr().expect("probe addr");
-    probe
-        .send_to(options(agent, "UDP", local, n).as_bytes(), agent)
-        .expect("send OPTIONS");
-    let mut buf = [0u8; 4096];
-    match probe.recv(&mut buf) {
-        Ok(len) => String::from_utf8_lossy(&buf[..len])
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_string(),
-        Err(_) => String::new(),
-    }
+    udp_status_line(&probe, agent, n).unwrap_or_default()
 }
 
 /// A well-behaved TCP client: one OPTIONS, the status line of the answer ("" on none in 3 s).
